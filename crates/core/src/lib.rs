@@ -1,0 +1,28 @@
+//! # tidewatch-core
+//!
+//! The pure logic of tidewatch: everything that can be decided from posts
+//! alone, without threads, sockets or disks. One [`Post`] type flows through
+//! every stage; each stage here is a small set of functions over it, so that
+//! every piece can be tested on a vector of posts.
+//!
+//! The enrichment stages, in the order [`enrich::Enricher`] applies them:
+//!
+//! 1. [`pseudonym`]: authors and post ids become keyed hashes, permalinks are
+//!    dropped. Nothing downstream ever sees a raw handle.
+//! 2. [`entities`]: hashtags, mentions, normalised links, domains, cashtags.
+//! 3. [`lang`]: the source's language tag, or a detected one.
+//! 4. [`sentiment`]: a VADER-compatible scorer.
+//! 5. [`redact`]: mentions, e-mail addresses and phone numbers masked in the
+//!    text that is stored or shown.
+
+pub mod enrich;
+pub mod entities;
+pub mod lang;
+pub mod post;
+pub mod pseudonym;
+pub mod redact;
+pub mod sentiment;
+pub mod time;
+
+pub use post::{Deletion, Entities, Event, LangSource, Post, Sentiment};
+pub use time::Timestamp;

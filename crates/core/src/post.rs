@@ -1,0 +1,227 @@
+//! The canonical post, and the deletion event.
+//!
+//! A [`Post`] is what every adapter produces and every later stage reads. Its
+//! JSON form, one object a line, is tidewatch's interchange format
+//! ("canonical JSONL"):
+//!
+//! ```text
+//! {"id": str, "platform": str, "created_at": RFC 3339 UTC, "author": str,
+//!  "text": str, "lang": str|null, "reply_to": str|null, "repost_of": str|null,
+//!  "url": str|null, "labels": object, "source": str}
+//! ```
+//!
+//! Enrichment adds `lang_source`, `sentiment` and `entities`; those fields are
+//! absent on a post that has not been enriched. `labels` carries a data set's
+//! ground truth and is never read by a detector.
+//!
+//! A [`Deletion`] is an upstream notice that a post was deleted (a Jetstream
+//! `delete`, a Mastodon `delete`, a Twitter compliance record). Later stages
+//! remove the post it names.
+
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// One public post, as decoded from any source.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Post {
+    /// The platform's id for the post; after pseudonymisation, a keyed hash.
+    pub id: String,
+    /// `twitter`, `bluesky`, `mastodon`, `reddit`, `rss`, ...
+    pub platform: String,
+    /// Event time. `None` when the source gives none.
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+    /// The account; after pseudonymisation, an epoch-keyed pseudonym.
+    #[serde(default)]
+    pub author: Option<String>,
+    #[serde(default)]
+    pub text: String,
+    /// A language tag (ISO 639-1 where known, e.g. `en`).
+    #[serde(default)]
+    pub lang: Option<String>,
+    /// The id of the post this one replies to.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// The id of the post this one reposts (a retweet, reblog, repost).
+    #[serde(default)]
+    pub repost_of: Option<String>,
+    /// The post's permalink. Dropped by pseudonymisation, never stored.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Ground truth from a data set. Never read by a detector.
+    #[serde(default = "empty_labels", skip_serializing_if = "is_null")]
+    pub labels: serde_json::Value,
+    /// Where the post came from (a data set, an adapter, a live source).
+    #[serde(default)]
+    pub source: String,
+
+    /// Where `lang` came from, once enriched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang_source: Option<LangSource>,
+    /// VADER scores, once enriched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<Sentiment>,
+    /// Hashtags, mentions, links, domains and cashtags, once enriched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entities: Option<Entities>,
+}
+
+fn empty_labels() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+fn is_null(v: &serde_json::Value) -> bool {
+    v.is_null()
+}
+
+/// Whether a post's language was given by its source or detected by us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LangSource {
+    Source,
+    Detected,
+}
+
+/// VADER sentiment: `compound` in [-1, 1], and the shares `pos + neu + neg ≈ 1`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sentiment {
+    pub compound: f64,
+    pub pos: f64,
+    pub neu: f64,
+    pub neg: f64,
+}
+
+/// Entities found in a post's text (and in the structured fields some
+/// sources provide).
+///
+/// Hashtags, mentions and cashtags are stored without their sigil and in
+/// lower case (`#Climate` → `climate`, `$TSLA` → `tsla`). Links are
+/// normalised to scheme + host + path; `domains` are their hosts without a
+/// leading `www.`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entities {
+    #[serde(default)]
+    pub hashtags: Vec<String>,
+    #[serde(default)]
+    pub mentions: Vec<String>,
+    #[serde(default)]
+    pub links: Vec<String>,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub cashtags: Vec<String>,
+}
+
+/// An upstream notice that a post no longer exists.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    /// The deleted post's id (after pseudonymisation, its keyed hash).
+    pub id: String,
+    pub platform: String,
+    /// When the deletion happened, if the source says.
+    #[serde(default)]
+    pub deleted_at: Option<Timestamp>,
+    #[serde(default)]
+    pub source: String,
+}
+
+/// What a decoder yields.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Post(Post),
+    Delete(Deletion),
+}
+
+impl Post {
+    /// Parses one canonical JSON line.
+    pub fn from_json(line: &[u8]) -> Result<Post, serde_json::Error> {
+        serde_json::from_slice(line)
+    }
+
+    /// Appends this post as one canonical JSON line (with a trailing `\n`).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Serialising plain data to a Vec cannot fail.
+        serde_json::to_writer(&mut *out, self).expect("serialising a Post");
+        out.push(b'\n');
+    }
+
+    /// Whether this post is a repost (retweet, reblog) of another.
+    pub fn is_repost(&self) -> bool {
+        self.repost_of.is_some()
+    }
+
+    /// Whether this post replies to another.
+    pub fn is_reply(&self) -> bool {
+        self.reply_to.is_some()
+    }
+}
+
+impl Deletion {
+    /// Appends this deletion as one JSON line `{"delete": {...}}`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(&mut *out, &serde_json::json!({ "delete": self }))
+            .expect("serialising a Deletion");
+        out.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_canonical_line_with_nulls() {
+        let line = br#"{"id":"t:1","platform":"twitter","created_at":null,"author":null,"text":"hi","lang":"en","reply_to":null,"repost_of":null,"url":null,"labels":{"task":"x"},"source":"tweeteval"}"#;
+        let p = Post::from_json(line).unwrap();
+        assert_eq!(p.id, "t:1");
+        assert_eq!(p.created_at, None);
+        assert_eq!(p.author, None);
+        assert_eq!(p.lang.as_deref(), Some("en"));
+        assert_eq!(p.labels["task"], "x");
+        assert_eq!(p.sentiment, None);
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let p = Post {
+            id: "9".into(),
+            platform: "bluesky".into(),
+            created_at: Some(Timestamp(1_779_719_008_388)),
+            author: Some("u1_abc".into()),
+            text: "Ünïcode \"quoted\"\nnew line".into(),
+            lang: None,
+            reply_to: Some("7".into()),
+            repost_of: None,
+            url: None,
+            labels: empty_labels(),
+            source: "gen".into(),
+            lang_source: Some(LangSource::Detected),
+            sentiment: Some(Sentiment {
+                compound: 0.5,
+                pos: 0.3,
+                neu: 0.7,
+                neg: 0.0,
+            }),
+            entities: Some(Entities {
+                hashtags: vec!["a".into()],
+                ..Default::default()
+            }),
+        };
+        let mut buf = Vec::new();
+        p.write_json(&mut buf);
+        assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert!(std::str::from_utf8(&buf)
+            .unwrap()
+            .contains(r#""created_at":"2026-05-25T14:23:28.388Z""#));
+        assert!(std::str::from_utf8(&buf)
+            .unwrap()
+            .contains(r#""lang_source":"detected""#));
+        assert_eq!(Post::from_json(&buf).unwrap(), p);
+    }
+
+    #[test]
+    fn missing_required_fields_are_errors_naming_the_field() {
+        let err = Post::from_json(br#"{"platform":"x"}"#).unwrap_err();
+        assert!(err.to_string().contains("`id`"), "{err}");
+    }
+}
