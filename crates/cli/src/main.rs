@@ -1,1 +1,49 @@
-fn main() {}
+//! `tidewatch`: watch public discourse in real time — topics, not people.
+//!
+//! This binary is the edge of the system: it parses arguments, opens files
+//! and reports errors with context. Every subcommand lives in its own module
+//! under `commands/` and calls into the library crates.
+
+mod commands;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "tidewatch", version, about = "Watch public discourse in real time: topics, not people.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode, pseudonymise and enrich posts from files into canonical JSON Lines.
+    Ingest(commands::ingest::Args),
+    /// Generate a realistic post stream with planted, documented events.
+    Gen(commands::gen::Args),
+    /// Measure throughput (posts per second) against an in-process baseline.
+    #[command(subcommand)]
+    Bench(commands::bench::Bench),
+    /// Evaluate a detector against labelled data.
+    #[command(subcommand)]
+    Eval(commands::eval::Eval),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ingest(a) => commands::ingest::run(a),
+        Command::Gen(a) => commands::gen::run(a),
+        Command::Bench(b) => commands::bench::run(b),
+        Command::Eval(e) => commands::eval::run(e),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tidewatch: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

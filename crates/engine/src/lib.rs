@@ -1,1 +1,19 @@
-//! (being written)
+//! # tidewatch-engine
+//!
+//! The runtime that moves posts between stages. The stages themselves are
+//! pure functions in `tidewatch-core`; this crate only supplies threads,
+//! bounded channels (back-pressure: a slow sink slows the reader, memory
+//! stays bounded) and ordering (output leaves in input order, whatever the
+//! number of threads).
+//!
+//! - [`ordered`]: a parallel map over batches that hands results to a
+//!   single consumer in the order the batches were produced.
+//! - [`decode`]: the decode stage: inputs → framed records → events, with
+//!   format detection, per-file counts and rejects (`file:line: reason`).
+//! - [`ingest`]: decode → pseudonymise → enrich → redact → canonical JSON
+//!   Lines, as run by `tidewatch ingest`.
+
+pub mod datadir;
+pub mod decode;
+pub mod ingest;
+pub mod ordered;

@@ -1,0 +1,181 @@
+//! The decode stage: inputs → records → events.
+//!
+//! For each input this stage opens the file (or stdin), detects its format
+//! from the content unless one was given, frames it and runs the format's
+//! decoder. A record that cannot be decoded becomes a [`Reject`]
+//! (`file:line: reason`) and the stream goes on; an input that cannot be
+//! read at all is recorded in its [`FileReport`] and the next input is read.
+//!
+//! Decoders are kept across inputs of the same format, so that posts seen
+//! through several files (Mastodon timelines, overlapping RSS snapshots)
+//! are emitted once.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use tidewatch_core::Event;
+use tidewatch_ingest::format::csv::CsvMapping;
+use tidewatch_ingest::format::{detect, DecodeOutput, Decoder, Format};
+use tidewatch_ingest::read::{FrameError, Input};
+
+/// How inputs are decoded.
+#[derive(Clone, Debug)]
+pub struct DecodeOptions {
+    /// `None` detects each input's format from its content.
+    pub format: Option<Format>,
+    /// The column mapping for CSV; `None` detects it from the header.
+    pub csv_mapping: Option<CsvMapping>,
+    /// Events per batch handed to the next stage.
+    pub batch_size: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions { format: None, csv_mapping: None, batch_size: 1024 }
+    }
+}
+
+/// One record that could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reject {
+    pub path: String,
+    pub line: u64,
+    pub reason: String,
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.path, self.line, self.reason)
+    }
+}
+
+/// What was read from one input.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileReport {
+    pub path: String,
+    pub format: Option<Format>,
+    /// Why this format was chosen (auto-detection), or "given".
+    pub detection: String,
+    pub posts: u64,
+    pub deletions: u64,
+    /// Valid records holding no post (likes, user objects, duplicates).
+    pub ignored: u64,
+    pub rejected: u64,
+    /// Set when the input could not be opened, detected or read to the end.
+    pub error: Option<String>,
+}
+
+/// Decodes every input in order, handing batches of events to `emit`
+/// (which returns false to stop) and each bad record to `on_reject`.
+pub fn decode_inputs(
+    paths: &[PathBuf],
+    opts: &DecodeOptions,
+    emit: &mut dyn FnMut(Vec<Event>) -> bool,
+    on_reject: &mut dyn FnMut(&Reject),
+) -> Vec<FileReport> {
+    let mut decoders: HashMap<Format, Box<dyn Decoder>> = HashMap::new();
+    let mut batch = Vec::with_capacity(opts.batch_size);
+    let mut reports = Vec::new();
+    let mut stopped = false;
+    for path in paths {
+        let mut report = FileReport { path: path.display().to_string(), ..Default::default() };
+        if !stopped {
+            stopped = !decode_one(path, opts, &mut decoders, &mut batch, &mut report, emit, on_reject);
+        }
+        reports.push(report);
+    }
+    if !stopped && !batch.is_empty() {
+        emit(batch);
+    }
+    reports
+}
+
+/// Returns false if `emit` asked to stop.
+fn decode_one(
+    path: &Path,
+    opts: &DecodeOptions,
+    decoders: &mut HashMap<Format, Box<dyn Decoder>>,
+    batch: &mut Vec<Event>,
+    report: &mut FileReport,
+    emit: &mut dyn FnMut(Vec<Event>) -> bool,
+    on_reject: &mut dyn FnMut(&Reject),
+) -> bool {
+    let input = match Input::open(path) {
+        Ok(i) => i,
+        Err(e) => {
+            report.error = Some(format!("cannot open: {e}"));
+            return true;
+        }
+    };
+    let (format, csv_mapping) = match opts.format {
+        Some(f) => {
+            report.detection = "given".into();
+            (f, opts.csv_mapping.clone())
+        }
+        None => match detect::detect(&input.head) {
+            Ok(d) => {
+                report.detection = d.reason;
+                (d.format, opts.csv_mapping.clone().or(d.csv_mapping))
+            }
+            Err(e) => {
+                report.error = Some(format!("format not recognised: {e}"));
+                return true;
+            }
+        },
+    };
+    report.format = Some(format);
+    // CSV headers differ between files; every other decoder is shared.
+    let mut fresh;
+    let decoder: &mut Box<dyn Decoder> = if format == Format::Csv {
+        fresh = format.decoder(csv_mapping);
+        &mut fresh
+    } else {
+        decoders.entry(format).or_insert_with(|| format.decoder(None))
+    };
+    let mut records = input.records(format.framing());
+    let mut out = DecodeOutput::default();
+    loop {
+        let rec = match records.next_record() {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(FrameError::TooLarge { line }) => {
+                report.rejected += 1;
+                on_reject(&Reject { path: report.path.clone(), line, reason: FrameError::TooLarge { line }.to_string() });
+                continue;
+            }
+            Err(e) => {
+                report.error = Some(format!("read error: {e}"));
+                break;
+            }
+        };
+        out.events.clear();
+        out.ignored = 0;
+        // A decoder bug must cost one record, not the run.
+        let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(rec.bytes, &mut out)))
+            .unwrap_or_else(|_| Err(tidewatch_ingest::DecodeError::Other("internal decoder error".into())));
+        report.ignored += out.ignored;
+        match result {
+            Ok(()) => {
+                for ev in out.events.drain(..) {
+                    match ev {
+                        Event::Post(_) => report.posts += 1,
+                        Event::Delete(_) => report.deletions += 1,
+                    }
+                    batch.push(ev);
+                }
+                if batch.len() >= opts.batch_size {
+                    let full = std::mem::replace(batch, Vec::with_capacity(opts.batch_size));
+                    if !emit(full) {
+                        return false;
+                    }
+                }
+            }
+            Err(e) => {
+                report.rejected += 1;
+                on_reject(&Reject { path: report.path.clone(), line: rec.line, reason: e.to_string() });
+            }
+        }
+    }
+    true
+}

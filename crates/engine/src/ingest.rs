@@ -1,0 +1,139 @@
+//! `tidewatch ingest`: decode → pseudonymise → enrich → redact → canonical
+//! JSON Lines, in input order, on every core.
+//!
+//! The calling thread decodes (decoders are stateful: de-duplication, CSV
+//! headers); worker threads enrich and serialise batches; the consumer
+//! writes them in the order they were read.
+
+use crate::decode::{decode_inputs, DecodeOptions, FileReport, Reject};
+use crate::ordered;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tidewatch_core::enrich::Enricher;
+use tidewatch_core::pseudonym::Keyring;
+use tidewatch_core::redact::PublicAccounts;
+use tidewatch_core::{Event, Timestamp};
+
+/// Everything `ingest` needs besides its inputs and outputs.
+pub struct IngestConfig {
+    pub decode: DecodeOptions,
+    /// Worker threads for enrichment (the decoder runs on the caller's).
+    pub threads: usize,
+    pub keyring: Arc<Keyring>,
+    pub public_accounts: Arc<PublicAccounts>,
+    /// Chooses the pseudonym epoch of posts without a timestamp.
+    pub undated_time: Timestamp,
+}
+
+/// Running totals, for a progress display.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    pub posts: u64,
+    pub deletions: u64,
+    pub rejected: u64,
+    pub elapsed: Duration,
+}
+
+/// What an ingest run did.
+#[derive(Clone, Debug, Default)]
+pub struct IngestSummary {
+    pub files: Vec<FileReport>,
+    pub posts: u64,
+    pub deletions: u64,
+    pub rejected: u64,
+    pub elapsed: Duration,
+}
+
+struct Chunk {
+    bytes: Vec<u8>,
+    posts: u64,
+    deletions: u64,
+}
+
+/// Runs the ingest pipeline. `rejects` receives one `file:line: reason` line
+/// per bad record; `progress` is called after every written batch.
+pub fn run(
+    paths: &[PathBuf],
+    cfg: &IngestConfig,
+    out: &mut (dyn Write + Send),
+    rejects: &mut (dyn Write + Send),
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> io::Result<IngestSummary> {
+    let start = Instant::now();
+    let mut totals = Progress::default();
+    let mut reject_err: Option<io::Error> = None;
+    let rejected = AtomicU64::new(0);
+    let files = ordered::run(
+        cfg.threads,
+        || {
+            let mut enricher = Enricher::new(cfg.keyring.clone(), cfg.public_accounts.clone(), cfg.undated_time);
+            move |mut events: Vec<Event>| {
+                let mut chunk = Chunk { bytes: Vec::with_capacity(events.len() * 400), posts: 0, deletions: 0 };
+                for ev in events.iter_mut() {
+                    enricher.finish(ev);
+                    match ev {
+                        Event::Post(p) => {
+                            p.write_json(&mut chunk.bytes);
+                            chunk.posts += 1;
+                        }
+                        Event::Delete(d) => {
+                            d.write_json(&mut chunk.bytes);
+                            chunk.deletions += 1;
+                        }
+                    }
+                }
+                chunk
+            }
+        },
+        |emit| {
+            let mut newest = i64::MIN;
+            let mut emit_batch = |events: Vec<Event>| {
+                // Keys of epochs past the linkage window are deleted as event
+                // time advances, before later batches are enriched.
+                for ev in &events {
+                    if let Event::Post(p) = ev {
+                        if let Some(t) = p.created_at {
+                            newest = newest.max(t.0);
+                        }
+                    }
+                }
+                if newest > i64::MIN {
+                    cfg.keyring.expire(Timestamp(newest));
+                }
+                emit(events)
+            };
+            decode_inputs(paths, &cfg.decode, &mut emit_batch, &mut |r: &Reject| {
+                rejected.fetch_add(1, Ordering::Relaxed);
+                if reject_err.is_none() {
+                    if let Err(e) = writeln!(rejects, "{r}") {
+                        reject_err = Some(e);
+                    }
+                }
+            })
+        },
+        |chunk: Chunk| {
+            out.write_all(&chunk.bytes)?;
+            totals.posts += chunk.posts;
+            totals.deletions += chunk.deletions;
+            totals.rejected = rejected.load(Ordering::Relaxed);
+            totals.elapsed = start.elapsed();
+            progress(&totals);
+            Ok::<_, io::Error>(())
+        },
+    )?;
+    if let Some(e) = reject_err {
+        return Err(e);
+    }
+    out.flush()?;
+    rejects.flush()?;
+    Ok(IngestSummary {
+        files,
+        posts: totals.posts,
+        deletions: totals.deletions,
+        rejected: rejected.into_inner(),
+        elapsed: start.elapsed(),
+    })
+}
