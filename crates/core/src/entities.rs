@@ -11,6 +11,7 @@
 //! - `@handle` starts at a word boundary and may carry an instance or a
 //!   domain (`@bob@mastodon.example`, `@alice.bsky.social`); a trailing dot
 //!   is punctuation, not part of the handle.
+//! - Reddit's `u/name` and `/u/name` are mentions too.
 //! - `local@domain.tld` is an e-mail address, not a mention.
 //! - a link starts with `http://`, `https://` or `www.` and runs to the next
 //!   white space, minus trailing punctuation and unbalanced closing brackets.
@@ -63,7 +64,7 @@ pub fn scan_into(text: &str, spans: &mut Vec<Span>) {
     let mut i = 0;
     while i < bytes.len() {
         // Only these bytes can start an entity; skip the rest quickly.
-        let Some(off) = bytes[i..].iter().position(|&b| matches!(b, b'#' | b'@' | b'$' | b'h' | b'H' | b'w' | b'W'))
+        let Some(off) = bytes[i..].iter().position(|&b| matches!(b, b'#' | b'@' | b'$' | b'/' | b'h' | b'H' | b'w' | b'W'))
         else {
             break;
         };
@@ -79,6 +80,7 @@ pub fn scan_into(text: &str, spans: &mut Vec<Span>) {
                     email_around(text, i, spans)
                 }
             }
+            b'/' => reddit_mention_at(text, i),
             b'h' | b'H' | b'w' | b'W' if char_before(text, i).is_none_or(|c| !is_word_char(c)) => link_at(text, i),
             _ => None,
         };
@@ -142,6 +144,34 @@ fn mention_at(text: &str, i: usize) -> Option<Span> {
         return None;
     }
     Some(Span { kind: SpanKind::Mention, range: i..end })
+}
+
+/// `u/name` or `/u/name`, where `i` is the slash after the `u`.
+fn reddit_mention_at(text: &str, i: usize) -> Option<Span> {
+    let b = text.as_bytes();
+    if i == 0 || !matches!(b[i - 1], b'u' | b'U') {
+        return None;
+    }
+    let mut start = i - 1;
+    if start > 0 && b[start - 1] == b'/' {
+        start -= 1;
+    }
+    if char_before(text, start).is_some_and(is_word_char) {
+        return None;
+    }
+    let end = take_while(text, i + 1, |c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !(3..=20).contains(&(end - i - 1)) {
+        return None;
+    }
+    Some(Span { kind: SpanKind::Mention, range: start..end })
+}
+
+/// The handle of a mention span's text: `@Bob` → `Bob`, `/u/bob` → `bob`.
+pub fn mention_handle(body: &str) -> &str {
+    match body.strip_prefix('@') {
+        Some(h) => h,
+        None => body.trim_start_matches('/').get(2..).unwrap_or(""),
+    }
 }
 
 /// An `@` inside a word: an e-mail address if the parts look like one. The
@@ -248,7 +278,7 @@ pub fn extract(text: &str, spans: &[Span]) -> Entities {
         match s.kind {
             SpanKind::Hashtag => push_unique(&mut e.hashtags, body[1..].to_lowercase()),
             SpanKind::Cashtag => push_unique(&mut e.cashtags, body[1..].to_ascii_lowercase()),
-            SpanKind::Mention => push_unique(&mut e.mentions, body[1..].to_lowercase()),
+            SpanKind::Mention => push_unique(&mut e.mentions, mention_handle(body).to_lowercase()),
             SpanKind::Link => {
                 if let Some((link, domain)) = normalise_link(body) {
                     push_unique(&mut e.links, link);
@@ -290,6 +320,15 @@ mod tests {
         assert_eq!(kinds("costs $5 or $ABCDEFG or $x1"), vec![]);
         assert_eq!(kinds("$BRK.B rose"), vec![(SpanKind::Cashtag, "$BRK.B")]);
         assert_eq!(kinds("#Überschwemmung #日本"), vec![(SpanKind::Hashtag, "#Überschwemmung"), (SpanKind::Hashtag, "#日本")]);
+    }
+
+    #[test]
+    fn reddit_user_links_are_mentions() {
+        assert_eq!(kinds("ask u/kim_example or /u/Judy-Ex, not menu/item"), vec![
+            (SpanKind::Mention, "u/kim_example"),
+            (SpanKind::Mention, "/u/Judy-Ex"),
+        ]);
+        assert_eq!(ents("thanks /u/Judy-Ex").mentions, vec!["judy-ex"]);
     }
 
     #[test]

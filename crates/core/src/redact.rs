@@ -57,7 +57,9 @@ pub fn redact_text(text: &str, spans: &[Span], public: &PublicAccounts) -> Strin
         mask_phones(&text[last..s.range.start], &mut out);
         let body = &text[s.range.clone()];
         match s.kind {
-            SpanKind::Mention if !public.contains(body) => out.push_str("@user"),
+            SpanKind::Mention if !public.contains(crate::entities::mention_handle(body)) => {
+                out.push_str(if body.starts_with('@') { "@user" } else { "u/user" })
+            }
             SpanKind::Email => out.push_str("[email]"),
             SpanKind::Link => out.push_str(body.split(['?', '#']).next().unwrap_or(body)),
             _ => out.push_str(body),
@@ -147,6 +149,11 @@ mod tests {
     #[test]
     fn masks_mentions_unless_public() {
         assert_eq!(redact("@alice_example @BBCNews thanks @bob@mastodon.example!", &["bbcnews"]), "@user @BBCNews thanks @user!");
+    }
+
+    #[test]
+    fn masks_reddit_user_links() {
+        assert_eq!(redact("ask u/kim_example and /u/judy_example", &[]), "ask u/user and u/user");
     }
 
     #[test]
