@@ -211,8 +211,7 @@ fn link_at(text: &str, i: usize) -> Option<Span> {
     let mut end = take_while(text, i, |c| !c.is_whitespace() && !matches!(c, '<' | '>' | '"' | '“' | '”'));
     // Trailing punctuation belongs to the sentence; a closing bracket only
     // to the link when the link opened one.
-    loop {
-        let Some(c) = text[i..end].chars().next_back() else { break };
+    while let Some(c) = text[i..end].chars().next_back() {
         let unbalanced = |open: char| text[i..end].matches(open).count() < text[i..end].matches(c).count();
         let trim = match c {
             '.' | ',' | ';' | ':' | '!' | '?' | '\'' | '…' | '*' => true,

@@ -49,7 +49,7 @@ pub struct Post {
     #[serde(default)]
     pub url: Option<String>,
     /// Ground truth from a data set. Never read by a detector.
-    #[serde(default = "empty_labels", skip_serializing_if = "is_null")]
+    #[serde(default = "empty_labels", serialize_with = "labels_or_empty")]
     pub labels: serde_json::Value,
     /// Where the post came from (a data set, an adapter, a live source).
     #[serde(default)]
@@ -70,8 +70,13 @@ fn empty_labels() -> serde_json::Value {
     serde_json::Value::Object(Default::default())
 }
 
-fn is_null(v: &serde_json::Value) -> bool {
-    v.is_null()
+/// `labels` is always an object in the canonical format, even when unset.
+fn labels_or_empty<S: serde::Serializer>(v: &serde_json::Value, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_null() {
+        empty_labels().serialize(s)
+    } else {
+        v.serialize(s)
+    }
 }
 
 /// Whether a post's language was given by its source or detected by us.
@@ -127,6 +132,9 @@ pub struct Deletion {
 
 /// What a decoder yields.
 #[derive(Clone, Debug, PartialEq)]
+// Posts are the common case and travel in batches; boxing them would cost
+// an allocation per post for the sake of the rare deletion.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     Post(Post),
     Delete(Deletion),

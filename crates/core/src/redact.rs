@@ -123,10 +123,8 @@ fn phone_run(b: &[u8], mut i: usize) -> (usize, usize) {
             i += 1;
             end = i;
             prev_sep = false;
-        } else if matches!(c, b' ' | b'-' | b'.' | b'(') && !prev_sep {
-            i += 1;
-            prev_sep = true;
-        } else if c == b'(' {
+        } else if c == b'(' || (matches!(c, b' ' | b'-' | b'.') && !prev_sep) {
+            // An opening bracket may follow a separator: "+44 (0)20".
             i += 1;
             prev_sep = true;
         } else {

@@ -13,6 +13,7 @@ pub mod jetstream;
 pub mod mastodon;
 pub mod reddit;
 pub mod rss;
+mod twitter_common;
 pub mod twitter_v1;
 pub mod twitter_v2;
 
@@ -93,12 +94,12 @@ impl Format {
     /// A fresh decoder for this format. CSV uses the given mapping.
     pub fn decoder(self, csv_mapping: Option<csv::CsvMapping>) -> Box<dyn Decoder> {
         match self {
-            Format::Canonical => Box::new(canonical::CanonicalDecoder::default()),
+            Format::Canonical => Box::new(canonical::CanonicalDecoder),
             Format::TwitterV1 => Box::new(twitter_v1::TwitterV1Decoder::default()),
             Format::TwitterV2 => Box::new(twitter_v2::TwitterV2Decoder::default()),
-            Format::Jetstream => Box::new(jetstream::JetstreamDecoder::default()),
+            Format::Jetstream => Box::new(jetstream::JetstreamDecoder),
             Format::Mastodon => Box::new(mastodon::MastodonDecoder::default()),
-            Format::Reddit => Box::new(reddit::RedditDecoder::default()),
+            Format::Reddit => Box::new(reddit::RedditDecoder),
             Format::Rss => Box::new(rss::RssDecoder::default()),
             Format::Csv => Box::new(csv::CsvDecoder::new(csv_mapping.unwrap_or_default())),
         }
