@@ -10,6 +10,10 @@ mod output;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+// Posts are many small strings allocated and freed on several threads.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tidewatch", version, about = "Watch public discourse in real time: topics, not people.")]
 struct Cli {

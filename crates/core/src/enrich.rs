@@ -1,1 +1,165 @@
-//! (being written)
+//! Enrichment: everything added to a post before detection, in one place.
+//!
+//! [`Enricher::enrich`] runs, in this order:
+//!
+//! 1. pseudonymisation ([`crate::pseudonym`]): nothing after it sees a raw
+//!    handle, a raw post id or a permalink;
+//! 2. entities ([`crate::entities`]) from the raw text;
+//! 3. language ([`crate::lang`]): the source's tag if it has a usable one,
+//!    otherwise detected from the text;
+//! 4. sentiment ([`crate::sentiment`]).
+//!
+//! The text is left as the author wrote it, because feeds match `@mentions`
+//! before redaction. [`Enricher::redact`] is the last step before a post is
+//! stored, shown or written: it masks the text ([`crate::redact`]) and
+//! replaces mentions of non-public accounts in the entities by their epoch
+//! pseudonyms.
+
+use crate::entities::{self, Span};
+use crate::post::{Deletion, Event, LangSource, Post};
+use crate::pseudonym::{Keyring, Pseudonymiser};
+use crate::redact::{self, PublicAccounts};
+use crate::time::Timestamp;
+use crate::{lang, sentiment};
+use std::sync::Arc;
+
+/// Enriches posts; one per thread.
+pub struct Enricher {
+    pseudonymiser: Pseudonymiser,
+    public: Arc<PublicAccounts>,
+    spans: Vec<Span>,
+}
+
+impl Enricher {
+    /// `undated_time` chooses the pseudonym epoch of posts without a
+    /// timestamp (usually the wall-clock time when the run started).
+    pub fn new(keyring: Arc<Keyring>, public: Arc<PublicAccounts>, undated_time: Timestamp) -> Enricher {
+        Enricher { pseudonymiser: Pseudonymiser::new(keyring, undated_time), public, spans: Vec::new() }
+    }
+
+    /// Steps 1–4 (see the module doc). Call exactly once per post.
+    pub fn enrich(&mut self, post: &mut Post) {
+        self.pseudonymiser.apply(post);
+        entities::scan_into(&post.text, &mut self.spans);
+        post.entities = Some(entities::extract(&post.text, &self.spans));
+        match post.lang.as_deref().and_then(lang::normalise_tag) {
+            Some(tag) => {
+                post.lang = Some(tag);
+                post.lang_source = Some(LangSource::Source);
+            }
+            None => {
+                post.lang = lang::detect(&post.text).map(str::to_string);
+                post.lang_source = post.lang.as_ref().map(|_| LangSource::Detected);
+            }
+        }
+        post.sentiment = Some(sentiment::score(&post.text));
+    }
+
+    /// The last step before a post leaves the pipeline: masks its text and
+    /// pseudonymises mentions of non-public accounts in its entities.
+    pub fn redact(&mut self, post: &mut Post) {
+        entities::scan_into(&post.text, &mut self.spans);
+        self.redact_scanned(post);
+    }
+
+    /// [`Enricher::redact`] with `self.spans` already holding the spans of
+    /// `post.text`.
+    fn redact_scanned(&mut self, post: &mut Post) {
+        post.text = redact::redact_text(&post.text, &self.spans, &self.public);
+        if let Some(e) = post.entities.as_mut() {
+            let epoch = self.pseudonymiser.epoch_of(post.created_at);
+            for m in e.mentions.iter_mut() {
+                if !self.public.contains(m) {
+                    *m = self.pseudonymiser.account(&post.platform, m, epoch);
+                }
+            }
+        }
+    }
+
+    /// Pseudonymises a deletion notice so that it names the stored post.
+    pub fn deletion(&mut self, d: &mut Deletion) {
+        self.pseudonymiser.apply_deletion(d);
+    }
+
+    /// Enriches and redacts an event, for pipelines with no detection step
+    /// in between (`tidewatch ingest`).
+    pub fn finish(&mut self, event: &mut Event) {
+        match event {
+            Event::Post(p) => {
+                // The text is unchanged since `enrich` scanned it.
+                self.enrich(p);
+                self.redact_scanned(p);
+            }
+            Event::Delete(d) => self.deletion(d),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pseudonym::PseudonymConfig;
+
+    fn enricher(public: &[&str]) -> Enricher {
+        let ring = Arc::new(Keyring::from_seed(PseudonymConfig::default(), 7));
+        Enricher::new(ring, Arc::new(PublicAccounts::new(public)), Timestamp(0))
+    }
+
+    fn post(text: &str, lang: Option<&str>) -> Post {
+        Post {
+            id: "1".into(),
+            platform: "twitter".into(),
+            created_at: Some(Timestamp(1_767_225_600_000)),
+            author: Some("alice_example".into()),
+            text: text.into(),
+            lang: lang.map(str::to_string),
+            url: Some("https://twitter.com/alice_example/status/1".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn enriches_then_redacts() {
+        let mut e = enricher(&["bbcnews"]);
+        let mut p = post("@bob_example @BBCNews what a great day! https://example.org/x?utm=1 #sun", Some("en-GB"));
+        e.enrich(&mut p);
+        assert_eq!(p.lang.as_deref(), Some("en"));
+        assert_eq!(p.lang_source, Some(LangSource::Source));
+        assert!(p.sentiment.unwrap().compound > 0.5);
+        // Before redaction the matcher sees the raw mention.
+        assert!(p.text.contains("@bob_example"));
+        assert_eq!(p.entities.as_ref().unwrap().mentions, vec!["bob_example", "bbcnews"]);
+        e.redact(&mut p);
+        assert_eq!(p.text, "@user @BBCNews what a great day! https://example.org/x #sun");
+        let m = &p.entities.as_ref().unwrap().mentions;
+        assert!(m[0].starts_with('u') && !m[0].contains("bob"), "{m:?}");
+        assert_eq!(m[1], "bbcnews");
+        assert_eq!(p.entities.as_ref().unwrap().domains, vec!["example.org"]);
+        assert_eq!(p.url, None);
+        assert!(!p.author.unwrap().contains("alice"));
+    }
+
+    #[test]
+    fn a_mentioned_account_has_the_same_pseudonym_as_its_posts() {
+        let mut e = enricher(&[]);
+        let mut by_bob = post("hello", None);
+        by_bob.author = Some("Bob_Example".into());
+        e.finish(&mut Event::Post(by_bob.clone()));
+        let mut ev = Event::Post(by_bob);
+        e.finish(&mut ev);
+        let Event::Post(by_bob) = ev else { unreachable!() };
+        let mut to_bob = post("@bob_example hi", None);
+        e.enrich(&mut to_bob);
+        e.redact(&mut to_bob);
+        assert_eq!(to_bob.entities.unwrap().mentions, vec![by_bob.author.unwrap()]);
+    }
+
+    #[test]
+    fn detects_language_when_the_source_has_none() {
+        let mut e = enricher(&[]);
+        let mut p = post("Das ist ein schöner Tag und wir gehen heute in den Park", Some("und"));
+        e.enrich(&mut p);
+        assert_eq!(p.lang.as_deref(), Some("de"));
+        assert_eq!(p.lang_source, Some(LangSource::Detected));
+    }
+}

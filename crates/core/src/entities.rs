@@ -50,6 +50,18 @@ fn char_before(text: &str, i: usize) -> Option<char> {
     text[..i].chars().next_back()
 }
 
+/// Bytes that can start an entity (a table: this test runs on every byte).
+const MAY_START: [bool; 256] = {
+    let mut t = [false; 256];
+    let starts = b"#@$/hHwW";
+    let mut i = 0;
+    while i < starts.len() {
+        t[starts[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Finds every entity in `text`, in order, without overlaps.
 pub fn scan(text: &str) -> Vec<Span> {
     let mut spans = Vec::new();
@@ -64,8 +76,7 @@ pub fn scan_into(text: &str, spans: &mut Vec<Span>) {
     let mut i = 0;
     while i < bytes.len() {
         // Only these bytes can start an entity; skip the rest quickly.
-        let Some(off) = bytes[i..].iter().position(|&b| matches!(b, b'#' | b'@' | b'$' | b'/' | b'h' | b'H' | b'w' | b'W'))
-        else {
+        let Some(off) = bytes[i..].iter().position(|&b| MAY_START[b as usize]) else {
             break;
         };
         i += off;

@@ -81,6 +81,11 @@ fn mask_phones(seg: &str, out: &mut String) {
     let mut i = 0;
     let mut copied = 0;
     while i < b.len() {
+        // Most text has no digit at all: jump to the next candidate.
+        match b[i..].iter().position(|&c| c.is_ascii_digit() || c == b'+' || c == b'(') {
+            Some(off) => i += off,
+            None => break,
+        }
         let c = b[i];
         let starts = c.is_ascii_digit() || ((c == b'+' || c == b'(') && b.get(i + 1).is_some_and(u8::is_ascii_digit));
         let boundary = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'$' | b'_' | b'.' | b',' | b'/' | b'-' | b'+' | b':') || b[i - 1] >= 0x80);

@@ -1,0 +1,100 @@
+//! `tidewatch bench`: throughput in posts per second, always next to a
+//! baseline measured in the same run (these machines are shared and noisy,
+//! so a ratio means more than an absolute figure).
+
+use crate::commands::gen::write_stream;
+use crate::commands::ingest::default_threads;
+use anyhow::{Context, Result};
+use std::io::{BufRead, BufReader, BufWriter};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+use tidewatch_core::pseudonym::{Keyring, PseudonymConfig};
+use tidewatch_core::redact::PublicAccounts;
+use tidewatch_core::{Post, Timestamp};
+use tidewatch_engine::decode::DecodeOptions;
+use tidewatch_engine::ingest::{self, IngestConfig};
+use tidewatch_gen::{GenConfig, Generator};
+use tidewatch_ingest::Format;
+
+#[derive(clap::Subcommand)]
+pub enum Bench {
+    /// Decode + pseudonymise + enrich + redact + serialise generated posts,
+    /// against plain parsing of the same lines.
+    Ingest {
+        /// Posts to generate.
+        #[arg(long, default_value_t = 1_000_000)]
+        posts: u64,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where to put the generated input (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+pub fn run(b: Bench) -> Result<ExitCode> {
+    match b {
+        Bench::Ingest { posts, threads, seed, dir } => bench_ingest(posts, threads, seed, dir),
+    }
+}
+
+fn bench_ingest(posts: u64, threads: Option<usize>, seed: u64, dir: Option<PathBuf>) -> Result<ExitCode> {
+    let tmp = tempfile::tempdir()?;
+    let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let input = dir.join(format!("bench-ingest-{posts}-{seed}.jsonl"));
+    if !input.exists() {
+        let gen = Generator::new(&GenConfig { posts, days: 1, seed, ..Default::default() });
+        let f = std::fs::File::create(&input).with_context(|| format!("creating {}", input.display()))?;
+        write_stream(gen, &mut BufWriter::new(f))?;
+    }
+    let bytes = std::fs::metadata(&input)?.len();
+
+    // Baseline: parse every line into a Post, one thread, nothing else.
+    let start = Instant::now();
+    let mut parsed = 0u64;
+    let mut untagged = 0u64;
+    let mut reader = BufReader::with_capacity(1 << 20, std::fs::File::open(&input)?);
+    let mut line = Vec::new();
+    while reader.read_until(b'\n', &mut line)? > 0 {
+        let p = Post::from_json(&line)?;
+        untagged += p.lang.is_none() as u64;
+        parsed += 1;
+        line.clear();
+    }
+    let baseline = parsed as f64 / start.elapsed().as_secs_f64();
+
+    // The ingest pipeline as `tidewatch ingest` runs it, output discarded.
+    let threads = threads.unwrap_or_else(default_threads);
+    let cfg = IngestConfig {
+        decode: DecodeOptions { format: Some(Format::Canonical), ..Default::default() },
+        threads,
+        keyring: Arc::new(Keyring::new(PseudonymConfig::default())),
+        public_accounts: Arc::new(PublicAccounts::default()),
+        undated_time: Timestamp(0),
+    };
+    let summary = ingest::run(&[input.clone()], &cfg, &mut std::io::sink(), &mut std::io::sink(), &|_| {})?;
+    let secs = summary.elapsed.as_secs_f64();
+    let rate = summary.posts as f64 / secs;
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "ingest",
+            "posts": summary.posts,
+            "input_bytes": bytes,
+            "untagged_share": untagged as f64 / parsed.max(1) as f64,
+            "threads": threads,
+            "seconds": secs,
+            "posts_per_s": rate.round(),
+            "baseline": "serde parse of each canonical line into a Post, 1 thread",
+            "baseline_posts_per_s": baseline.round(),
+            "ratio": rate / baseline,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}
