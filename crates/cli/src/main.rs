@@ -23,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate a realistic stream with planted events and run it through the pipeline.
+    Demo(commands::demo::Args),
     /// Decode, pseudonymise and enrich posts from files into canonical JSON Lines.
     Ingest(commands::ingest::Args),
     /// Generate a realistic post stream with planted, documented events.
@@ -38,6 +40,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(a) => commands::demo::run(a),
         Command::Ingest(a) => commands::ingest::run(a),
         Command::Gen(a) => commands::gen::run(a),
         Command::Bench(b) => commands::bench::run(b),

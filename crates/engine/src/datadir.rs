@@ -31,8 +31,13 @@ pub struct DataDir {
 impl DataDir {
     /// Opens `root`, creating it if needed.
     pub fn open(root: &Path) -> Result<DataDir, DataDirError> {
-        fs::create_dir_all(root).map_err(|source| DataDirError::Io { path: root.to_path_buf(), source })?;
-        Ok(DataDir { root: root.to_path_buf() })
+        fs::create_dir_all(root).map_err(|source| DataDirError::Io {
+            path: root.to_path_buf(),
+            source,
+        })?;
+        Ok(DataDir {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -49,8 +54,11 @@ impl DataDir {
         let path = self.keyring_path();
         match fs::read(&path) {
             Ok(bytes) => {
-                let state: KeyringState = serde_json::from_slice(&bytes)
-                    .map_err(|source| DataDirError::BadKeyring { path: path.clone(), source })?;
+                let state: KeyringState =
+                    serde_json::from_slice(&bytes).map_err(|source| DataDirError::BadKeyring {
+                        path: path.clone(),
+                        source,
+                    })?;
                 Ok(Keyring::from_state(state))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -66,7 +74,10 @@ impl DataDir {
     pub fn save_keyring(&self, ring: &Keyring) -> Result<(), DataDirError> {
         let path = self.keyring_path();
         let tmp = self.root.join("keyring.json.tmp");
-        let io_err = |source| DataDirError::Io { path: path.clone(), source };
+        let io_err = |source| DataDirError::Io {
+            path: path.clone(),
+            source,
+        };
         let json = serde_json::to_vec_pretty(&ring.snapshot()).map_err(|e| io_err(io::Error::other(e)))?;
         {
             let mut opts = fs::OpenOptions::new();
@@ -111,7 +122,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("keyring.json")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("keyring.json"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0);
         }
     }

@@ -32,7 +32,11 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { format: None, csv_mapping: None, batch_size: 1024 }
+        DecodeOptions {
+            format: None,
+            csv_mapping: None,
+            batch_size: 1024,
+        }
     }
 }
 
@@ -79,7 +83,10 @@ pub fn decode_inputs(
     let mut reports = Vec::new();
     let mut stopped = false;
     for path in paths {
-        let mut report = FileReport { path: path.display().to_string(), ..Default::default() };
+        let mut report = FileReport {
+            path: path.display().to_string(),
+            ..Default::default()
+        };
         if !stopped {
             stopped = !decode_one(path, opts, &mut decoders, &mut batch, &mut report, emit, on_reject);
         }
@@ -135,13 +142,18 @@ fn decode_one(
     };
     let mut records = input.records(format.framing());
     let mut out = DecodeOutput::default();
+    let mut last_line = 0;
     loop {
         let rec = match records.next_record() {
             Ok(Some(r)) => r,
             Ok(None) => break,
             Err(FrameError::TooLarge { line }) => {
                 report.rejected += 1;
-                on_reject(&Reject { path: report.path.clone(), line, reason: FrameError::TooLarge { line }.to_string() });
+                on_reject(&Reject {
+                    path: report.path.clone(),
+                    line,
+                    reason: FrameError::TooLarge { line }.to_string(),
+                });
                 continue;
             }
             Err(e) => {
@@ -149,33 +161,131 @@ fn decode_one(
                 break;
             }
         };
+        last_line = rec.line;
         out.events.clear();
         out.ignored = 0;
         // A decoder bug must cost one record, not the run.
         let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(rec.bytes, &mut out)))
             .unwrap_or_else(|_| Err(tidewatch_ingest::DecodeError::Other("internal decoder error".into())));
-        report.ignored += out.ignored;
-        match result {
-            Ok(()) => {
-                for ev in out.events.drain(..) {
-                    match ev {
-                        Event::Post(_) => report.posts += 1,
-                        Event::Delete(_) => report.deletions += 1,
-                    }
-                    batch.push(ev);
-                }
-                if batch.len() >= opts.batch_size {
-                    let full = std::mem::replace(batch, Vec::with_capacity(opts.batch_size));
-                    if !emit(full) {
-                        return false;
-                    }
-                }
-            }
-            Err(e) => {
-                report.rejected += 1;
-                on_reject(&Reject { path: report.path.clone(), line: rec.line, reason: e.to_string() });
+        if !take_output(result, &mut out, last_line, batch, report, on_reject) && batch.len() >= opts.batch_size {
+            let full = std::mem::replace(batch, Vec::with_capacity(opts.batch_size));
+            if !emit(full) {
+                return false;
             }
         }
     }
+    out.events.clear();
+    out.ignored = 0;
+    let result = catch_unwind(AssertUnwindSafe(|| decoder.finish(&mut out)))
+        .unwrap_or_else(|_| Err(tidewatch_ingest::DecodeError::Other("internal decoder error".into())));
+    take_output(result, &mut out, last_line, batch, report, on_reject);
     true
+}
+
+/// Moves a decoded record's events into the batch and counts them, or
+/// reports the record as rejected. Returns true if it was rejected.
+fn take_output(
+    result: Result<(), tidewatch_ingest::DecodeError>,
+    out: &mut DecodeOutput,
+    line: u64,
+    batch: &mut Vec<Event>,
+    report: &mut FileReport,
+    on_reject: &mut dyn FnMut(&Reject),
+) -> bool {
+    report.ignored += out.ignored;
+    match result {
+        Ok(()) => {
+            for ev in out.events.drain(..) {
+                match ev {
+                    Event::Post(_) => report.posts += 1,
+                    Event::Delete(_) => report.deletions += 1,
+                }
+                batch.push(ev);
+            }
+            false
+        }
+        Err(e) => {
+            report.rejected += 1;
+            on_reject(&Reject {
+                path: report.path.clone(),
+                line,
+                reason: e.to_string(),
+            });
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    fn decode(paths: &[PathBuf], opts: &DecodeOptions) -> (Vec<Event>, Vec<FileReport>, Vec<String>) {
+        let mut events = Vec::new();
+        let mut rejects = Vec::new();
+        let reports = decode_inputs(
+            paths,
+            opts,
+            &mut |b| {
+                events.extend(b);
+                true
+            },
+            &mut |r| rejects.push(r.to_string()),
+        );
+        (events, reports, rejects)
+    }
+
+    #[test]
+    fn bad_records_are_rejected_by_file_and_line_and_the_rest_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(
+            dir.path(),
+            "a.jsonl",
+            "{\"id\":\"1\",\"platform\":\"x\",\"text\":\"one\",\"source\":\"s\"}\n{broken\n\n{\"id\":\"3\",\"platform\":\"x\",\"text\":\"three\",\"source\":\"s\"}\n",
+        );
+        let b = write(dir.path(), "b.csv", "message_id,user_id,username,repost_id,reply_id,message,timestamp,urls\n7,1,someone,,,\"hello\",1600000000,\n8,1,someone,,,\"never closed\n");
+        let missing = dir.path().join("missing.jsonl");
+        let opts = DecodeOptions {
+            batch_size: 1,
+            ..Default::default()
+        };
+        let (events, reports, rejects) = decode(&[a.clone(), missing, b.clone()], &opts);
+        assert_eq!(events.len(), 3);
+        assert_eq!(rejects.len(), 2, "{rejects:?}");
+        assert!(
+            rejects[0].starts_with(&format!("{}:2: invalid JSON", a.display())),
+            "{rejects:?}"
+        );
+        assert!(
+            rejects[1].starts_with(&format!("{}:3: field `message`", b.display())),
+            "{rejects:?}"
+        );
+        assert_eq!(reports[0].format, Some(Format::Canonical));
+        assert_eq!((reports[0].posts, reports[0].rejected), (2, 1));
+        assert!(reports[1].error.as_deref().unwrap().starts_with("cannot open"));
+        assert_eq!(reports[2].format, Some(Format::Csv));
+        assert_eq!((reports[2].posts, reports[2].rejected), (1, 1));
+    }
+
+    #[test]
+    fn an_unrecognised_input_is_reported_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = write(dir.path(), "junk.txt", "just some words\n");
+        let (events, reports, _) = decode(&[junk], &DecodeOptions::default());
+        assert!(events.is_empty());
+        assert!(
+            reports[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .starts_with("format not recognised"),
+            "{reports:?}"
+        );
+    }
 }

@@ -71,7 +71,11 @@ pub fn run(
         || {
             let mut enricher = Enricher::new(cfg.keyring.clone(), cfg.public_accounts.clone(), cfg.undated_time);
             move |mut events: Vec<Event>| {
-                let mut chunk = Chunk { bytes: Vec::with_capacity(events.len() * 400), posts: 0, deletions: 0 };
+                let mut chunk = Chunk {
+                    bytes: Vec::with_capacity(events.len() * 400),
+                    posts: 0,
+                    deletions: 0,
+                };
                 for ev in events.iter_mut() {
                     enricher.finish(ev);
                     match ev {
@@ -136,4 +140,54 @@ pub fn run(
         rejected: rejected.into_inner(),
         elapsed: start.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidewatch_core::pseudonym::PseudonymConfig;
+    use tidewatch_gen::{GenConfig, Generator};
+
+    fn ingest_with(threads: usize, input: &std::path::Path) -> Vec<u8> {
+        let cfg = IngestConfig {
+            decode: DecodeOptions {
+                batch_size: 97,
+                ..Default::default()
+            },
+            threads,
+            keyring: Arc::new(Keyring::from_seed(PseudonymConfig::default(), 11)),
+            public_accounts: Arc::new(PublicAccounts::default()),
+            undated_time: Timestamp(0),
+        };
+        let mut out = Vec::new();
+        let s = run(&[input.to_path_buf()], &cfg, &mut out, &mut io::sink(), &|_| {}).unwrap();
+        assert_eq!(s.posts, 5_000);
+        out
+    }
+
+    #[test]
+    fn output_is_in_input_order_whatever_the_thread_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.jsonl");
+        let mut raw = Vec::new();
+        for p in Generator::new(&GenConfig {
+            posts: 5_000,
+            seed: 3,
+            ..Default::default()
+        }) {
+            p.write_json(&mut raw);
+        }
+        std::fs::write(&input, &raw).unwrap();
+        let one = ingest_with(1, &input);
+        let three = ingest_with(3, &input);
+        assert!(one == three, "1 and 3 threads differ");
+        // Same order as the input: compare event times line by line.
+        let times = |b: &[u8]| -> Vec<Option<Timestamp>> {
+            b.split(|&c| c == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| tidewatch_core::Post::from_json(l).unwrap().created_at)
+                .collect()
+        };
+        assert_eq!(times(&one), times(&raw));
+    }
 }

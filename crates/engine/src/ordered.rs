@@ -93,10 +93,12 @@ mod tests {
         let mut seen = Vec::new();
         let n = run(
             3,
-            || |x: u64| {
-                // Uneven work so that workers finish out of order.
-                std::thread::sleep(std::time::Duration::from_micros((x * 7919) % 300));
-                x * 2
+            || {
+                |x: u64| {
+                    // Uneven work so that workers finish out of order.
+                    std::thread::sleep(std::time::Duration::from_micros((x * 7919) % 300));
+                    x * 2
+                }
             },
             |emit| {
                 for i in 0..500 {

@@ -538,6 +538,16 @@ impl Decoder for CsvDecoder {
             }
         }
     }
+
+    fn finish(&mut self, _out: &mut DecodeOutput) -> Result<(), DecodeError> {
+        if self.pending_lines == 0 {
+            return Ok(());
+        }
+        let field = self.column_name(self.quotes.field);
+        let lines = self.pending_lines;
+        self.take_pending();
+        Err(DecodeError::field(field, format!("input ended inside a quoted value ({lines} lines); record dropped")))
+    }
 }
 
 /// Splits one complete CSV record into fields (invalid UTF-8 replaced).
@@ -731,6 +741,23 @@ fn language_code(value: &str) -> Option<String> {
         && primary.bytes().all(|b| b.is_ascii_lowercase())
         && !["und", "zxx", "mul"].contains(&primary);
     is_tag.then(|| primary.to_string())
+}
+
+#[cfg(test)]
+mod finish_tests {
+    use super::*;
+
+    #[test]
+    fn an_open_quote_at_the_end_of_input_is_reported() {
+        let mut d = CsvDecoder::new(CsvMapping::preset("cnt").expect("preset"));
+        let mut out = DecodeOutput::default();
+        d.decode(b"message_id,user_id,username,repost_id,reply_id,message,timestamp,urls", &mut out).unwrap();
+        d.decode(b"1,2,someone,,,\"an unfinished", &mut out).unwrap();
+        assert!(out.events.is_empty());
+        let e = d.finish(&mut out).unwrap_err();
+        assert!(e.to_string().contains("field `message`") && e.to_string().contains("input ended"), "{e}");
+        assert!(d.finish(&mut out).is_ok(), "reported once");
+    }
 }
 
 #[cfg(test)]

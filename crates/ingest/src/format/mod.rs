@@ -161,4 +161,11 @@ pub trait Decoder: Send {
 
     /// Decodes one record. On `Err`, nothing was pushed to `out`.
     fn decode(&mut self, record: &[u8], out: &mut DecodeOutput) -> Result<(), DecodeError>;
+
+    /// Called at the end of each input: a decoder that buffers part of a
+    /// record (a CSV field spanning lines) reports what it could not finish,
+    /// so nothing is lost silently.
+    fn finish(&mut self, _out: &mut DecodeOutput) -> Result<(), DecodeError> {
+        Ok(())
+    }
 }
