@@ -243,6 +243,37 @@ fn link_at(text: &str, i: usize) -> Option<Span> {
     Some(Span { kind: SpanKind::Link, range: i..end })
 }
 
+/// Hosts whose link paths name accounts (`twitter.com/<handle>/status/…`,
+/// `bsky.app/profile/<handle>`, `reddit.com/user/<name>`): links to them are
+/// kept as the bare host, like a mention is kept as `@user`.
+const ACCOUNT_HOSTS: &[&str] = &[
+    "twitter.com",
+    "x.com",
+    "bsky.app",
+    "reddit.com",
+    "facebook.com",
+    "instagram.com",
+    "tiktok.com",
+    "threads.net",
+    "youtube.com",
+    "linkedin.com",
+    "t.me",
+];
+
+/// Whether links to `domain` (lower case, no `www.`) name accounts in their
+/// path. Mastodon instances are recognised by their `/@name` paths instead.
+pub fn is_account_host(domain: &str) -> bool {
+    ACCOUNT_HOSTS
+        .iter()
+        .any(|h| domain == *h || (domain.len() > h.len() && domain.ends_with(h) && domain.as_bytes()[domain.len() - h.len() - 1] == b'.'))
+}
+
+/// Whether a link's path names an account: on an [account host](is_account_host),
+/// or a `/@name` path (Mastodon, Medium, YouTube handles).
+pub fn names_account(domain: &str, path: &str) -> bool {
+    is_account_host(domain) || path.starts_with("/@") || path.contains("/users/")
+}
+
 /// A link normalised to `scheme://host/path` (lower-case scheme and host, no
 /// user info, default port, query or fragment), and its domain (the host
 /// without `www.`). `None` if there is no host.
@@ -266,9 +297,9 @@ pub fn normalise_link(raw: &str) -> Option<(String, String)> {
     if host.is_empty() || !host.contains(|c: char| c.is_alphanumeric()) {
         return None;
     }
-    let path = if path == "/" { "" } else { path };
-    let link = format!("{scheme}://{host}{path}");
     let domain = host.strip_prefix("www.").unwrap_or(&host).to_string();
+    let path = if path == "/" || names_account(&domain, path) { "" } else { path };
+    let link = format!("{scheme}://{host}{path}");
     Some((link, domain))
 }
 
@@ -366,6 +397,9 @@ mod tests {
         assert_eq!(n("www.example.org/x#y"), ("http://www.example.org/x".into(), "example.org".into()));
         assert_eq!(n("https://user:pw@example.org/p"), ("https://example.org/p".into(), "example.org".into()));
         assert_eq!(normalise_link("https://"), None);
+        // Paths that name accounts are dropped.
+        assert_eq!(n("https://mobile.twitter.com/someone/status/1"), ("https://mobile.twitter.com".into(), "mobile.twitter.com".into()));
+        assert_eq!(n("https://social.example/@someone/11"), ("https://social.example".into(), "social.example".into()));
     }
 
     proptest! {

@@ -20,8 +20,10 @@ pub mod entities;
 pub mod lang;
 pub mod post;
 pub mod pseudonym;
+pub mod query;
 pub mod redact;
 pub mod sentiment;
+pub mod text;
 pub mod time;
 
 pub use post::{Deletion, Entities, Event, LangSource, Post, Sentiment};

@@ -61,13 +61,32 @@ pub fn redact_text(text: &str, spans: &[Span], public: &PublicAccounts) -> Strin
                 out.push_str(if body.starts_with('@') { "@user" } else { "u/user" })
             }
             SpanKind::Email => out.push_str("[email]"),
-            SpanKind::Link => out.push_str(body.split(['?', '#']).next().unwrap_or(body)),
+            SpanKind::Link => push_link(body, &mut out),
             _ => out.push_str(body),
         }
         last = s.range.end;
     }
     mask_phones(&text[last..], &mut out);
     out
+}
+
+/// A link without query or fragment; a link whose path names an account
+/// (a profile or a post permalink) keeps only its host.
+fn push_link(body: &str, out: &mut String) {
+    let bare = body.split(['?', '#']).next().unwrap_or(body);
+    let after_scheme = bare.find("://").map_or(0, |p| p + 3);
+    let (host, path) = match bare[after_scheme..].find('/') {
+        Some(p) => bare.split_at(after_scheme + p),
+        None => (bare, ""),
+    };
+    let domain = host[after_scheme..].to_ascii_lowercase();
+    let domain = domain.strip_prefix("www.").unwrap_or(&domain);
+    if !path.is_empty() && crate::entities::names_account(domain, path) {
+        out.push_str(host);
+        out.push_str("/…");
+    } else {
+        out.push_str(bare);
+    }
 }
 
 /// Copies `seg` to `out`, replacing phone numbers with `[phone]`.
@@ -171,6 +190,14 @@ mod tests {
         for t in ["in 2016-2017 we", "at 12:30 today", "costs $1234567890", "10,000,000 people", "flight BA2490", "v1.2.3.4"] {
             assert_eq!(redact(t, &[]), t);
         }
+    }
+
+    #[test]
+    fn links_to_accounts_keep_only_their_host() {
+        assert_eq!(
+            redact("via https://twitter.com/someone_x/status/12 and https://social.example/@someone_y/3 and https://www.reddit.com/user/z", &[]),
+            "via https://twitter.com/… and https://social.example/… and https://www.reddit.com/…"
+        );
     }
 
     #[test]

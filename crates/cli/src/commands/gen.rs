@@ -64,7 +64,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let gen = Generator::new(&cfg);
     if let Some(path) = &args.truth {
         let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        serde_json::to_writer_pretty(BufWriter::new(f), gen.truth()).with_context(|| format!("writing {}", path.display()))?;
+        serde_json::to_writer_pretty(BufWriter::new(f), &gen.truth()).with_context(|| format!("writing {}", path.display()))?;
     }
     let start = std::time::Instant::now();
     let n = if args.out.as_os_str() == "-" {

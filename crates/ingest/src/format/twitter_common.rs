@@ -211,6 +211,50 @@ pub(crate) fn emit_unique(posts: Vec<Post>, seen: &mut RecentIds, out: &mut Deco
     }
 }
 
+/// `entities` of a tweet: only the links matter here.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct UrlEntities<'a> {
+    // `media` links are left short on purpose: they expand to the post's
+    // own permalink, which tidewatch never keeps.
+    #[serde(borrow)]
+    pub(crate) urls: Vec<UrlEntity<'a>>,
+}
+
+/// One shortened link: the `t.co` form in the text and where it leads.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct UrlEntity<'a> {
+    #[serde(borrow)]
+    pub(crate) url: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    pub(crate) expanded_url: Option<Scalar<'a>>,
+    /// v2: the target after following redirects.
+    #[serde(borrow)]
+    pub(crate) unwound_url: Option<Scalar<'a>>,
+}
+
+/// Replaces Twitter's `t.co` short links in `text` by the links they stand
+/// for, so that link domains and co-link detection see the real target
+/// (every link in a tweet is `t.co` otherwise).
+pub(crate) fn expand_links<'t>(text: Cow<'t, str>, entities: &[Option<&UrlEntities<'_>>]) -> Cow<'t, str> {
+    let mut text = text;
+    for e in entities.iter().flatten() {
+        for u in &e.urls {
+            let (Some(short), Some(long)) = (
+                non_empty(&u.url),
+                non_empty(&u.unwound_url).or_else(|| non_empty(&u.expanded_url)),
+            ) else {
+                continue;
+            };
+            if text.contains(short) {
+                text = Cow::Owned(text.replace(short, long));
+            }
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +268,22 @@ mod tests {
         let s: Scalar = serde_json::from_str("1234567890123456789").unwrap();
         assert_eq!(s.as_str(), "1234567890123456789");
         assert!(serde_json::from_str::<Scalar>("1.5").is_err());
+    }
+
+    #[test]
+    fn short_links_are_expanded() {
+        let e: UrlEntities = serde_json::from_str(
+            r#"{"urls":[{"url":"https://t.co/a","expanded_url":"https://news.example.org/x?utm=1"},{"url":"https://t.co/b","expanded_url":"https://e.example/y","unwound_url":"https://final.example/z"},{"url":"https://t.co/c"}]}"#,
+        )
+        .unwrap();
+        let out = expand_links(
+            "see https://t.co/a and https://t.co/b, https://t.co/c".into(),
+            &[Some(&e), None],
+        );
+        assert_eq!(
+            out,
+            "see https://news.example.org/x?utm=1 and https://final.example/z, https://t.co/c"
+        );
     }
 
     #[test]

@@ -32,7 +32,8 @@
 //! - Entities are not read: the enrichment stage extracts them from the text.
 
 use super::twitter_common::{
-    emit_unique, non_empty, parse_time, permalink, retweet_text, source_lang, RecentIds, Scalar, PLATFORM,
+    emit_unique, expand_links, non_empty, parse_time, permalink, retweet_text, source_lang, RecentIds, Scalar,
+    UrlEntities, PLATFORM,
 };
 use super::{DecodeError, DecodeOutput, Decoder, Format};
 use serde::Deserialize;
@@ -64,6 +65,8 @@ struct Object<'a> {
     full_text: Option<Scalar<'a>>,
     #[serde(borrow)]
     extended_tweet: Option<ExtendedTweet<'a>>,
+    #[serde(borrow)]
+    entities: Option<UrlEntities<'a>>,
     truncated: Option<bool>,
     #[serde(borrow)]
     created_at: Option<Scalar<'a>>,
@@ -92,6 +95,8 @@ struct Object<'a> {
 struct ExtendedTweet<'a> {
     #[serde(borrow)]
     full_text: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    entities: Option<UrlEntities<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -192,6 +197,17 @@ fn collect_status(status: &Object<'_>, posts: &mut Vec<Post>) -> Result<u64, Dec
         Some(original) => retweet_text(own_text, original.screen_name().zip(original.whole_text())),
         None => own_text.into(),
     };
+    let text = expand_links(
+        text,
+        &[
+            status.entities.as_ref(),
+            status.extended_tweet.as_ref().and_then(|e| e.entities.as_ref()),
+            retweeted.and_then(|r| r.entities.as_ref()),
+            retweeted
+                .and_then(|r| r.extended_tweet.as_ref())
+                .and_then(|e| e.entities.as_ref()),
+        ],
+    );
 
     posts.push(Post {
         id: id.to_string(),

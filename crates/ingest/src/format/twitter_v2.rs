@@ -33,7 +33,8 @@
 //!   nothing.
 
 use super::twitter_common::{
-    emit_unique, non_empty, parse_time, permalink, retweet_text, source_lang, RecentIds, Scalar, PLATFORM,
+    emit_unique, expand_links, non_empty, parse_time, permalink, retweet_text, source_lang, RecentIds, Scalar,
+    UrlEntities, PLATFORM,
 };
 use super::{DecodeError, DecodeOutput, Decoder, Format};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -64,6 +65,8 @@ struct Object<'a> {
     #[serde(borrow)]
     note_tweet: Option<NoteTweet<'a>>,
     #[serde(borrow)]
+    entities: Option<UrlEntities<'a>>,
+    #[serde(borrow)]
     created_at: Option<Scalar<'a>>,
     #[serde(borrow)]
     lang: Option<Scalar<'a>>,
@@ -93,6 +96,8 @@ struct Object<'a> {
 struct NoteTweet<'a> {
     #[serde(borrow)]
     text: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    entities: Option<UrlEntities<'a>>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -215,6 +220,17 @@ impl<'r, 'a> Context<'r, 'a> {
         let text = retweet_text(
             tweet.full_text(),
             original.and_then(|o| Some((self.username(o)?, o.full_text()))),
+        );
+        let text = expand_links(
+            text,
+            &[
+                tweet.entities.as_ref(),
+                tweet.note_tweet.as_ref().and_then(|n| n.entities.as_ref()),
+                original.and_then(|o| o.entities.as_ref()),
+                original
+                    .and_then(|o| o.note_tweet.as_ref())
+                    .and_then(|n| n.entities.as_ref()),
+            ],
         );
         Ok(Post {
             id: id.to_string(),
