@@ -25,6 +25,7 @@ pub mod redact;
 pub mod sentiment;
 pub mod text;
 pub mod time;
+pub mod window;
 
 pub use post::{Deletion, Entities, Event, LangSource, Post, Sentiment};
 pub use time::Timestamp;
