@@ -27,6 +27,9 @@ enum Command {
     Demo(commands::demo::Args),
     /// Decode, pseudonymise and enrich posts from files into canonical JSON Lines.
     Ingest(commands::ingest::Args),
+    /// Check queries and feeds files.
+    #[command(subcommand)]
+    Feeds(commands::feeds::Feeds),
     /// Generate a realistic post stream with planted, documented events.
     Gen(commands::gen::Args),
     /// Measure throughput (posts per second) against an in-process baseline.
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(a) => commands::demo::run(a),
         Command::Ingest(a) => commands::ingest::run(a),
+        Command::Feeds(f) => commands::feeds::run(f),
         Command::Gen(a) => commands::gen::run(a),
         Command::Bench(b) => commands::bench::run(b),
         Command::Eval(e) => commands::eval::run(e),

@@ -15,5 +15,6 @@
 
 pub mod datadir;
 pub mod decode;
+pub mod feeds;
 pub mod ingest;
 pub mod ordered;

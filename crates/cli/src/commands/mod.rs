@@ -3,5 +3,6 @@
 pub mod bench;
 pub mod demo;
 pub mod eval;
+pub mod feeds;
 pub mod gen;
 pub mod ingest;
