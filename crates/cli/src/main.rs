@@ -15,7 +15,11 @@ use std::process::ExitCode;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "tidewatch", version, about = "Watch public discourse in real time: topics, not people.")]
+#[command(
+    name = "tidewatch",
+    version,
+    about = "Watch public discourse in real time: topics, not people."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +34,8 @@ enum Command {
     /// Check queries and feeds files.
     #[command(subcommand)]
     Feeds(commands::feeds::Feeds),
+    /// Run posts through enrichment and the detection feeds, keeping per-feed series.
+    Run(commands::run::Args),
     /// Generate a realistic post stream with planted, documented events.
     Gen(commands::gen::Args),
     /// Measure throughput (posts per second) against an in-process baseline.
@@ -47,6 +53,7 @@ fn main() -> ExitCode {
         Command::Ingest(a) => commands::ingest::run(a),
         Command::Feeds(f) => commands::feeds::run(f),
         Command::Gen(a) => commands::gen::run(a),
+        Command::Run(a) => commands::run::run(a),
         Command::Bench(b) => commands::bench::run(b),
         Command::Eval(e) => commands::eval::run(e),
     };

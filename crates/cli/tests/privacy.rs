@@ -74,7 +74,10 @@ fn no_raw_handle_or_permalink_is_written_anywhere() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let out = tmp.path().join("out.jsonl");
-    let mut inputs: Vec<PathBuf> = std::fs::read_dir(fixtures()).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     inputs.sort();
     let run = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
         .arg("ingest")
@@ -105,7 +108,10 @@ fn no_raw_handle_or_permalink_is_written_anywhere() {
         "hello from the canonical file",
         "second post",
     ] {
-        assert!(texts.iter().any(|t| t.contains(needle)), "no post with {needle:?} in {texts:#?}\n{stderr}");
+        assert!(
+            texts.iter().any(|t| t.contains(needle)),
+            "no post with {needle:?} in {texts:#?}\n{stderr}"
+        );
     }
     assert!(written.contains(r#""delete""#), "the Jetstream deletion is kept");
     let rejects = std::fs::read_to_string(tmp.path().join("out.jsonl.rejects")).unwrap();

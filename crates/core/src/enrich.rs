@@ -34,7 +34,11 @@ impl Enricher {
     /// `undated_time` chooses the pseudonym epoch of posts without a
     /// timestamp (usually the wall-clock time when the run started).
     pub fn new(keyring: Arc<Keyring>, public: Arc<PublicAccounts>, undated_time: Timestamp) -> Enricher {
-        Enricher { pseudonymiser: Pseudonymiser::new(keyring, undated_time), public, spans: Vec::new() }
+        Enricher {
+            pseudonymiser: Pseudonymiser::new(keyring, undated_time),
+            public,
+            spans: Vec::new(),
+        }
     }
 
     /// Steps 1–4 (see the module doc). Call exactly once per post.
@@ -121,7 +125,10 @@ mod tests {
     #[test]
     fn enriches_then_redacts() {
         let mut e = enricher(&["bbcnews"]);
-        let mut p = post("@bob_example @BBCNews what a great day! https://example.org/x?utm=1 #sun", Some("en-GB"));
+        let mut p = post(
+            "@bob_example @BBCNews what a great day! https://example.org/x?utm=1 #sun",
+            Some("en-GB"),
+        );
         e.enrich(&mut p);
         assert_eq!(p.lang.as_deref(), Some("en"));
         assert_eq!(p.lang_source, Some(LangSource::Source));

@@ -106,7 +106,10 @@ pub fn scan_into(text: &str, spans: &mut Vec<Span>) {
 }
 
 fn take_while(text: &str, start: usize, pred: impl Fn(char) -> bool) -> usize {
-    text[start..].char_indices().find(|&(_, c)| !pred(c)).map_or(text.len(), |(j, _)| start + j)
+    text[start..]
+        .char_indices()
+        .find(|&(_, c)| !pred(c))
+        .map_or(text.len(), |(j, _)| start + j)
 }
 
 fn hashtag_at(text: &str, i: usize) -> Option<Span> {
@@ -115,7 +118,10 @@ fn hashtag_at(text: &str, i: usize) -> Option<Span> {
     if body.is_empty() || body.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    Some(Span { kind: SpanKind::Hashtag, range: i..end })
+    Some(Span {
+        kind: SpanKind::Hashtag,
+        range: i..end,
+    })
 }
 
 fn cashtag_at(text: &str, i: usize) -> Option<Span> {
@@ -141,7 +147,10 @@ fn cashtag_at(text: &str, i: usize) -> Option<Span> {
     if text[end..].chars().next().is_some_and(is_word_char) {
         return None;
     }
-    Some(Span { kind: SpanKind::Cashtag, range: i..end })
+    Some(Span {
+        kind: SpanKind::Cashtag,
+        range: i..end,
+    })
 }
 
 fn mention_at(text: &str, i: usize) -> Option<Span> {
@@ -154,7 +163,10 @@ fn mention_at(text: &str, i: usize) -> Option<Span> {
     if end == i + 1 || !text[i + 1..].starts_with(|c: char| is_word_char(c)) {
         return None;
     }
-    Some(Span { kind: SpanKind::Mention, range: i..end })
+    Some(Span {
+        kind: SpanKind::Mention,
+        range: i..end,
+    })
 }
 
 /// `u/name` or `/u/name`, where `i` is the slash after the `u`.
@@ -174,7 +186,10 @@ fn reddit_mention_at(text: &str, i: usize) -> Option<Span> {
     if !(3..=20).contains(&(end - i - 1)) {
         return None;
     }
-    Some(Span { kind: SpanKind::Mention, range: start..end })
+    Some(Span {
+        kind: SpanKind::Mention,
+        range: start..end,
+    })
 }
 
 /// The handle of a mention span's text: `@Bob` → `Bob`, `/u/bob` → `bob`.
@@ -208,7 +223,10 @@ fn email_around(text: &str, at: usize, spans: &[Span]) -> Option<Span> {
     if !domain.contains('.') || tld.len() < 2 || !tld.chars().all(char::is_alphabetic) {
         return None;
     }
-    Some(Span { kind: SpanKind::Email, range: start..end })
+    Some(Span {
+        kind: SpanKind::Email,
+        range: start..end,
+    })
 }
 
 fn link_at(text: &str, i: usize) -> Option<Span> {
@@ -219,7 +237,9 @@ fn link_at(text: &str, i: usize) -> Option<Span> {
     if !prefix_ok {
         return None;
     }
-    let mut end = take_while(text, i, |c| !c.is_whitespace() && !matches!(c, '<' | '>' | '"' | '“' | '”'));
+    let mut end = take_while(text, i, |c| {
+        !c.is_whitespace() && !matches!(c, '<' | '>' | '"' | '“' | '”')
+    });
     // Trailing punctuation belongs to the sentence; a closing bracket only
     // to the link when the link opened one.
     while let Some(c) = text[i..end].chars().next_back() {
@@ -240,7 +260,10 @@ fn link_at(text: &str, i: usize) -> Option<Span> {
     if end <= i + host_start || !text[i + host_start..end].contains(|c: char| c.is_alphanumeric()) {
         return None;
     }
-    Some(Span { kind: SpanKind::Link, range: i..end })
+    Some(Span {
+        kind: SpanKind::Link,
+        range: i..end,
+    })
 }
 
 /// Hosts whose link paths name accounts (`twitter.com/<handle>/status/…`,
@@ -263,9 +286,10 @@ const ACCOUNT_HOSTS: &[&str] = &[
 /// Whether links to `domain` (lower case, no `www.`) name accounts in their
 /// path. Mastodon instances are recognised by their `/@name` paths instead.
 pub fn is_account_host(domain: &str) -> bool {
-    ACCOUNT_HOSTS
-        .iter()
-        .any(|h| domain == *h || (domain.len() > h.len() && domain.ends_with(h) && domain.as_bytes()[domain.len() - h.len() - 1] == b'.'))
+    ACCOUNT_HOSTS.iter().any(|h| {
+        domain == *h
+            || (domain.len() > h.len() && domain.ends_with(h) && domain.as_bytes()[domain.len() - h.len() - 1] == b'.')
+    })
 }
 
 /// Whether a link's path names an account: on an [account host](is_account_host),
@@ -298,7 +322,11 @@ pub fn normalise_link(raw: &str) -> Option<(String, String)> {
         return None;
     }
     let domain = host.strip_prefix("www.").unwrap_or(&host).to_string();
-    let path = if path == "/" || names_account(&domain, path) { "" } else { path };
+    let path = if path == "/" || names_account(&domain, path) {
+        ""
+    } else {
+        path
+    };
     let link = format!("{scheme}://{host}{path}");
     Some((link, domain))
 }
@@ -360,30 +388,39 @@ mod tests {
         assert_eq!(kinds("C#sharp a#b &#39; #123 #1a"), vec![(SpanKind::Hashtag, "#1a")]);
         assert_eq!(kinds("costs $5 or $ABCDEFG or $x1"), vec![]);
         assert_eq!(kinds("$BRK.B rose"), vec![(SpanKind::Cashtag, "$BRK.B")]);
-        assert_eq!(kinds("#Überschwemmung #日本"), vec![(SpanKind::Hashtag, "#Überschwemmung"), (SpanKind::Hashtag, "#日本")]);
+        assert_eq!(
+            kinds("#Überschwemmung #日本"),
+            vec![(SpanKind::Hashtag, "#Überschwemmung"), (SpanKind::Hashtag, "#日本")]
+        );
     }
 
     #[test]
     fn reddit_user_links_are_mentions() {
-        assert_eq!(kinds("ask u/kim_example or /u/Judy-Ex, not menu/item"), vec![
-            (SpanKind::Mention, "u/kim_example"),
-            (SpanKind::Mention, "/u/Judy-Ex"),
-        ]);
+        assert_eq!(
+            kinds("ask u/kim_example or /u/Judy-Ex, not menu/item"),
+            vec![(SpanKind::Mention, "u/kim_example"), (SpanKind::Mention, "/u/Judy-Ex"),]
+        );
         assert_eq!(ents("thanks /u/Judy-Ex").mentions, vec!["judy-ex"]);
     }
 
     #[test]
     fn emails_are_not_mentions() {
-        assert_eq!(kinds("write to jane.doe+x@example.org. thanks @team"), vec![
-            (SpanKind::Email, "jane.doe+x@example.org"),
-            (SpanKind::Mention, "@team"),
-        ]);
+        assert_eq!(
+            kinds("write to jane.doe+x@example.org. thanks @team"),
+            vec![
+                (SpanKind::Email, "jane.doe+x@example.org"),
+                (SpanKind::Mention, "@team"),
+            ]
+        );
         assert_eq!(kinds("a@b is not an address"), vec![]);
     }
 
     #[test]
     fn links_lose_trailing_punctuation_but_keep_balanced_brackets() {
-        assert_eq!(kinds("(see https://en.example.org/wiki/Foo_(bar)), ok"), vec![(SpanKind::Link, "https://en.example.org/wiki/Foo_(bar)")]);
+        assert_eq!(
+            kinds("(see https://en.example.org/wiki/Foo_(bar)), ok"),
+            vec![(SpanKind::Link, "https://en.example.org/wiki/Foo_(bar)")]
+        );
         assert_eq!(kinds("at www.example.com."), vec![(SpanKind::Link, "www.example.com")]);
         assert_eq!(kinds("http:// nothing"), vec![]);
         assert_eq!(kinds("shows"), vec![]);
@@ -392,14 +429,32 @@ mod tests {
     #[test]
     fn normalises_links() {
         let n = |s| normalise_link(s).unwrap();
-        assert_eq!(n("HTTPS://News.Example.COM:443/Path?q=1"), ("https://news.example.com/Path".into(), "news.example.com".into()));
-        assert_eq!(n("https://www.example.org/"), ("https://www.example.org".into(), "example.org".into()));
-        assert_eq!(n("www.example.org/x#y"), ("http://www.example.org/x".into(), "example.org".into()));
-        assert_eq!(n("https://user:pw@example.org/p"), ("https://example.org/p".into(), "example.org".into()));
+        assert_eq!(
+            n("HTTPS://News.Example.COM:443/Path?q=1"),
+            ("https://news.example.com/Path".into(), "news.example.com".into())
+        );
+        assert_eq!(
+            n("https://www.example.org/"),
+            ("https://www.example.org".into(), "example.org".into())
+        );
+        assert_eq!(
+            n("www.example.org/x#y"),
+            ("http://www.example.org/x".into(), "example.org".into())
+        );
+        assert_eq!(
+            n("https://user:pw@example.org/p"),
+            ("https://example.org/p".into(), "example.org".into())
+        );
         assert_eq!(normalise_link("https://"), None);
         // Paths that name accounts are dropped.
-        assert_eq!(n("https://mobile.twitter.com/someone/status/1"), ("https://mobile.twitter.com".into(), "mobile.twitter.com".into()));
-        assert_eq!(n("https://social.example/@someone/11"), ("https://social.example".into(), "social.example".into()));
+        assert_eq!(
+            n("https://mobile.twitter.com/someone/status/1"),
+            ("https://mobile.twitter.com".into(), "mobile.twitter.com".into())
+        );
+        assert_eq!(
+            n("https://social.example/@someone/11"),
+            ("https://social.example".into(), "social.example".into())
+        );
     }
 
     proptest! {

@@ -18,11 +18,13 @@
 pub mod enrich;
 pub mod entities;
 pub mod lang;
+pub mod matcher;
 pub mod post;
 pub mod pseudonym;
 pub mod query;
 pub mod redact;
 pub mod sentiment;
+pub mod stopwords;
 pub mod text;
 pub mod time;
 pub mod window;

@@ -167,8 +167,7 @@ impl Post {
 impl Deletion {
     /// Appends this deletion as one JSON line `{"delete": {...}}`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        serde_json::to_writer(&mut *out, &serde_json::json!({ "delete": self }))
-            .expect("serialising a Deletion");
+        serde_json::to_writer(&mut *out, &serde_json::json!({ "delete": self })).expect("serialising a Deletion");
         out.push(b'\n');
     }
 }

@@ -40,7 +40,10 @@ pub struct PseudonymConfig {
 
 impl Default for PseudonymConfig {
     fn default() -> Self {
-        PseudonymConfig { epoch_ms: Timestamp::DAY, linkage_window_ms: 7 * Timestamp::DAY }
+        PseudonymConfig {
+            epoch_ms: Timestamp::DAY,
+            linkage_window_ms: 7 * Timestamp::DAY,
+        }
     }
 }
 
@@ -92,7 +95,12 @@ impl Keyring {
     fn from_rng(config: PseudonymConfig, mut rng: StdRng) -> Keyring {
         let mut id_key = [0u8; 32];
         rng.fill_bytes(&mut id_key);
-        let state = KeyringState { config, id_key, epoch_keys: BTreeMap::new(), deleted_below: i64::MIN };
+        let state = KeyringState {
+            config,
+            id_key,
+            epoch_keys: BTreeMap::new(),
+            deleted_below: i64::MIN,
+        };
         Keyring::restore(state, rng)
     }
 
@@ -103,7 +111,11 @@ impl Keyring {
 
     fn restore(state: KeyringState, rng: StdRng) -> Keyring {
         Keyring {
-            state: Mutex::new(KeyringInner { state, rng, ephemeral: BTreeMap::new() }),
+            state: Mutex::new(KeyringInner {
+                state,
+                rng,
+                ephemeral: BTreeMap::new(),
+            }),
             generation: AtomicU64::new(0),
         }
     }
@@ -161,7 +173,9 @@ impl Keyring {
         // more than the linkage window behind the watermark.
         let cutoff = (watermark.0 - cfg.linkage_window_ms).div_euclid(cfg.epoch_ms);
         let keep = inner.state.epoch_keys.split_off(&cutoff);
-        let deleted: Vec<i64> = std::mem::replace(&mut inner.state.epoch_keys, keep).into_keys().collect();
+        let deleted: Vec<i64> = std::mem::replace(&mut inner.state.epoch_keys, keep)
+            .into_keys()
+            .collect();
         let moved = cutoff > inner.state.deleted_below;
         if moved {
             inner.state.deleted_below = cutoff;
@@ -195,7 +209,15 @@ impl Pseudonymiser {
         let id_key = keyring.id_key();
         let epoch_ms = keyring.config().epoch_ms;
         let generation = keyring.generation();
-        Pseudonymiser { keyring, generation, id_key, epoch_ms, cache: Vec::new(), undated_epoch_time: undated_time, buf: String::new() }
+        Pseudonymiser {
+            keyring,
+            generation,
+            id_key,
+            epoch_ms,
+            cache: Vec::new(),
+            undated_epoch_time: undated_time,
+            buf: String::new(),
+        }
     }
 
     fn key_for(&mut self, epoch: i64) -> Key {
@@ -219,7 +241,10 @@ impl Pseudonymiser {
 
     /// The epoch a post belongs to.
     pub fn epoch_of(&self, created_at: Option<Timestamp>) -> i64 {
-        created_at.unwrap_or(self.undated_epoch_time).0.div_euclid(self.epoch_ms)
+        created_at
+            .unwrap_or(self.undated_epoch_time)
+            .0
+            .div_euclid(self.epoch_ms)
     }
 
     /// The pseudonym of account `handle` on `platform` in `epoch`:
@@ -329,7 +354,9 @@ mod hex_epoch_keys {
         let raw = BTreeMap::<String, String>::deserialize(d)?;
         raw.into_iter()
             .map(|(e, k)| {
-                let e = e.parse().map_err(|_| serde::de::Error::custom("an epoch is an integer"))?;
+                let e = e
+                    .parse()
+                    .map_err(|_| serde::de::Error::custom("an epoch is an integer"))?;
                 let k = parse_hex_key(&k).ok_or_else(|| serde::de::Error::custom("a key is 64 hex digits"))?;
                 Ok((e, k))
             })

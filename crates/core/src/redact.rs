@@ -27,7 +27,10 @@ pub struct PublicAccounts {
 impl PublicAccounts {
     pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(handles: I) -> Self {
         PublicAccounts {
-            handles: handles.into_iter().map(|h| h.as_ref().trim_start_matches('@').to_lowercase()).collect(),
+            handles: handles
+                .into_iter()
+                .map(|h| h.as_ref().trim_start_matches('@').to_lowercase())
+                .collect(),
         }
     }
 
@@ -101,13 +104,19 @@ fn mask_phones(seg: &str, out: &mut String) {
     let mut copied = 0;
     while i < b.len() {
         // Most text has no digit at all: jump to the next candidate.
-        match b[i..].iter().position(|&c| c.is_ascii_digit() || c == b'+' || c == b'(') {
+        match b[i..]
+            .iter()
+            .position(|&c| c.is_ascii_digit() || c == b'+' || c == b'(')
+        {
             Some(off) => i += off,
             None => break,
         }
         let c = b[i];
         let starts = c.is_ascii_digit() || ((c == b'+' || c == b'(') && b.get(i + 1).is_some_and(u8::is_ascii_digit));
-        let boundary = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'$' | b'_' | b'.' | b',' | b'/' | b'-' | b'+' | b':') || b[i - 1] >= 0x80);
+        let boundary = i == 0
+            || !(b[i - 1].is_ascii_alphanumeric()
+                || matches!(b[i - 1], b'$' | b'_' | b'.' | b',' | b'/' | b'-' | b'+' | b':')
+                || b[i - 1] >= 0x80);
         if !(starts && boundary) {
             i += 1;
             continue;
@@ -170,24 +179,40 @@ mod tests {
 
     #[test]
     fn masks_mentions_unless_public() {
-        assert_eq!(redact("@alice_example @BBCNews thanks @bob@mastodon.example!", &["bbcnews"]), "@user @BBCNews thanks @user!");
+        assert_eq!(
+            redact("@alice_example @BBCNews thanks @bob@mastodon.example!", &["bbcnews"]),
+            "@user @BBCNews thanks @user!"
+        );
     }
 
     #[test]
     fn masks_reddit_user_links() {
-        assert_eq!(redact("ask u/kim_example and /u/judy_example", &[]), "ask u/user and u/user");
+        assert_eq!(
+            redact("ask u/kim_example and /u/judy_example", &[]),
+            "ask u/user and u/user"
+        );
     }
 
     #[test]
     fn masks_emails_and_phones() {
-        assert_eq!(redact("mail jane.doe@example.org or call +44 20 7946 0958 now", &[]), "mail [email] or call [phone] now");
+        assert_eq!(
+            redact("mail jane.doe@example.org or call +44 20 7946 0958 now", &[]),
+            "mail [email] or call [phone] now"
+        );
         assert_eq!(redact("call (555) 123-4567.", &[]), "call [phone].");
         assert_eq!(redact("ring 555.123.4567", &[]), "ring [phone]");
     }
 
     #[test]
     fn keeps_numbers_that_are_not_phones() {
-        for t in ["in 2016-2017 we", "at 12:30 today", "costs $1234567890", "10,000,000 people", "flight BA2490", "v1.2.3.4"] {
+        for t in [
+            "in 2016-2017 we",
+            "at 12:30 today",
+            "costs $1234567890",
+            "10,000,000 people",
+            "flight BA2490",
+            "v1.2.3.4",
+        ] {
             assert_eq!(redact(t, &[]), t);
         }
     }
@@ -202,7 +227,10 @@ mod tests {
 
     #[test]
     fn drops_query_strings_from_links() {
-        assert_eq!(redact("read https://news.example.org/a?utm_source=x&uid=42#c now", &[]), "read https://news.example.org/a now");
+        assert_eq!(
+            redact("read https://news.example.org/a?utm_source=x&uid=42#c now", &[]),
+            "read https://news.example.org/a now"
+        );
     }
 
     proptest! {

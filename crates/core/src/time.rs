@@ -85,9 +85,7 @@ impl Timestamp {
             }
         }
         if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-            return Ok(Timestamp(
-                d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis(),
-            ));
+            return Ok(Timestamp(d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis()));
         }
         Err(bad())
     }
@@ -156,41 +154,29 @@ mod tests {
         let want = Timestamp(1_539_202_764_000);
         assert_eq!(Timestamp::parse("2018-10-10T20:19:24Z").unwrap(), want);
         assert_eq!(Timestamp::parse("2018-10-10T20:19:24.000Z").unwrap(), want);
-        assert_eq!(
-            Timestamp::parse("Wed Oct 10 20:19:24 +0000 2018").unwrap(),
-            want
-        );
+        assert_eq!(Timestamp::parse("Wed Oct 10 20:19:24 +0000 2018").unwrap(), want);
         assert_eq!(Timestamp::parse("2018-10-10 20:19:24+00:00").unwrap(), want);
         assert_eq!(Timestamp::parse("2018-10-10 22:19:24+0200").unwrap(), want);
         assert_eq!(Timestamp::parse("1539202764").unwrap(), want);
         assert_eq!(Timestamp::parse("1539202764000").unwrap(), want);
-        assert_eq!(Timestamp::parse("10/10/2018 20:19").unwrap(), Timestamp(want.0 - 24_000));
         assert_eq!(
-            Timestamp::parse("Wed, 10 Oct 2018 20:19:24 GMT").unwrap(),
-            want
+            Timestamp::parse("10/10/2018 20:19").unwrap(),
+            Timestamp(want.0 - 24_000)
         );
+        assert_eq!(Timestamp::parse("Wed, 10 Oct 2018 20:19:24 GMT").unwrap(), want);
         assert!(Timestamp::parse("yesterday").is_err());
         assert!(Timestamp::parse("").is_err());
     }
 
     #[test]
     fn writes_rfc3339_with_millis_only_when_needed() {
-        assert_eq!(
-            Timestamp(1_539_202_764_000).to_rfc3339(),
-            "2018-10-10T20:19:24Z"
-        );
-        assert_eq!(
-            Timestamp(1_539_202_764_388).to_rfc3339(),
-            "2018-10-10T20:19:24.388Z"
-        );
+        assert_eq!(Timestamp(1_539_202_764_000).to_rfc3339(), "2018-10-10T20:19:24Z");
+        assert_eq!(Timestamp(1_539_202_764_388).to_rfc3339(), "2018-10-10T20:19:24.388Z");
     }
 
     #[test]
     fn floors_negative_times_down() {
         assert_eq!(Timestamp(-1).floor(Timestamp::MINUTE), Timestamp(-60_000));
-        assert_eq!(
-            Timestamp(119_999).floor(Timestamp::MINUTE),
-            Timestamp(60_000)
-        );
+        assert_eq!(Timestamp(119_999).floor(Timestamp::MINUTE), Timestamp(60_000));
     }
 }

@@ -43,7 +43,11 @@ pub enum FeedError {
     #[error("{path}: {message}")]
     Toml { path: String, message: String },
     #[error("{origin}: feed {name:?}: {error}")]
-    Query { origin: String, name: String, error: ParseError },
+    Query {
+        origin: String,
+        name: String,
+        error: ParseError,
+    },
     #[error("{origin}: feed name {name:?} is used twice")]
     Duplicate { origin: String, name: String },
     #[error("{origin}: a feed has an empty name")]
@@ -52,15 +56,22 @@ pub enum FeedError {
 
 /// Parses the text of a feeds file; `origin` names it in errors.
 pub fn parse_feeds(text: &str, origin: &str) -> Result<Vec<FeedDef>, FeedError> {
-    let file: FeedsFile =
-        toml::from_str(text).map_err(|e| FeedError::Toml { path: origin.to_string(), message: e.to_string() })?;
+    let file: FeedsFile = toml::from_str(text).map_err(|e| FeedError::Toml {
+        path: origin.to_string(),
+        message: e.to_string(),
+    })?;
     let mut seen = std::collections::HashSet::new();
     for f in &file.feed {
         if f.name.trim().is_empty() {
-            return Err(FeedError::EmptyName { origin: origin.to_string() });
+            return Err(FeedError::EmptyName {
+                origin: origin.to_string(),
+            });
         }
         if !seen.insert(f.name.as_str()) {
-            return Err(FeedError::Duplicate { origin: origin.to_string(), name: f.name.clone() });
+            return Err(FeedError::Duplicate {
+                origin: origin.to_string(),
+                name: f.name.clone(),
+            });
         }
         Query::parse(&f.query).map_err(|error| FeedError::Query {
             origin: origin.to_string(),
@@ -73,8 +84,10 @@ pub fn parse_feeds(text: &str, origin: &str) -> Result<Vec<FeedDef>, FeedError> 
 
 /// Reads and validates a feeds file.
 pub fn load_feeds(path: &Path) -> Result<Vec<FeedDef>, FeedError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| FeedError::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| FeedError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     parse_feeds(&text, &path.display().to_string())
 }
 
@@ -124,7 +137,14 @@ impl FeedSet {
                 id
             }
         };
-        self.feeds.insert(id, Feed { id, name: def.name.clone(), query });
+        self.feeds.insert(
+            id,
+            Feed {
+                id,
+                name: def.name.clone(),
+                query,
+            },
+        );
         Ok(id)
     }
 
@@ -193,7 +213,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(defs.len(), 2);
-        assert_eq!(defs[1], FeedDef { name: "quakes".into(), query: "earthquake -drill".into() });
+        assert_eq!(
+            defs[1],
+            FeedDef {
+                name: "quakes".into(),
+                query: "earthquake -drill".into()
+            }
+        );
     }
 
     #[test]
@@ -202,7 +228,11 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.starts_with("f.toml: feed \"bad\": "), "{msg}");
         assert!(msg.contains("column"), "{msg}");
-        let e = parse_feeds("[[feed]]\nname = \"x\"\nquery = \"a\"\n[[feed]]\nname = \"x\"\nquery = \"b\"\n", "f.toml").unwrap_err();
+        let e = parse_feeds(
+            "[[feed]]\nname = \"x\"\nquery = \"a\"\n[[feed]]\nname = \"x\"\nquery = \"b\"\n",
+            "f.toml",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("used twice"));
         let e = parse_feeds("[[feed]]\nname = \"x\"\nqeury = \"a\"\n", "f.toml").unwrap_err();
         assert!(e.to_string().contains("qeury"), "{e}");
@@ -212,7 +242,10 @@ mod tests {
 
     #[test]
     fn ids_are_stable_across_changes_and_never_reused() {
-        let def = |n: &str, q: &str| FeedDef { name: n.into(), query: q.into() };
+        let def = |n: &str, q: &str| FeedDef {
+            name: n.into(),
+            query: q.into(),
+        };
         let v1 = FeedSet::new(&[def("a", "x"), def("b", "y")]).unwrap();
         let (v2, c) = v1.with_upsert(&def("c", "z")).unwrap();
         assert_eq!(c, 2);

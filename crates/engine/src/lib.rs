@@ -12,9 +12,16 @@
 //!   format detection, per-file counts and rejects (`file:line: reason`).
 //! - [`ingest`]: decode → pseudonymise → enrich → redact → canonical JSON
 //!   Lines, as run by `tidewatch ingest`.
+//! - [`feeds`], [`live`]: feed sets with stable ids, compiled and swapped in
+//!   while a run goes on.
+//! - [`run`]: decode → enrich → match → event-time windows, as run by
+//!   `tidewatch run`; [`series`] writes the windows as CSV and JSON Lines.
 
 pub mod datadir;
 pub mod decode;
 pub mod feeds;
 pub mod ingest;
+pub mod live;
 pub mod ordered;
+pub mod run;
+pub mod series;

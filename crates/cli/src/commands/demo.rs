@@ -43,14 +43,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let raw = tmp.path().join("stream.jsonl");
     let enriched = tmp.path().join("enriched.jsonl");
 
-    let gen = Generator::new(&GenConfig { posts: args.posts, days: args.days, seed: args.seed, ..Default::default() });
+    let gen = Generator::new(&GenConfig {
+        posts: args.posts,
+        days: args.days,
+        seed: args.seed,
+        ..Default::default()
+    });
     let truth = gen.truth().clone();
-    eprintln!("generating {} posts over {} simulated days (seed {})...", thousands(args.posts), args.days, args.seed);
+    eprintln!(
+        "generating {} posts over {} simulated days (seed {})...",
+        thousands(args.posts),
+        args.days,
+        args.seed
+    );
     write_stream(gen, &mut BufWriter::new(std::fs::File::create(&raw)?))?;
 
     let keyring = Arc::new(data.load_keyring(PseudonymConfig::default())?);
     let cfg = IngestConfig {
-        decode: DecodeOptions { format: Some(Format::Canonical), ..Default::default() },
+        decode: DecodeOptions {
+            format: Some(Format::Canonical),
+            ..Default::default()
+        },
         threads: default_threads(),
         keyring: keyring.clone(),
         public_accounts: Arc::new(PublicAccounts::default()),
@@ -79,7 +92,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for line in reader.lines() {
         let p = Post::from_json(line?.as_bytes())?;
         n += 1;
-        *langs.entry(p.lang.clone().unwrap_or_else(|| "none".into())).or_default() += 1;
+        *langs
+            .entry(p.lang.clone().unwrap_or_else(|| "none".into()))
+            .or_default() += 1;
         detected += (p.lang_source == Some(tidewatch_core::LangSource::Detected)) as u64;
         if let Some(s) = p.sentiment {
             pos += (s.compound >= 0.05) as u64;
@@ -97,9 +112,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let top = |m: &HashMap<String, u64>, k: usize| {
         let mut v: Vec<(&String, &u64)> = m.iter().collect();
         v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        v.iter().take(k).map(|(s, c)| format!("{s} {}", thousands(**c))).collect::<Vec<_>>().join(", ")
+        v.iter()
+            .take(k)
+            .map(|(s, c)| format!("{s} {}", thousands(**c)))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    println!("languages: {} ({} detected, the rest tagged by the source)", top(&langs, 8), thousands(detected));
+    println!(
+        "languages: {} ({} detected, the rest tagged by the source)",
+        top(&langs, 8),
+        thousands(detected)
+    );
     println!(
         "sentiment: {:.1}% positive, {:.1}% negative",
         100.0 * pos as f64 / n.max(1) as f64,

@@ -35,7 +35,13 @@ pub struct Args {
 }
 
 pub fn config(args: &Args) -> Result<GenConfig> {
-    let mut cfg = GenConfig { posts: args.posts, days: args.days.max(1), seed: args.seed, planted: !args.no_planted, ..Default::default() };
+    let mut cfg = GenConfig {
+        posts: args.posts,
+        days: args.days.max(1),
+        seed: args.seed,
+        planted: !args.no_planted,
+        ..Default::default()
+    };
     if let Some(s) = &args.start {
         cfg.start = Timestamp::parse(s).with_context(|| format!("--start {s:?}"))?;
     }
@@ -64,7 +70,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let gen = Generator::new(&cfg);
     if let Some(path) = &args.truth {
         let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        serde_json::to_writer_pretty(BufWriter::new(f), &gen.truth()).with_context(|| format!("writing {}", path.display()))?;
+        serde_json::to_writer_pretty(BufWriter::new(f), &gen.truth())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let start = std::time::Instant::now();
     let n = if args.out.as_os_str() == "-" {
@@ -75,6 +82,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     .with_context(|| format!("writing {}", args.out.display()))?;
     let secs = start.elapsed().as_secs_f64().max(1e-9);
-    eprintln!("generated {n} posts over {} day(s) in {secs:.2} s ({:.0} posts/s)", cfg.days, n as f64 / secs);
+    eprintln!(
+        "generated {n} posts over {} day(s) in {secs:.2} s ({:.0} posts/s)",
+        cfg.days,
+        n as f64 / secs
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -74,9 +74,15 @@ pub fn parse_csv_mapping(spec: &str) -> Result<CsvMapping> {
 }
 
 pub fn load_public_accounts(path: Option<&PathBuf>) -> Result<PublicAccounts> {
-    let Some(path) = path else { return Ok(PublicAccounts::default()) };
+    let Some(path) = path else {
+        return Ok(PublicAccounts::default());
+    };
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(PublicAccounts::new(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))))
+    Ok(PublicAccounts::new(
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#')),
+    ))
 }
 
 pub fn default_threads() -> usize {
@@ -94,7 +100,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let keyring = Arc::new(data.load_keyring(pcfg)?);
     let cfg = IngestConfig {
-        decode: DecodeOptions { format, csv_mapping, ..Default::default() },
+        decode: DecodeOptions {
+            format,
+            csv_mapping,
+            ..Default::default()
+        },
         threads: args.threads.unwrap_or_else(default_threads),
         keyring: keyring.clone(),
         public_accounts: Arc::new(public),
@@ -117,9 +127,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             PathBuf::from(p)
         }
     });
-    let mut rejects = BufWriter::new(
-        File::create(&rejects_path).with_context(|| format!("creating {}", rejects_path.display()))?,
-    );
+    let mut rejects =
+        BufWriter::new(File::create(&rejects_path).with_context(|| format!("creating {}", rejects_path.display()))?);
 
     let bar = spinner();
     let summary = ingest::run(&args.paths, &cfg, &mut out, &mut rejects, &|p| {
@@ -154,7 +163,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         row[3] += f.ignored;
         row[4] += f.rejected;
     }
-    eprintln!("{:<12} {:>6} {:>12} {:>10} {:>10} {:>10}", "format", "files", "posts", "deletions", "ignored", "rejected");
+    eprintln!(
+        "{:<12} {:>6} {:>12} {:>10} {:>10} {:>10}",
+        "format", "files", "posts", "deletions", "ignored", "rejected"
+    );
     for (name, r) in &by_format {
         eprintln!(
             "{:<12} {:>6} {:>12} {:>10} {:>10} {:>10}",
@@ -178,5 +190,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         rejects_path.display()
     );
     let read_anything = summary.files.iter().any(|f| f.posts + f.deletions + f.ignored > 0);
-    Ok(if read_anything { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if read_anything {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

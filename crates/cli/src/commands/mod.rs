@@ -6,3 +6,4 @@ pub mod eval;
 pub mod feeds;
 pub mod gen;
 pub mod ingest;
+pub mod run;

@@ -18,6 +18,8 @@ use tidewatch_engine::ingest::{self, IngestConfig};
 use tidewatch_gen::{GenConfig, Generator};
 use tidewatch_ingest::Format;
 
+pub mod feeds;
+
 #[derive(clap::Subcommand)]
 pub enum Bench {
     /// Decode + pseudonymise + enrich + redact + serialise generated posts,
@@ -35,11 +37,42 @@ pub enum Bench {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The match stage alone: N generated feeds against generated,
+    /// enriched posts (tokenisation included), against an Aho-Corasick scan
+    /// of the feeds' literal strings.
+    Feeds {
+        /// Feeds to generate.
+        #[arg(long, default_value_t = 10_000)]
+        feeds: usize,
+        /// Posts to generate.
+        #[arg(long, default_value_t = 200_000)]
+        posts: u64,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Timed passes over the posts; the fastest is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
 }
 
 pub fn run(b: Bench) -> Result<ExitCode> {
     match b {
-        Bench::Ingest { posts, threads, seed, dir } => bench_ingest(posts, threads, seed, dir),
+        Bench::Ingest {
+            posts,
+            threads,
+            seed,
+            dir,
+        } => bench_ingest(posts, threads, seed, dir),
+        Bench::Feeds {
+            feeds,
+            posts,
+            threads,
+            seed,
+            rounds,
+        } => feeds::bench_feeds(feeds, posts, threads.unwrap_or_else(default_threads), seed, rounds),
     }
 }
 
@@ -49,7 +82,12 @@ fn bench_ingest(posts: u64, threads: Option<usize>, seed: u64, dir: Option<PathB
     std::fs::create_dir_all(&dir)?;
     let input = dir.join(format!("bench-ingest-{posts}-{seed}.jsonl"));
     if !input.exists() {
-        let gen = Generator::new(&GenConfig { posts, days: 1, seed, ..Default::default() });
+        let gen = Generator::new(&GenConfig {
+            posts,
+            days: 1,
+            seed,
+            ..Default::default()
+        });
         let f = std::fs::File::create(&input).with_context(|| format!("creating {}", input.display()))?;
         write_stream(gen, &mut BufWriter::new(f))?;
     }
@@ -72,13 +110,22 @@ fn bench_ingest(posts: u64, threads: Option<usize>, seed: u64, dir: Option<PathB
     // The ingest pipeline as `tidewatch ingest` runs it, output discarded.
     let threads = threads.unwrap_or_else(default_threads);
     let cfg = IngestConfig {
-        decode: DecodeOptions { format: Some(Format::Canonical), ..Default::default() },
+        decode: DecodeOptions {
+            format: Some(Format::Canonical),
+            ..Default::default()
+        },
         threads,
         keyring: Arc::new(Keyring::new(PseudonymConfig::default())),
         public_accounts: Arc::new(PublicAccounts::default()),
         undated_time: Timestamp(0),
     };
-    let summary = ingest::run(&[input.clone()], &cfg, &mut std::io::sink(), &mut std::io::sink(), &|_| {})?;
+    let summary = ingest::run(
+        &[input.clone()],
+        &cfg,
+        &mut std::io::sink(),
+        &mut std::io::sink(),
+        &|_| {},
+    )?;
     let secs = summary.elapsed.as_secs_f64();
     let rate = summary.posts as f64 / secs;
     println!(

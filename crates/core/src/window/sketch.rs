@@ -1,0 +1,479 @@
+//! Heavy hitters in bounded memory: a Misra–Gries summary.
+//!
+//! The idea: keep at most `capacity` counters. A key that already has a
+//! counter increments it; a new key takes a free counter; when all counters
+//! are taken, every counter (and the newcomer) is decremented instead, and
+//! counters that reach zero are freed. Each such decrement removes
+//! `capacity + 1` units of mass from the stream, so it can happen at most
+//! `total / (capacity + 1)` times. Hence, for every key `x` with true
+//! frequency `f(x)`:
+//!
+//! ```text
+//! f(x) - deficit <= count(x) <= f(x),      deficit <= total / (capacity + 1)
+//! ```
+//!
+//! where `count(x)` is 0 for a key without a counter and `deficit` (see
+//! [`HeavyHitters::error_bound`]) is the summed size of the decrements. Any
+//! key seen more than `total / (capacity + 1)` times therefore always holds a
+//! counter. While fewer than `capacity + 1` distinct keys were seen, counts
+//! are exact (`deficit == 0`).
+//!
+//! Summaries are **mergeable** (Agarwal et al., "Mergeable summaries", 2012):
+//! [`HeavyHitters::merge`] adds the counters of both sides, then, if more than
+//! `capacity` remain, subtracts the `(capacity + 1)`-th largest count `C`
+//! from all of them and adds `C` to the deficit. That step also removes at
+//! least `(capacity + 1) * C` units of mass, so the bound above holds for the
+//! merged summary against the concatenated stream, whatever the merge order
+//! (with `capacity` the smaller of the two sides' capacities).
+//!
+//! Determinism: the summary is a pair of vectors in first-insertion order (no
+//! hash map); decrements do not depend on tie-breaking; [`HeavyHitters::top`]
+//! orders by count descending, then key ascending.
+
+use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
+
+/// A Misra–Gries heavy-hitters summary over keys `K` (e.g. `String`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    try_from = "HeavyHittersRepr<K>",
+    into = "HeavyHittersRepr<K>",
+    bound(serialize = "K: Clone + Serialize", deserialize = "K: Deserialize<'de> + Eq")
+)]
+pub struct HeavyHitters<K> {
+    capacity: usize,
+    // Structure of arrays: the lookup scans `keys` only, which is compact.
+    keys: Vec<K>,
+    counts: Vec<u64>,
+    total: u64,
+    deficit: u64,
+}
+
+/// The index of the first key satisfying `eq`. Compares eight keys at a
+/// time without early exit inside a block, which lets the compiler use SIMD
+/// for small integer keys (the interned ids of open windows).
+#[inline]
+fn find<K>(keys: &[K], eq: impl Fn(&K) -> bool) -> Option<usize> {
+    let mut chunks = keys.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let mask = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |m, (i, k)| m | (u32::from(eq(k)) << i));
+        if mask != 0 {
+            return Some(base + mask.trailing_zeros() as usize);
+        }
+        base += 8;
+    }
+    chunks.remainder().iter().position(eq).map(|i| base + i)
+}
+
+/// Lower and upper bounds on a key's true frequency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub lower: u64,
+    pub upper: u64,
+}
+
+impl<K: Clone + Eq> HeavyHitters<K> {
+    /// An empty summary with `capacity` counters (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        HeavyHitters {
+            capacity: capacity.max(1),
+            keys: Vec::new(),
+            counts: Vec::new(),
+            total: 0,
+            deficit: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Number of keys currently holding a counter.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Total weight added (the stream length for unit inserts).
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The most any stored count can be below the true frequency (and the
+    /// most a key without a counter can have been seen). Always
+    /// `<= total / (capacity + 1)`.
+    pub fn error_bound(&self) -> u64 {
+        self.deficit
+    }
+
+    /// Adds one occurrence of `key`.
+    pub fn insert<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + Eq + ?Sized,
+    {
+        self.add(key, 1);
+    }
+
+    /// Adds `weight` occurrences of `key` (weighted Misra–Gries).
+    pub fn add<Q>(&mut self, key: &Q, weight: u64)
+    where
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + Eq + ?Sized,
+    {
+        if weight == 0 {
+            return;
+        }
+        self.total = self.total.saturating_add(weight);
+        if let Some(i) = find(&self.keys, |k| k.borrow() == key) {
+            self.counts[i] = self.counts[i].saturating_add(weight);
+            return;
+        }
+        if self.keys.len() < self.capacity {
+            self.keys.push(key.to_owned());
+            self.counts.push(weight);
+            return;
+        }
+        // Full: decrement everyone, the newcomer included, by as much as
+        // frees the smallest counter (or uses up the newcomer's weight).
+        let min = self.counts.iter().copied().min().unwrap_or(0);
+        let d = min.min(weight);
+        self.subtract(d);
+        let rest = weight - d;
+        if rest > 0 && self.keys.len() < self.capacity {
+            self.keys.push(key.to_owned());
+            self.counts.push(rest);
+        }
+    }
+
+    /// Bounds on the true frequency of `key` in the stream summarised.
+    pub fn estimate<Q>(&self, key: &Q) -> Estimate
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let lower = self
+            .keys
+            .iter()
+            .position(|k| k.borrow() == key)
+            .map_or(0, |i| self.counts[i]);
+        Estimate {
+            lower,
+            upper: lower.saturating_add(self.deficit),
+        }
+    }
+
+    /// Adds `other`'s stream into this summary (see the module docs for the
+    /// bound). Keeps this summary's capacity.
+    pub fn merge(&mut self, other: &Self) {
+        self.total = self.total.saturating_add(other.total);
+        self.deficit = self.deficit.saturating_add(other.deficit);
+        for (k, &c) in other.keys.iter().zip(&other.counts) {
+            match find(&self.keys, |x| x == k) {
+                Some(i) => self.counts[i] = self.counts[i].saturating_add(c),
+                None => {
+                    self.keys.push(k.clone());
+                    self.counts.push(c);
+                }
+            }
+        }
+        if self.keys.len() > self.capacity {
+            // The (capacity + 1)-th largest count, in linear time; on the
+            // stack for the usual small sizes.
+            let mut stack = [0u64; 256];
+            let mut heap = Vec::new();
+            let counts: &mut [u64] = if self.counts.len() <= stack.len() {
+                let buf = &mut stack[..self.counts.len()];
+                buf.copy_from_slice(&self.counts);
+                buf
+            } else {
+                heap.extend_from_slice(&self.counts);
+                &mut heap
+            };
+            let (_, &mut c, _) = counts.select_nth_unstable_by(self.capacity, |a, b| b.cmp(a));
+            self.subtract(c);
+        }
+    }
+
+    /// Subtracts `d` from every counter (and records it in the deficit),
+    /// dropping counters that reach zero; order of survivors is kept.
+    fn subtract(&mut self, d: u64) {
+        if d == 0 {
+            return;
+        }
+        self.deficit = self.deficit.saturating_add(d);
+        let mut w = 0;
+        for r in 0..self.keys.len() {
+            let c = self.counts[r].saturating_sub(d);
+            if c > 0 {
+                self.keys.swap(w, r);
+                self.counts[w] = c;
+                w += 1;
+            }
+        }
+        self.keys.truncate(w);
+        self.counts.truncate(w);
+    }
+
+    /// All stored keys with their counts (lower bounds), in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, u64)> {
+        self.keys.iter().zip(self.counts.iter().copied())
+    }
+
+    /// The same summary with every key transformed (e.g. ids to strings).
+    /// `f` must be injective on the stored keys.
+    pub fn map_keys<K2, F: FnMut(&K) -> K2>(&self, f: F) -> HeavyHitters<K2> {
+        HeavyHitters {
+            capacity: self.capacity,
+            keys: self.keys.iter().map(f).collect(),
+            counts: self.counts.clone(),
+            total: self.total,
+            deficit: self.deficit,
+        }
+    }
+
+    /// Rewrites keys in place (used when interned ids are renumbered).
+    pub(crate) fn remap_keys(&mut self, mut f: impl FnMut(&K) -> K) {
+        for k in &mut self.keys {
+            *k = f(k);
+        }
+    }
+
+    /// Empties the summary, keeping its allocations for reuse.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.counts.clear();
+        self.total = 0;
+        self.deficit = 0;
+    }
+}
+
+impl<K: Clone + Eq + Ord> HeavyHitters<K> {
+    /// The `k` keys with the highest counts, count descending then key
+    /// ascending.
+    pub fn top(&self, k: usize) -> Vec<(K, u64)> {
+        let mut all: Vec<(K, u64)> = self.iter().map(|(key, c)| (key.clone(), c)).collect();
+        all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(k);
+        all
+    }
+}
+
+/// The serialised form: `{"capacity", "total", "error_bound", "entries": [[key, count], ...]}`.
+#[derive(Serialize, Deserialize)]
+struct HeavyHittersRepr<K> {
+    capacity: usize,
+    total: u64,
+    error_bound: u64,
+    entries: Vec<(K, u64)>,
+}
+
+impl<K: Clone> From<HeavyHitters<K>> for HeavyHittersRepr<K> {
+    fn from(h: HeavyHitters<K>) -> Self {
+        HeavyHittersRepr {
+            capacity: h.capacity,
+            total: h.total,
+            error_bound: h.deficit,
+            entries: h.keys.into_iter().zip(h.counts).collect(),
+        }
+    }
+}
+
+/// A serialised summary that breaks the summary's invariants.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadSummary {
+    #[error("capacity must be at least 1")]
+    ZeroCapacity,
+    #[error("{entries} entries exceed capacity {capacity}")]
+    TooManyEntries { entries: usize, capacity: usize },
+    #[error("an entry has count 0 or a key appears twice")]
+    BadEntry,
+}
+
+impl<K: Eq> TryFrom<HeavyHittersRepr<K>> for HeavyHitters<K> {
+    type Error = BadSummary;
+
+    fn try_from(r: HeavyHittersRepr<K>) -> Result<Self, BadSummary> {
+        if r.capacity == 0 {
+            return Err(BadSummary::ZeroCapacity);
+        }
+        if r.entries.len() > r.capacity {
+            return Err(BadSummary::TooManyEntries {
+                entries: r.entries.len(),
+                capacity: r.capacity,
+            });
+        }
+        let mut keys: Vec<K> = Vec::with_capacity(r.entries.len());
+        let mut counts = Vec::with_capacity(r.entries.len());
+        for (k, c) in r.entries {
+            if c == 0 || keys.contains(&k) {
+                return Err(BadSummary::BadEntry);
+            }
+            keys.push(k);
+            counts.push(c);
+        }
+        Ok(HeavyHitters {
+            capacity: r.capacity,
+            keys,
+            counts,
+            total: r.total,
+            deficit: r.error_bound,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn exact(stream: &[u8]) -> BTreeMap<u8, u64> {
+        let mut m = BTreeMap::new();
+        for &x in stream {
+            *m.entry(x).or_insert(0) += 1;
+        }
+        m
+    }
+
+    fn summarise(stream: &[u8], cap: usize) -> HeavyHitters<String> {
+        let mut h = HeavyHitters::new(cap);
+        for x in stream {
+            h.insert(format!("k{x}").as_str());
+        }
+        h
+    }
+
+    /// Every key's stored count lies within [f - error_bound, f] and the
+    /// error bound is at most total / (capacity + 1).
+    fn check_bounds(h: &HeavyHitters<String>, stream: &[u8], cap: usize) {
+        let n = stream.len() as u64;
+        assert_eq!(h.total(), n);
+        assert!(h.error_bound() <= n / (cap as u64 + 1));
+        assert!(h.len() <= cap);
+        for (x, f) in exact(stream) {
+            let e = h.estimate(format!("k{x}").as_str());
+            assert!(e.lower <= f && f <= e.upper, "{x}: {e:?} vs {f}");
+            if f > n / (cap as u64 + 1) {
+                assert!(e.lower > 0, "heavy hitter k{x} ({f} of {n}) lost");
+            }
+        }
+    }
+
+    #[test]
+    fn exact_while_under_capacity() {
+        let mut h = HeavyHitters::<String>::new(3);
+        for k in ["flood", "storm", "flood", "quake", "flood", "storm"] {
+            h.insert(k);
+        }
+        assert_eq!(h.error_bound(), 0);
+        assert_eq!(h.top(2), vec![("flood".to_string(), 3), ("storm".to_string(), 2)]);
+    }
+
+    #[test]
+    fn full_summary_decrements_everyone() {
+        let mut h = HeavyHitters::<String>::new(2);
+        for k in ["a", "a", "a", "b", "c", "d"] {
+            h.insert(k);
+        }
+        // a:3 b:1, then c decrements both (a:2, b freed), d takes b's place.
+        assert_eq!(h.top(5), vec![("a".to_string(), 2), ("d".to_string(), 1)]);
+        assert_eq!(h.error_bound(), 1);
+        assert_eq!(h.estimate("a"), Estimate { lower: 2, upper: 3 });
+        assert_eq!(h.estimate("c"), Estimate { lower: 0, upper: 1 });
+    }
+
+    #[test]
+    fn ties_broken_by_key() {
+        let mut h = HeavyHitters::<String>::new(8);
+        for k in ["zeta", "alpha", "mid", "alpha", "zeta", "mid"] {
+            h.insert(k);
+        }
+        let keys: Vec<String> = h.top(3).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["alpha", "mid", "zeta"]);
+    }
+
+    #[test]
+    fn merge_reduces_to_capacity() {
+        let mut a = HeavyHitters::<String>::new(2);
+        a.add("x", 5);
+        a.add("y", 3);
+        let mut b = HeavyHitters::<String>::new(2);
+        b.add("z", 4);
+        b.add("y", 1);
+        a.merge(&b);
+        // x:5 y:4 z:4 -> third largest is 4; x:1 survives.
+        assert_eq!(a.top(5), vec![("x".to_string(), 1)]);
+        assert_eq!(a.error_bound(), 4);
+        assert_eq!(a.total(), 13);
+    }
+
+    #[test]
+    fn serde_round_trip_and_validation() {
+        let h = summarise(&[1, 2, 2, 3, 3, 3], 2);
+        let json = serde_json::to_string(&h).unwrap();
+        let back: HeavyHitters<String> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, h);
+        let bad = r#"{"capacity":1,"total":2,"error_bound":0,"entries":[["a",1],["b",1]]}"#;
+        assert!(serde_json::from_str::<HeavyHitters<String>>(bad).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn bounds_hold_for_one_stream(
+            stream in proptest::collection::vec(0u8..40, 0..400),
+            cap in 1usize..12,
+        ) {
+            let h = summarise(&stream, cap);
+            check_bounds(&h, &stream, cap);
+        }
+
+        #[test]
+        fn skewed_heavy_hitters_kept(
+            noise in proptest::collection::vec(0u8..200, 0..300),
+            heavy in 200u8..=255,
+            cap in 4usize..16,
+        ) {
+            // Interleave a key so that it exceeds total / (cap + 1).
+            let mut stream = Vec::new();
+            for (i, x) in noise.iter().enumerate() {
+                stream.push(*x);
+                if i % 3 == 0 {
+                    stream.push(heavy);
+                }
+            }
+            let h = summarise(&stream, cap);
+            check_bounds(&h, &stream, cap);
+        }
+
+        #[test]
+        fn merged_bounds_hold(
+            parts in proptest::collection::vec(
+                proptest::collection::vec(0u8..30, 0..120), 1..6),
+            cap in 1usize..10,
+        ) {
+            let mut merged = HeavyHitters::<String>::new(cap);
+            let mut all = Vec::new();
+            for p in &parts {
+                merged.merge(&summarise(p, cap));
+                all.extend_from_slice(p);
+            }
+            check_bounds(&merged, &all, cap);
+        }
+
+        #[test]
+        fn deterministic(stream in proptest::collection::vec(0u8..50, 0..300), cap in 1usize..10) {
+            let a = summarise(&stream, cap);
+            let b = summarise(&stream, cap);
+            prop_assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+            prop_assert_eq!(a.top(cap), b.top(cap));
+        }
+    }
+}
