@@ -43,11 +43,9 @@ pub enum FeedError {
     #[error("{path}: {message}")]
     Toml { path: String, message: String },
     #[error("{origin}: feed {name:?}: {error}")]
-    Query {
-        origin: String,
-        name: String,
-        error: ParseError,
-    },
+    // Boxed: a parse error carries the whole query and is much larger than
+    // the other variants.
+    Query { origin: String, name: String, error: Box<ParseError> },
     #[error("{origin}: feed name {name:?} is used twice")]
     Duplicate { origin: String, name: String },
     #[error("{origin}: a feed has an empty name")]
@@ -76,7 +74,7 @@ pub fn parse_feeds(text: &str, origin: &str) -> Result<Vec<FeedDef>, FeedError> 
         Query::parse(&f.query).map_err(|error| FeedError::Query {
             origin: origin.to_string(),
             name: f.name.clone(),
-            error,
+            error: Box::new(error),
         })?;
     }
     Ok(file.feed)
@@ -126,7 +124,7 @@ impl FeedSet {
         let query = Query::parse(&def.query).map_err(|error| FeedError::Query {
             origin: "feed".into(),
             name: def.name.clone(),
-            error,
+            error: Box::new(error),
         })?;
         let id = match self.ids.get(&def.name) {
             Some(&id) => id,

@@ -303,9 +303,12 @@ mod tests {
 
     /// Records every post's id, version and feeds, and every window; applies
     /// scheduled feed changes from the consumer thread while workers match.
+    /// A feed change applied once this many posts have been seen.
+    type Scheduled = (u64, Box<dyn FnOnce(&LiveFeeds) + Send>);
+
     struct Recorder {
         live: Arc<LiveFeeds>,
-        schedule: Vec<(u64, Box<dyn FnOnce(&LiveFeeds) + Send>)>,
+        schedule: Vec<Scheduled>,
         versions: HashMap<u64, FeedSet>,
         posts: Vec<(String, u64, Vec<u32>)>,
         windows: Vec<String>,
@@ -379,7 +382,7 @@ mod tests {
                 l.replace_all(&feed_defs(1500, 1000)).unwrap();
             }),
         ));
-        let summary = run(&[input.clone()], &config(2), &live, &mut rec, &mut |_| {});
+        let summary = run(std::slice::from_ref(&input), &config(2), &live, &mut rec, &mut |_| {});
         assert_eq!(summary.progress.posts, POSTS);
         assert_eq!(rec.posts.len() as u64, POSTS, "no post lost or doubled");
         let used: std::collections::BTreeSet<u64> = rec.posts.iter().map(|p| p.1).collect();
@@ -425,9 +428,9 @@ mod tests {
             run(paths, &config(threads), &live, &mut rec, &mut |_| {});
             rec.windows
         };
-        let one = series(1, &[input.clone()]);
+        let one = series(1, std::slice::from_ref(&input));
         assert!(one.len() > 1000, "{} windows", one.len());
-        assert_eq!(one, series(3, &[input.clone()]));
+        assert_eq!(one, series(3, std::slice::from_ref(&input)));
         // The same stream cut into two files.
         let text = std::fs::read_to_string(&input).unwrap();
         let lines: Vec<&str> = text.lines().collect();

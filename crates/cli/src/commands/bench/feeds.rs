@@ -409,6 +409,24 @@ pub fn bench_feeds(feeds: usize, posts: u64, threads: usize, seed: u64, rounds: 
         })
         .collect();
 
+    // Match rates per kind of feed: (feeds, matches, highest feed rate).
+    let mut kinds: std::collections::BTreeMap<&str, (u64, u64, f64)> = Default::default();
+    for (id, name) in matcher.feeds() {
+        let kind = name.rsplit_once('-').map_or(name, |(k, _)| k);
+        let matched = pass.stats.feeds.get(&id).map_or(0, |s| s.matched);
+        let e = kinds.entry(kind).or_default();
+        e.0 += 1;
+        e.1 += matched;
+        e.2 = e.2.max(matched as f64 / n);
+    }
+    let by_kind: serde_json::Map<String, serde_json::Value> = kinds
+        .into_iter()
+        .map(|(k, (feeds, matches, max))| {
+            let mean = matches as f64 / (feeds as f64 * n);
+            (k.to_string(), serde_json::json!({"feeds": feeds, "mean_rate": mean, "max_rate": max}))
+        })
+        .collect();
+
     let ac_start = Instant::now();
     let ac = AhoCorasick::new(lits.iter()).context("building the baseline automaton")?;
     let ac_build_s = ac_start.elapsed().as_secs_f64();
@@ -437,6 +455,7 @@ pub fn bench_feeds(feeds: usize, posts: u64, threads: usize, seed: u64, rounds: 
             "unanchored_always": always,
             "unanchored_gated": gated,
             "slowest_feeds": slowest,
+            "match_rate_by_kind": by_kind,
             "baseline": "one Aho-Corasick automaton over every feed's literal strings, counting matches in each post's folded text (no tokenisation)",
             "baseline_patterns": lits.len(),
             "baseline_build_s": ac_build_s,

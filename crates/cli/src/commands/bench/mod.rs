@@ -120,7 +120,7 @@ fn bench_ingest(posts: u64, threads: Option<usize>, seed: u64, dir: Option<PathB
         undated_time: Timestamp(0),
     };
     let summary = ingest::run(
-        &[input.clone()],
+        std::slice::from_ref(&input),
         &cfg,
         &mut std::io::sink(),
         &mut std::io::sink(),
