@@ -62,6 +62,23 @@ pub fn run(
     rejects: &mut (dyn Write + Send),
     progress: &(dyn Fn(&Progress) + Sync),
 ) -> io::Result<IngestSummary> {
+    pipeline(paths, cfg, Some(out), rejects, progress)
+}
+
+/// The same pipeline without the last step, serialisation: what
+/// `tidewatch bench ingest` reports as decode + enrich throughput.
+pub fn run_without_output(paths: &[PathBuf], cfg: &IngestConfig) -> io::Result<IngestSummary> {
+    pipeline(paths, cfg, None, &mut io::sink(), &|_| {})
+}
+
+fn pipeline(
+    paths: &[PathBuf],
+    cfg: &IngestConfig,
+    mut out: Option<&mut (dyn Write + Send)>,
+    rejects: &mut (dyn Write + Send),
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> io::Result<IngestSummary> {
+    let serialise = out.is_some();
     let start = Instant::now();
     let mut totals = Progress::default();
     let mut reject_err: Option<io::Error> = None;
@@ -80,11 +97,15 @@ pub fn run(
                     enricher.finish(ev);
                     match ev {
                         Event::Post(p) => {
-                            p.write_json(&mut chunk.bytes);
+                            if serialise {
+                                p.write_json(&mut chunk.bytes);
+                            }
                             chunk.posts += 1;
                         }
                         Event::Delete(d) => {
-                            d.write_json(&mut chunk.bytes);
+                            if serialise {
+                                d.write_json(&mut chunk.bytes);
+                            }
                             chunk.deletions += 1;
                         }
                     }
@@ -119,7 +140,9 @@ pub fn run(
             })
         },
         |chunk: Chunk| {
-            out.write_all(&chunk.bytes)?;
+            if let Some(out) = out.as_mut() {
+                out.write_all(&chunk.bytes)?;
+            }
             totals.posts += chunk.posts;
             totals.deletions += chunk.deletions;
             totals.rejected = rejected.load(Ordering::Relaxed);
@@ -131,7 +154,9 @@ pub fn run(
     if let Some(e) = reject_err {
         return Err(e);
     }
-    out.flush()?;
+    if let Some(out) = out {
+        out.flush()?;
+    }
     rejects.flush()?;
     Ok(IngestSummary {
         files,

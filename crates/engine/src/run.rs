@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tidewatch_core::enrich::Enricher;
-use tidewatch_core::matcher::MatchScratch;
+use std::sync::Mutex;
+use tidewatch_core::matcher::{MatchScratch, MatchStats};
 use tidewatch_core::pseudonym::Keyring;
 use tidewatch_core::redact::PublicAccounts;
 use tidewatch_core::text::{tokenize, TokenKind, TokenizedText};
@@ -75,6 +76,9 @@ pub struct RunProgress {
 pub struct RunSummary {
     pub files: Vec<FileReport>,
     pub progress: RunProgress,
+    /// Per-feed matcher statistics of every worker: matched, candidates,
+    /// verification time — to find a slow feed.
+    pub match_stats: MatchStats,
 }
 
 struct Batch {
@@ -88,6 +92,8 @@ pub struct PostProcessor {
     tokens: TokenizedText,
     scratch: MatchScratch,
     max_terms: usize,
+    /// Where this worker's matcher statistics go when it is done.
+    stats: Option<Arc<Mutex<MatchStats>>>,
 }
 
 impl PostProcessor {
@@ -97,7 +103,14 @@ impl PostProcessor {
             tokens: TokenizedText::new(),
             scratch: MatchScratch::default(),
             max_terms: cfg.window.max_terms_per_post,
+            stats: None,
         }
+    }
+
+    /// Adds this worker's statistics to `stats` when it is dropped.
+    pub fn report_stats_to(mut self, stats: Arc<Mutex<MatchStats>>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// Enrich, tokenise, match, collect terms, redact.
@@ -135,6 +148,15 @@ impl PostProcessor {
     }
 }
 
+impl Drop for PostProcessor {
+    fn drop(&mut self) {
+        if let Some(stats) = &self.stats {
+            let mine = self.scratch.take_stats();
+            stats.lock().unwrap_or_else(|e| e.into_inner()).merge(&mine);
+        }
+    }
+}
+
 struct SinkAdapter<'s>(&'s mut dyn RunSink);
 
 impl WindowSink for SinkAdapter<'_> {
@@ -155,10 +177,11 @@ pub fn run(
     let rejected = AtomicU64::new(0);
     let mut totals = RunProgress::default();
     let mut windows = FeedWindows::new(cfg.window.clone());
+    let match_stats = Arc::new(Mutex::new(MatchStats::default()));
     let files = ordered::run(
         cfg.threads,
         || {
-            let mut proc = PostProcessor::new(cfg);
+            let mut proc = PostProcessor::new(cfg).report_stats_to(match_stats.clone());
             move |events: Vec<Event>| {
                 // One feed-set version for the whole batch.
                 let compiled = live.current();
@@ -236,10 +259,8 @@ pub fn run(
     totals.late = windows.metrics().late;
     totals.rejected = rejected.load(Ordering::Relaxed);
     totals.elapsed = start.elapsed();
-    RunSummary {
-        files,
-        progress: totals,
-    }
+    let match_stats = std::mem::take(&mut *match_stats.lock().unwrap_or_else(|e| e.into_inner()));
+    RunSummary { files, progress: totals, match_stats }
 }
 
 #[cfg(test)]
@@ -385,6 +406,9 @@ mod tests {
         let summary = run(std::slice::from_ref(&input), &config(2), &live, &mut rec, &mut |_| {});
         assert_eq!(summary.progress.posts, POSTS);
         assert_eq!(rec.posts.len() as u64, POSTS, "no post lost or doubled");
+        assert_eq!(summary.match_stats.posts, POSTS, "every worker reported its statistics");
+        let matched: u64 = summary.match_stats.feeds.values().map(|f| f.matched).sum();
+        assert_eq!(matched, rec.posts.iter().map(|p| p.2.len() as u64).sum::<u64>());
         let used: std::collections::BTreeSet<u64> = rec.posts.iter().map(|p| p.1).collect();
         assert!(used.len() >= 3, "several versions were live: {used:?}");
 

@@ -209,6 +209,35 @@ pub fn run(args: Args) -> Result<ExitCode> {
             names.get(*id).map_or("?", String::as_str)
         );
     }
+    // Which feeds cost the most to verify: what to look at when a run is slow.
+    let stats_path = out_dir.join("feed-stats.csv");
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&stats_path).with_context(|| format!("creating {}", stats_path.display()))?,
+    );
+    writeln!(w, "feed_name,matched,candidates,candidate_rate,mean_verify_ns,est_verify_ms")?;
+    let posts = summary.match_stats.posts.max(1) as f64;
+    for (id, s) in summary.match_stats.slowest(usize::MAX) {
+        writeln!(
+            w,
+            "\"{}\",{},{},{:.6},{:.0},{:.3}",
+            names.get(id as usize).map_or("?", String::as_str).replace('"', "\"\""),
+            s.matched,
+            s.candidates,
+            s.candidates as f64 / posts,
+            s.mean_verify_nanos(),
+            s.est_verify_nanos() / 1e6
+        )?;
+    }
+    w.flush()?;
+    if let Some((id, s)) = summary.match_stats.slowest(1).first() {
+        println!(
+            "slowest feed to verify: {} ({} candidates, {:.0} ns each); all in {}",
+            names.get(*id as usize).map_or("?", String::as_str),
+            thousands(s.candidates),
+            s.mean_verify_nanos(),
+            stats_path.display()
+        );
+    }
     println!("series written to {}", out_dir.display());
     let read_anything = summary.files.iter().any(|f| f.posts + f.deletions + f.ignored > 0);
     Ok(if read_anything {

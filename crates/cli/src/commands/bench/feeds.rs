@@ -78,11 +78,11 @@ fn term(t: &str) -> String {
     }
 }
 
-/// A content word of `lang`, skipping the most frequent ones (which no
-/// one monitors on their own).
+/// A content word of `lang`, skipping the 150 most frequent ones (which
+/// no one monitors on their own).
 fn word(rng: &mut Rng, lang: Lang) -> String {
     let words = &vocabulary(lang).words;
-    words[rng.rank(30, words.len())].clone()
+    words[rng.rank(150, words.len())].clone()
 }
 
 fn topic_term(rng: &mut Rng) -> String {
@@ -117,7 +117,7 @@ pub fn generate_feeds(n: usize, seed: u64) -> Vec<(String, String)> {
                 ("phrase", q)
             }
             34..=47 => {
-                let k = 2 + rng.below(4);
+                let k = 2 + rng.below(3);
                 let items: Vec<String> = (0..k)
                     .map(|_| {
                         if rng.chance(0.5) {
@@ -153,11 +153,11 @@ pub fn generate_feeds(n: usize, seed: u64) -> Vec<(String, String)> {
             72..=79 => {
                 let w = word(&mut rng, Lang::En);
                 let chars: Vec<char> = w.chars().collect();
-                if chars.len() < 5 || !w.chars().all(char::is_alphanumeric) {
+                if chars.len() < 6 || !w.chars().all(char::is_alphanumeric) {
                     continue;
                 }
                 let q = if rng.chance(0.75) {
-                    let keep = 4 + rng.below(chars.len() - 4);
+                    let keep = 5 + rng.below(chars.len() - 5);
                     format!("{}*", chars[..keep].iter().collect::<String>())
                 } else {
                     let at = 2 + rng.below(chars.len() - 3);

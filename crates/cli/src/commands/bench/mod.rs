@@ -19,6 +19,7 @@ use tidewatch_gen::{GenConfig, Generator};
 use tidewatch_ingest::Format;
 
 pub mod feeds;
+mod pipeline;
 
 #[derive(clap::Subcommand)]
 pub enum Bench {
@@ -40,6 +41,24 @@ pub enum Bench {
     /// The match stage alone: N generated feeds against generated,
     /// enriched posts (tokenisation included), against an Aho-Corasick scan
     /// of the feeds' literal strings.
+    /// Decode + enrich + match + event-time windows end to end, against the
+    /// same run's pipeline without feeds.
+    Pipeline {
+        /// Feeds to generate (as `bench feeds` does).
+        #[arg(long, default_value_t = 10_000)]
+        feeds: usize,
+        /// Posts to generate.
+        #[arg(long, default_value_t = 1_000_000)]
+        posts: u64,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where to keep the generated input (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     Feeds {
         /// Feeds to generate.
         #[arg(long, default_value_t = 10_000)]
@@ -73,24 +92,30 @@ pub fn run(b: Bench) -> Result<ExitCode> {
             seed,
             rounds,
         } => feeds::bench_feeds(feeds, posts, threads.unwrap_or_else(default_threads), seed, rounds),
+        Bench::Pipeline { feeds, posts, threads, seed, dir } => {
+            pipeline::bench_pipeline(feeds, posts, threads.unwrap_or_else(default_threads), seed, dir)
+        }
     }
+}
+
+/// A generated canonical file of `posts` posts over one day, made once
+/// per directory, size and seed.
+pub fn generated_input(dir: &std::path::Path, posts: u64, seed: u64) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let input = dir.join(format!("bench-{posts}-{seed}.jsonl"));
+    if !input.exists() {
+        let gen = Generator::new(&GenConfig { posts, days: 1, seed, ..Default::default() });
+        let tmp = input.with_extension("partial");
+        let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        write_stream(gen, &mut BufWriter::new(f))?;
+        std::fs::rename(&tmp, &input)?;
+    }
+    Ok(input)
 }
 
 fn bench_ingest(posts: u64, threads: Option<usize>, seed: u64, dir: Option<PathBuf>) -> Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
-    let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
-    std::fs::create_dir_all(&dir)?;
-    let input = dir.join(format!("bench-ingest-{posts}-{seed}.jsonl"));
-    if !input.exists() {
-        let gen = Generator::new(&GenConfig {
-            posts,
-            days: 1,
-            seed,
-            ..Default::default()
-        });
-        let f = std::fs::File::create(&input).with_context(|| format!("creating {}", input.display()))?;
-        write_stream(gen, &mut BufWriter::new(f))?;
-    }
+    let input = generated_input(dir.as_deref().unwrap_or(tmp.path()), posts, seed)?;
     let bytes = std::fs::metadata(&input)?.len();
 
     // Baseline: parse every line into a Post, one thread, nothing else.
@@ -119,25 +144,23 @@ fn bench_ingest(posts: u64, threads: Option<usize>, seed: u64, dir: Option<PathB
         public_accounts: Arc::new(PublicAccounts::default()),
         undated_time: Timestamp(0),
     };
-    let summary = ingest::run(
-        std::slice::from_ref(&input),
-        &cfg,
-        &mut std::io::sink(),
-        &mut std::io::sink(),
-        &|_| {},
-    )?;
-    let secs = summary.elapsed.as_secs_f64();
-    let rate = summary.posts as f64 / secs;
+    // Decode + enrich (pseudonymise, entities, language, sentiment, redact).
+    let enriched = ingest::run_without_output(std::slice::from_ref(&input), &cfg)?;
+    let rate = enriched.posts as f64 / enriched.elapsed.as_secs_f64();
+    // The same with serialisation to canonical JSON, as `tidewatch ingest` does.
+    let written = ingest::run(std::slice::from_ref(&input), &cfg, &mut std::io::sink(), &mut std::io::sink(), &|_| {})?;
+    let rate_written = written.posts as f64 / written.elapsed.as_secs_f64();
     println!(
         "{}",
         serde_json::json!({
             "bench": "ingest",
-            "posts": summary.posts,
+            "posts": enriched.posts,
             "input_bytes": bytes,
             "untagged_share": untagged as f64 / parsed.max(1) as f64,
             "threads": threads,
-            "seconds": secs,
+            "seconds": enriched.elapsed.as_secs_f64(),
             "posts_per_s": rate.round(),
+            "with_serialisation_posts_per_s": rate_written.round(),
             "baseline": "serde parse of each canonical line into a Post, 1 thread",
             "baseline_posts_per_s": baseline.round(),
             "ratio": rate / baseline,
