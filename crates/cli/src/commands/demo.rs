@@ -1,24 +1,29 @@
 //! `tidewatch demo`: the README's first command. Generates a realistic
-//! multi-day stream with planted events, runs it through the pipeline, and
-//! shows what came out: throughput, languages, sentiment, entities, and
-//! the planted events the later stages will be measured against.
+//! multi-day stream with planted events, runs it through the whole pipeline
+//! (decode, pseudonymise, enrich, match one detection feed per topic,
+//! event-time windows), writes the per-feed series, and shows how each
+//! planted burst and emerging topic stands out in its feed's series.
 
 use crate::commands::gen::write_stream;
 use crate::commands::ingest::default_threads;
 use crate::output::thousands;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, BufWriter};
+use std::io::BufWriter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tidewatch_core::pseudonym::PseudonymConfig;
 use tidewatch_core::redact::PublicAccounts;
-use tidewatch_core::{Post, Timestamp};
+use tidewatch_core::window::{Resolution, WindowConfig, WindowView};
+use tidewatch_core::Timestamp;
 use tidewatch_engine::datadir::DataDir;
 use tidewatch_engine::decode::DecodeOptions;
-use tidewatch_engine::ingest::{self, IngestConfig};
-use tidewatch_gen::{GenConfig, Generator};
+use tidewatch_engine::feeds::FeedDef;
+use tidewatch_engine::live::LiveFeeds;
+use tidewatch_engine::run::{self, MatchedPost, RunConfig, RunSink};
+use tidewatch_engine::series::SeriesWriter;
+use tidewatch_gen::{EventKind, GenConfig, Generator, PUBLIC_ACCOUNTS};
 use tidewatch_ingest::Format;
 
 #[derive(clap::Args)]
@@ -27,13 +32,32 @@ pub struct Args {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Posts to generate.
-    #[arg(long, default_value_t = 500_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     pub posts: u64,
     /// Simulated days.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     pub days: u32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// Writes the series and keeps per-feed minute counts for the summary.
+struct DemoSink {
+    series: SeriesWriter,
+    minutes: HashMap<u32, Vec<(i64, u64)>>,
+}
+
+impl RunSink for DemoSink {
+    fn post(&mut self, post: &MatchedPost) {
+        self.series.post(post);
+    }
+
+    fn window(&mut self, w: &WindowView<'_>) {
+        if w.resolution() == Resolution::Minute {
+            self.minutes.entry(w.feed()).or_default().push((w.start().0, w.count()));
+        }
+        self.series.window(w);
+    }
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -41,107 +65,94 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let data_path = args.data.clone().unwrap_or_else(|| tmp.path().join("data"));
     let data = DataDir::open(&data_path)?;
     let raw = tmp.path().join("stream.jsonl");
-    let enriched = tmp.path().join("enriched.jsonl");
 
-    let gen = Generator::new(&GenConfig {
-        posts: args.posts,
-        days: args.days,
-        seed: args.seed,
-        ..Default::default()
-    });
-    let truth = gen.truth().clone();
+    let gen = Generator::new(&GenConfig { posts: args.posts, days: args.days, seed: args.seed, ..Default::default() });
+    let truth = gen.truth();
     eprintln!(
-        "generating {} posts over {} simulated days (seed {})...",
+        "generating {} posts over {} simulated days (seed {}), with {} planted events...",
         thousands(args.posts),
         args.days,
-        args.seed
+        args.seed,
+        truth.events.len()
     );
     write_stream(gen, &mut BufWriter::new(std::fs::File::create(&raw)?))?;
 
+    // One feed per background topic, one per planted emerging topic.
+    let mut defs: Vec<FeedDef> =
+        truth.topics.iter().map(|t| FeedDef { name: t.name.clone(), query: t.query.clone() }).collect();
+    for e in truth.events.iter().filter(|e| e.kind == EventKind::EmergingTopic) {
+        if let Some(q) = &e.query {
+            defs.push(FeedDef { name: e.id.clone(), query: q.clone() });
+        }
+    }
+    let live = LiveFeeds::new(&defs)?;
     let keyring = Arc::new(data.load_keyring(PseudonymConfig::default())?);
-    let cfg = IngestConfig {
-        decode: DecodeOptions {
-            format: Some(Format::Canonical),
-            ..Default::default()
-        },
+    let cfg = RunConfig {
+        decode: DecodeOptions { format: Some(Format::Canonical), ..Default::default() },
         threads: default_threads(),
         keyring: keyring.clone(),
-        public_accounts: Arc::new(PublicAccounts::default()),
+        public_accounts: Arc::new(PublicAccounts::new(PUBLIC_ACCOUNTS.iter())),
         undated_time: Timestamp(chrono::Utc::now().timestamp_millis()),
+        window: WindowConfig::default(),
     };
-    let mut out = BufWriter::new(std::fs::File::create(&enriched)?);
-    let summary = ingest::run(&[raw], &cfg, &mut out, &mut std::io::sink(), &|_| {})?;
-    drop(out);
+    let series_dir = data_path.join("series");
+    let names = live.current().set.names();
+    let mut sink = DemoSink { series: SeriesWriter::create(&series_dir, names.clone())?, minutes: HashMap::new() };
+    let summary = run::run(&[raw], &cfg, &live, &mut sink, &mut |r| eprintln!("{r}"));
     data.save_keyring(&keyring)?;
-    let secs = summary.elapsed.as_secs_f64();
+    sink.series.finish()?;
+    let p = summary.progress;
+    let secs = p.elapsed.as_secs_f64();
     println!(
-        "pipeline: {} posts decoded, pseudonymised, enriched and redacted in {:.2} s ({:.0} posts/s on {} threads)",
-        thousands(summary.posts),
+        "pipeline: {} posts decoded, pseudonymised, enriched, matched against {} feeds and windowed in {:.2} s ({:.0} posts/s on {} threads)",
+        thousands(p.posts),
+        defs.len(),
         secs,
-        summary.posts as f64 / secs,
+        p.posts as f64 / secs,
         cfg.threads
     );
+    println!("series per feed and minute/hour/day: {}", series_dir.display());
 
-    // What the enrichment found, in aggregate: topics, not people.
-    let mut langs: HashMap<String, u64> = HashMap::new();
-    let mut detected = 0u64;
-    let mut tags: HashMap<String, u64> = HashMap::new();
-    let mut domains: HashMap<String, u64> = HashMap::new();
-    let (mut pos, mut neg, mut n) = (0u64, 0u64, 0u64);
-    let reader = BufReader::new(std::fs::File::open(&enriched).context("reading the enriched stream")?);
-    for line in reader.lines() {
-        let p = Post::from_json(line?.as_bytes())?;
-        n += 1;
-        *langs
-            .entry(p.lang.clone().unwrap_or_else(|| "none".into()))
-            .or_default() += 1;
-        detected += (p.lang_source == Some(tidewatch_core::LangSource::Detected)) as u64;
-        if let Some(s) = p.sentiment {
-            pos += (s.compound >= 0.05) as u64;
-            neg += (s.compound <= -0.05) as u64;
-        }
-        if let Some(e) = p.entities {
-            for t in e.hashtags {
-                *tags.entry(t).or_default() += 1;
-            }
-            for d in e.domains {
-                *domains.entry(d).or_default() += 1;
-            }
-        }
-    }
-    let top = |m: &HashMap<String, u64>, k: usize| {
-        let mut v: Vec<(&String, &u64)> = m.iter().collect();
-        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        v.iter()
-            .take(k)
-            .map(|(s, c)| format!("{s} {}", thousands(**c)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    println!(
-        "languages: {} ({} detected, the rest tagged by the source)",
-        top(&langs, 8),
-        thousands(detected)
-    );
-    println!(
-        "sentiment: {:.1}% positive, {:.1}% negative",
-        100.0 * pos as f64 / n.max(1) as f64,
-        100.0 * neg as f64 / n.max(1) as f64
-    );
-    println!("top hashtags: #{}", top(&tags, 8).replace(", ", ", #"));
-    println!("top link domains: {}", top(&domains, 6));
-    println!("planted events (ground truth the detectors are measured against):");
+    // How each planted volume event shows in its feed's minute series.
+    let id_of = |name: &str| names.iter().position(|n| n == name).map(|i| i as u32);
+    println!("\nplanted events and what the feeds saw:");
     for e in &truth.events {
+        let feed = match e.kind {
+            EventKind::Burst => e.topic.as_deref().and_then(id_of),
+            EventKind::EmergingTopic => id_of(&e.id),
+            _ => None,
+        };
+        let label = format!("{} {:?} {}..{}", e.id, e.kind, e.start, e.end);
+        let Some(series) = feed.and_then(|f| sink.minutes.get(&f)) else {
+            println!(
+                "  {label}: a campaign of {} posts by {} accounts (not a volume event: no feed spikes)",
+                thousands(e.size),
+                e.accounts.len()
+            );
+            continue;
+        };
+        let inside: Vec<u64> = series.iter().filter(|(t, _)| *t >= e.start.0 && *t < e.end.0).map(|(_, c)| *c).collect();
+        let before: Vec<u64> = series
+            .iter()
+            .filter(|(t, _)| *t < e.start.0 && *t >= e.start.0 - 6 * Timestamp::HOUR)
+            .map(|(_, c)| *c)
+            .collect();
+        let peak = inside.iter().copied().max().unwrap_or(0);
+        let typical = median(&before);
         println!(
-            "  {} {:<12} {} .. {}  {} posts{}",
-            e.id,
-            format!("{:?}", e.kind),
-            e.start,
-            e.end,
-            thousands(e.size),
-            e.query.as_ref().map(|q| format!("  feed: {q}")).unwrap_or_default()
+            "  {label}: feed {:?} peaks at {peak}/min against a typical {typical}/min before it{}",
+            feed.and_then(|f| names.get(f as usize)).map_or("?", |s| s.as_str()),
+            if typical > 0 { format!(" (x{:.1})", peak as f64 / typical as f64) } else { String::new() }
         );
     }
-    println!("data directory: {}", data_path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn median(v: &[u64]) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    s[s.len() / 2]
 }
