@@ -2,7 +2,6 @@
 //! baseline measured in the same run (these machines are shared and noisy,
 //! so a ratio means more than an absolute figure).
 
-use crate::commands::gen::write_stream;
 use crate::commands::ingest::default_threads;
 use anyhow::{Context, Result};
 use std::io::{BufRead, BufReader, BufWriter};
@@ -58,6 +57,10 @@ pub enum Bench {
         /// Where to keep the generated input (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Event-time rate of the stream in posts/s (a firehose); 0 spreads
+        /// the posts over a whole simulated day.
+        #[arg(long, default_value_t = 2000.0)]
+        event_rate: f64,
     },
     Feeds {
         /// Feeds to generate.
@@ -92,22 +95,43 @@ pub fn run(b: Bench) -> Result<ExitCode> {
             seed,
             rounds,
         } => feeds::bench_feeds(feeds, posts, threads.unwrap_or_else(default_threads), seed, rounds),
-        Bench::Pipeline { feeds, posts, threads, seed, dir } => {
-            pipeline::bench_pipeline(feeds, posts, threads.unwrap_or_else(default_threads), seed, dir)
+        Bench::Pipeline { feeds, posts, threads, seed, dir, event_rate } => {
+            let rate = (event_rate > 0.0).then_some(event_rate);
+            pipeline::bench_pipeline(feeds, posts, threads.unwrap_or_else(default_threads), seed, dir, rate)
         }
     }
 }
 
-/// A generated canonical file of `posts` posts over one day, made once
-/// per directory, size and seed.
-pub fn generated_input(dir: &std::path::Path, posts: u64, seed: u64) -> Result<PathBuf> {
+/// A generated canonical file of `posts` posts over one simulated day, made
+/// once per directory, size, seed and rate.
+///
+/// With `rate` (posts per second of event time), event time is compressed
+/// so that the stream arrives at that rate, as a firehose does: the same
+/// posts, rhythm and planted events, squeezed into `posts / rate` seconds.
+/// Without it the posts span the whole day (a quiet stream: few posts per
+/// feed and minute).
+pub fn generated_input(dir: &std::path::Path, posts: u64, seed: u64, rate: Option<f64>) -> Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let input = dir.join(format!("bench-{posts}-{seed}.jsonl"));
+    let tag = rate.map_or("day".to_string(), |r| format!("{r:.0}ps"));
+    let input = dir.join(format!("bench-{posts}-{seed}-{tag}.jsonl"));
     if !input.exists() {
-        let gen = Generator::new(&GenConfig { posts, days: 1, seed, ..Default::default() });
+        let cfg = GenConfig { posts, days: 1, seed, ..Default::default() };
+        let start = cfg.start.0;
+        let factor = rate.map_or(1.0, |r| (posts as f64 / r.max(1e-3)) / 86_400.0);
         let tmp = input.with_extension("partial");
         let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        write_stream(gen, &mut BufWriter::new(f))?;
+        let mut out = BufWriter::with_capacity(1 << 20, f);
+        let mut buf = Vec::with_capacity(1024);
+        for mut post in Generator::new(&cfg) {
+            if let Some(t) = post.created_at.as_mut() {
+                t.0 = start + ((t.0 - start) as f64 * factor) as i64;
+            }
+            buf.clear();
+            post.write_json(&mut buf);
+            std::io::Write::write_all(&mut out, &buf)?;
+        }
+        std::io::Write::flush(&mut out)?;
+        drop(out);
         std::fs::rename(&tmp, &input)?;
     }
     Ok(input)
@@ -115,7 +139,7 @@ pub fn generated_input(dir: &std::path::Path, posts: u64, seed: u64) -> Result<P
 
 fn bench_ingest(posts: u64, threads: Option<usize>, seed: u64, dir: Option<PathBuf>) -> Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
-    let input = generated_input(dir.as_deref().unwrap_or(tmp.path()), posts, seed)?;
+    let input = generated_input(dir.as_deref().unwrap_or(tmp.path()), posts, seed, None)?;
     let bytes = std::fs::metadata(&input)?.len();
 
     // Baseline: parse every line into a Post, one thread, nothing else.
@@ -148,7 +172,13 @@ fn bench_ingest(posts: u64, threads: Option<usize>, seed: u64, dir: Option<PathB
     let enriched = ingest::run_without_output(std::slice::from_ref(&input), &cfg)?;
     let rate = enriched.posts as f64 / enriched.elapsed.as_secs_f64();
     // The same with serialisation to canonical JSON, as `tidewatch ingest` does.
-    let written = ingest::run(std::slice::from_ref(&input), &cfg, &mut std::io::sink(), &mut std::io::sink(), &|_| {})?;
+    let written = ingest::run(
+        std::slice::from_ref(&input),
+        &cfg,
+        &mut std::io::sink(),
+        &mut std::io::sink(),
+        &|_| {},
+    )?;
     let rate_written = written.posts as f64 / written.elapsed.as_secs_f64();
     println!(
         "{}",

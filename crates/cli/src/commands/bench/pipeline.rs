@@ -39,15 +39,28 @@ impl RunSink for Counter {
     }
 }
 
-pub fn bench_pipeline(feeds: usize, posts: u64, threads: usize, seed: u64, dir: Option<PathBuf>) -> Result<ExitCode> {
+pub fn bench_pipeline(
+    feeds: usize,
+    posts: u64,
+    threads: usize,
+    seed: u64,
+    dir: Option<PathBuf>,
+    rate: Option<f64>,
+) -> Result<ExitCode> {
+    let event_rate = rate;
     let tmp = tempfile::tempdir()?;
-    let input = generated_input(dir.as_deref().unwrap_or(tmp.path()), posts, seed)?;
-    let defs: Vec<FeedDef> =
-        generate_feeds(feeds, seed).into_iter().map(|(name, query)| FeedDef { name, query }).collect();
+    let input = generated_input(dir.as_deref().unwrap_or(tmp.path()), posts, seed, rate)?;
+    let defs: Vec<FeedDef> = generate_feeds(feeds, seed)
+        .into_iter()
+        .map(|(name, query)| FeedDef { name, query })
+        .collect();
     let build = Instant::now();
     let live = LiveFeeds::new(&defs)?;
     let build_s = build.elapsed().as_secs_f64();
-    let decode = DecodeOptions { format: Some(Format::Canonical), ..Default::default() };
+    let decode = DecodeOptions {
+        format: Some(Format::Canonical),
+        ..Default::default()
+    };
     let keyring = Arc::new(Keyring::new(PseudonymConfig::default()));
     let public_accounts = Arc::new(PublicAccounts::default());
 
@@ -82,6 +95,7 @@ pub fn bench_pipeline(feeds: usize, posts: u64, threads: usize, seed: u64, dir: 
             "posts": summary.progress.posts,
             "feeds": live.current().set.len(),
             "threads": threads,
+            "event_rate_posts_per_s": event_rate,
             "build_s": build_s,
             "seconds": secs,
             "posts_per_s": rate.round(),

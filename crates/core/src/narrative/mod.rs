@@ -1,0 +1,570 @@
+//! Narratives: streaming near-duplicate clusters of posts.
+//!
+//! The idea: a narrative is a set of posts saying the same thing in nearly
+//! the same words (a copy-paste campaign, a viral text, a story pasted by
+//! many), plus the reposts of any of them. Each post is normalised and cut
+//! into shingles ([`shingle`]) and summarised by a 64-row MinHash signature
+//! ([`minhash`]); LSH banding (16 bands of 4 rows) finds, among the recent
+//! posts, the narratives it may belong to. The candidates are then checked
+//! against their founding post's sketch (its shingle hashes: the whole set
+//! for texts of up to 128 shingles, so the check is exact Jaccard there,
+//! and a bottom-128 estimate beyond). The post joins the most similar
+//! candidate whose founder has Jaccard ≥ `threshold` with it; otherwise it
+//! founds a narrative of its own. Verifying exactly removes the false
+//! joins MinHash's ±0.06 estimation noise causes on short texts, and
+//! comparing with the founding post only (not with any member) keeps
+//! narratives from drifting by chains of small edits.
+//!
+//! - **Reposts** (`repost_of` set) join the narrative of their original,
+//!   found in a map from post id to narrative. A repost of an original not
+//!   seen (or expired) joins or founds the narrative keyed by that
+//!   original's id, so all its reposts meet there.
+//! - **Window and memory**: everything lives in an event-time window
+//!   (default 24 h) behind the newest post time seen. LSH buckets
+//!   (band key → narrative, last time), the post-id map and the narratives
+//!   themselves each live in a map with a time-ordered queue; entries not
+//!   refreshed within the window expire, and each map has a cap beyond which
+//!   the least recently refreshed entries are evicted (counted in
+//!   [`NarrativeStats`]). Memory is therefore bounded by the caps, whatever
+//!   the stream. Expiry is approximate by a little when posts arrive out of
+//!   order (an entry expires once it reaches the queue's front).
+//! - **Short texts** with fewer than `min_shingles` distinct shingles ("gm",
+//!   "lol this") are not clustered by text: they would merge unrelated
+//!   posts. Their reposts still form narratives.
+//! - **Ids**: a narrative's id is the hash of its founding post's id (or of
+//!   the reposted original's id), stable across runs.
+//! - **Privacy**: a narrative's summary ([`Narrative`]) holds counts of
+//!   distinct accounts (exact to 32, then a HyperLogLog estimate), never
+//!   pseudonyms; authors are kept only as hashes inside the sketch.
+//!
+//! The default shingle is one unit (a normalised word, tag, mention, link
+//! or CJK character bigram): near-identical tweets are short, and one
+//! swapped word in an 11-word message leaves 3-word shingles at Jaccard
+//! 0.54, while the word sets stay at 0.85. `shingle_words` chooses longer
+//! shingles for long texts.
+
+pub mod cluster;
+pub mod minhash;
+pub mod shingle;
+
+#[cfg(test)]
+mod eval_tests;
+#[cfg(test)]
+mod tests;
+
+pub use cluster::{Narrative, NarrativeId, EXACT_ACCOUNTS};
+pub use minhash::{Signature, HASHES};
+pub use shingle::Shingler;
+
+use crate::post::Post;
+use crate::text::TokenizedText;
+use cluster::Cluster;
+use minhash::{band_keys, hash_bytes, signature, sketch, sketch_jaccard};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+const SEED_POST: u64 = 0x504F_5354;
+const SEED_ACCOUNT: u64 = 0x4143_4354;
+/// Distinct language tags remembered; rarer ones are not tallied.
+const MAX_LANGS: usize = 256;
+
+/// Settings of a [`Narratives`] clusterer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NarrativeConfig {
+    /// Event-time window (ms) within which posts can meet (default 24 h).
+    pub window_ms: i64,
+    /// Units per shingle (default 1; see the module doc).
+    pub shingle_words: usize,
+    /// Fewest distinct shingles for a text to be clustered (default 5).
+    pub min_shingles: usize,
+    /// Least Jaccard similarity with a narrative's founding post to join
+    /// it (default 0.6; exact for texts of up to 128 shingles).
+    pub threshold: f64,
+    /// LSH bands: 8, 16 (default), 32 or 64; rows per band = 64 / bands.
+    pub bands: usize,
+    /// Most narratives kept (default 200 000, ≈ 60 MB at most).
+    pub max_narratives: usize,
+    /// Most LSH bucket entries kept (default 1 000 000, ≈ 50 MB).
+    pub max_buckets: usize,
+    /// Most post ids remembered for reposts (default 500 000, ≈ 25 MB).
+    pub max_originals: usize,
+}
+
+impl Default for NarrativeConfig {
+    fn default() -> Self {
+        NarrativeConfig {
+            window_ms: 24 * 3600 * 1000,
+            shingle_words: 1,
+            min_shingles: 5,
+            threshold: 0.6,
+            bands: 16,
+            max_narratives: 200_000,
+            max_buckets: 1_000_000,
+            max_originals: 500_000,
+        }
+    }
+}
+
+/// An invalid [`NarrativeConfig`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("bands must be 8, 16, 32 or 64 (got {0})")]
+    Bands(usize),
+    #[error("threshold must be in (0, 1] (got {0})")]
+    Threshold(f64),
+    #[error("window must be positive (got {0} ms)")]
+    Window(i64),
+    #[error("shingle_words must be 1 to 8 (got {0})")]
+    ShingleWords(usize),
+    #[error("caps must be at least 1")]
+    Caps,
+}
+
+impl NarrativeConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if ![8, 16, 32, 64].contains(&self.bands) {
+            return Err(ConfigError::Bands(self.bands));
+        }
+        if !(self.threshold > 0.0 && self.threshold <= 1.0) {
+            return Err(ConfigError::Threshold(self.threshold));
+        }
+        if self.window_ms <= 0 {
+            return Err(ConfigError::Window(self.window_ms));
+        }
+        if !(1..=8).contains(&self.shingle_words) {
+            return Err(ConfigError::ShingleWords(self.shingle_words));
+        }
+        if self.max_narratives == 0 || self.max_buckets == 0 || self.max_originals == 0 {
+            return Err(ConfigError::Caps);
+        }
+        Ok(())
+    }
+}
+
+/// What [`Narratives::observe`] did with a post.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NarrativeUpdate {
+    pub narrative: NarrativeId,
+    /// The post founded this narrative.
+    pub is_new: bool,
+    /// The post joined through `repost_of` rather than by its text.
+    pub by_repost: bool,
+    /// The narrative's size after this post.
+    pub size: u64,
+}
+
+/// How [`Narratives::top`] ranks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rank {
+    Size,
+    Growth,
+}
+
+/// Counters and sizes, for metrics and memory checks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NarrativeStats {
+    pub observed: u64,
+    /// Posts whose text was too short to cluster (and not reposts).
+    pub too_short: u64,
+    pub founded: u64,
+    pub joined_by_text: u64,
+    pub joined_by_repost: u64,
+    pub narratives: usize,
+    pub buckets: usize,
+    pub originals: usize,
+    pub expired_narratives: u64,
+    pub evicted_narratives: u64,
+    pub expired_buckets: u64,
+    pub evicted_buckets: u64,
+    pub expired_originals: u64,
+    pub evicted_originals: u64,
+    /// Approximate bytes held (maps at their capacity, queues, narratives'
+    /// heap data).
+    pub approx_bytes: usize,
+}
+
+/// The streaming near-duplicate clusterer. See the module doc.
+pub struct Narratives {
+    cfg: NarrativeConfig,
+    rows: usize,
+    clusters: TimedMap<Cluster>,
+    buckets: TimedMap<Pointer>,
+    originals: TimedMap<Pointer>,
+    langs: Vec<Box<str>>,
+    lang_ids: HashMap<Box<str>, u16>,
+    /// The newest event time seen (or given to [`Narratives::expire`]).
+    now: Option<i64>,
+    shingler: Shingler,
+    keys: Vec<u64>,
+    candidates: Vec<u64>,
+    /// The current post's sketch.
+    sketch: Vec<u32>,
+    stats: NarrativeStats,
+}
+
+impl Narratives {
+    pub fn new(cfg: NarrativeConfig) -> Result<Narratives, ConfigError> {
+        cfg.validate()?;
+        Ok(Narratives {
+            rows: minhash::HASHES / cfg.bands,
+            clusters: TimedMap::new(cfg.max_narratives),
+            buckets: TimedMap::new(cfg.max_buckets),
+            originals: TimedMap::new(cfg.max_originals),
+            cfg,
+            langs: Vec::new(),
+            lang_ids: HashMap::new(),
+            now: None,
+            shingler: Shingler::new(),
+            keys: Vec::new(),
+            candidates: Vec::new(),
+            sketch: Vec::new(),
+            stats: NarrativeStats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &NarrativeConfig {
+        &self.cfg
+    }
+
+    /// Counts `post` into a narrative. `tokens` must be `post.text`
+    /// tokenised by [`crate::text::tokenize`]. `representative` gives the
+    /// text to show for the narrative (the caller's redacted text of this
+    /// post); it is called only when the post makes a narrative of two.
+    /// A post without a time is placed at the newest time seen.
+    ///
+    /// Returns `None` for a post that is not a repost and whose text is too
+    /// short to cluster.
+    pub fn observe(
+        &mut self,
+        post: &Post,
+        tokens: &TokenizedText,
+        representative: impl FnOnce() -> String,
+    ) -> Option<NarrativeUpdate> {
+        self.stats.observed += 1;
+        let t = post.created_at.map_or(self.now.unwrap_or(0), |ts| ts.0);
+        let now = self.now.map_or(t, |n| n.max(t));
+        self.now = Some(now);
+        let cutoff = now.saturating_sub(self.cfg.window_ms);
+        self.expire_before(cutoff);
+
+        let account = post.author.as_deref().map(|a| hash_bytes(a.as_bytes(), SEED_ACCOUNT));
+        let lang = post.lang.as_deref().and_then(|l| self.intern_lang(l));
+        let domains: &[String] = post.entities.as_ref().map_or(&[], |e| &e.domains);
+        let sig = {
+            let shingles = self.shingler.shingles(&post.text, tokens, self.cfg.shingle_words);
+            sketch(shingles, &mut self.sketch);
+            (shingles.len() >= self.cfg.min_shingles).then(|| signature(shingles))
+        };
+
+        let (id, is_new, by_repost) = if let Some(original) = &post.repost_of {
+            let key = hash_bytes(original.as_bytes(), SEED_POST);
+            let known = self
+                .originals
+                .map
+                .get(&key)
+                .filter(|p| p.last >= cutoff && self.clusters.map.contains_key(&p.cluster))
+                .map(|p| p.cluster);
+            let (id, is_new) = match known {
+                Some(id) => (id, false),
+                None => (key, !self.clusters.map.contains_key(&key)),
+            };
+            if is_new {
+                let founder = sig.is_some();
+                self.found(id, founder, t, account, lang, domains.first().map(String::as_str));
+            }
+            self.originals.upsert(key, Pointer { cluster: id, last: t });
+            (id, is_new, true)
+        } else {
+            let Some(sig) = sig.as_ref() else {
+                self.stats.too_short += 1;
+                return None;
+            };
+            let own = hash_bytes(post.id.as_bytes(), SEED_POST);
+            let (id, is_new) = match self.best_candidate(sig, cutoff) {
+                Some(id) => (id, false),
+                None => (own, !self.clusters.map.contains_key(&own)),
+            };
+            if is_new {
+                self.found(id, true, t, account, lang, domains.first().map(String::as_str));
+            }
+            self.originals.upsert(own, Pointer { cluster: id, last: t });
+            (id, is_new, false)
+        };
+
+        let mut size = 1;
+        if !is_new {
+            if let Some(c) = self.clusters.map.get_mut(&id) {
+                c.add(t, by_repost, account, lang, domains, representative);
+                size = c.size;
+            }
+            if by_repost {
+                self.stats.joined_by_repost += 1;
+            } else {
+                self.stats.joined_by_text += 1;
+            }
+        }
+        // Register the post's bands so later near-duplicates find this
+        // narrative (reposts too, when their text is long enough).
+        if let Some(sig) = sig.as_ref() {
+            band_keys(sig, self.rows, &mut self.keys);
+            for &k in &self.keys {
+                self.buckets.upsert(k, Pointer { cluster: id, last: t });
+            }
+        }
+        self.enforce_caps();
+        Some(NarrativeUpdate {
+            narrative: NarrativeId(id),
+            is_new,
+            by_repost,
+            size,
+        })
+    }
+
+    /// The best narrative among the LSH candidates of `sig`, if its
+    /// founder is similar enough to the current post (compared by
+    /// sketches: exact Jaccard for texts of up to 128 shingles).
+    fn best_candidate(&mut self, sig: &Signature, cutoff: i64) -> Option<u64> {
+        band_keys(sig, self.rows, &mut self.keys);
+        self.candidates.clear();
+        for k in &self.keys {
+            if let Some(p) = self.buckets.map.get(k) {
+                if p.last >= cutoff && !self.candidates.contains(&p.cluster) {
+                    self.candidates.push(p.cluster);
+                }
+            }
+        }
+        let mut best: Option<(f64, u64)> = None;
+        for &c in &self.candidates {
+            let Some(founder) = self.clusters.map.get(&c).and_then(|cl| cl.founder.as_deref()) else {
+                continue;
+            };
+            let est = sketch_jaccard(founder, &self.sketch);
+            if est >= self.cfg.threshold && best.is_none_or(|(b, _)| est > b) {
+                best = Some((est, c));
+            }
+        }
+        best.map(|(_, c)| c)
+    }
+
+    /// Founds narrative `id`; with `text`, the current post's sketch is its
+    /// founder's.
+    fn found(&mut self, id: u64, text: bool, t: i64, account: Option<u64>, lang: Option<u16>, domain: Option<&str>) {
+        self.stats.founded += 1;
+        let founder = text.then(|| Box::from(self.sketch.as_slice()));
+        let cluster = Cluster::new(founder, t, account, lang, domain);
+        self.clusters.upsert(id, cluster);
+    }
+
+    fn intern_lang(&mut self, tag: &str) -> Option<u16> {
+        if let Some(&i) = self.lang_ids.get(tag) {
+            return Some(i);
+        }
+        if self.langs.len() >= MAX_LANGS {
+            return None;
+        }
+        let i = self.langs.len() as u16;
+        self.langs.push(tag.into());
+        self.lang_ids.insert(tag.into(), i);
+        Some(i)
+    }
+
+    fn expire_before(&mut self, cutoff: i64) {
+        self.clusters.expire(cutoff);
+        self.buckets.expire(cutoff);
+        self.originals.expire(cutoff);
+    }
+
+    fn enforce_caps(&mut self) {
+        self.clusters.enforce_cap();
+        self.buckets.enforce_cap();
+        self.originals.enforce_cap();
+    }
+
+    /// Moves time to at least `watermark` and drops everything not
+    /// refreshed within the window before it.
+    pub fn expire(&mut self, watermark: crate::Timestamp) {
+        let now = self.now.map_or(watermark.0, |n| n.max(watermark.0));
+        self.now = Some(now);
+        self.expire_before(now.saturating_sub(self.cfg.window_ms));
+    }
+
+    /// The summary of a live narrative.
+    pub fn get(&self, id: NarrativeId) -> Option<Narrative> {
+        let now = self.now.unwrap_or(0);
+        self.clusters.map.get(&id.0).map(|c| c.summary(id, now, &self.langs))
+    }
+
+    /// The `k` largest or fastest-growing narratives of at least two posts,
+    /// best first (ties by id). Scans every narrative: meant for periodic
+    /// reports, not for every post.
+    pub fn top(&self, k: usize, by: Rank) -> Vec<Narrative> {
+        let now = self.now.unwrap_or(0);
+        let mut scored: Vec<(f64, u64)> = self
+            .clusters
+            .map
+            .iter()
+            .filter(|(_, c)| c.size >= 2)
+            .map(|(&id, c)| {
+                let score = match by {
+                    Rank::Size => c.size as f64,
+                    Rank::Growth => c.growth(now),
+                };
+                (score, id)
+            })
+            .collect();
+        scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored.truncate(k);
+        scored
+            .into_iter()
+            .filter_map(|(_, id)| self.get(NarrativeId(id)))
+            .collect()
+    }
+
+    /// Counters and current sizes.
+    pub fn stats(&self) -> NarrativeStats {
+        let mut s = self.stats.clone();
+        s.narratives = self.clusters.map.len();
+        s.buckets = self.buckets.map.len();
+        s.originals = self.originals.map.len();
+        s.expired_narratives = self.clusters.expired;
+        s.evicted_narratives = self.clusters.evicted;
+        s.expired_buckets = self.buckets.expired;
+        s.evicted_buckets = self.buckets.evicted;
+        s.expired_originals = self.originals.expired;
+        s.evicted_originals = self.originals.evicted;
+        s.approx_bytes = self.clusters.bytes()
+            + self.buckets.bytes()
+            + self.originals.bytes()
+            + self.clusters.map.values().map(Cluster::heap_bytes).sum::<usize>();
+        s
+    }
+}
+
+/// A map entry pointing at a narrative, refreshed at `last`.
+#[derive(Clone, Copy, Debug)]
+struct Pointer {
+    cluster: u64,
+    last: i64,
+}
+
+/// Something with a last-refresh time.
+trait Timed {
+    fn last(&self) -> i64;
+    /// Takes a newer value for the same key.
+    fn refresh(&mut self, newer: Self);
+}
+
+impl Timed for Pointer {
+    fn last(&self) -> i64 {
+        self.last
+    }
+    fn refresh(&mut self, newer: Self) {
+        self.cluster = newer.cluster;
+        self.last = self.last.max(newer.last);
+    }
+}
+
+impl Timed for Cluster {
+    fn last(&self) -> i64 {
+        self.last
+    }
+    fn refresh(&mut self, newer: Self) {
+        *self = newer;
+    }
+}
+
+/// A map whose keys are already uniform 64-bit hashes: hashing is the
+/// identity.
+type FastMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are used; fold anything else in for completeness.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A map with expiry and a cap. Each key has exactly one entry in `queue`,
+/// stamped with the key's last time when queued; an entry found stale at
+/// the front (its key refreshed since) is queued again with the newer
+/// time, so refreshing costs nothing until the entry reaches the front.
+struct TimedMap<V> {
+    map: FastMap<V>,
+    queue: VecDeque<(i64, u64)>,
+    cap: usize,
+    expired: u64,
+    evicted: u64,
+}
+
+impl<V: Timed> TimedMap<V> {
+    fn new(cap: usize) -> Self {
+        TimedMap {
+            map: FastMap::default(),
+            queue: VecDeque::new(),
+            cap,
+            expired: 0,
+            evicted: 0,
+        }
+    }
+
+    fn upsert(&mut self, key: u64, value: V) {
+        match self.map.get_mut(&key) {
+            Some(v) => v.refresh(value),
+            None => {
+                self.queue.push_back((value.last(), key));
+                self.map.insert(key, value);
+            }
+        }
+    }
+
+    /// Drops entries last refreshed before `cutoff`.
+    fn expire(&mut self, cutoff: i64) {
+        while let Some(&(t, key)) = self.queue.front() {
+            if t >= cutoff {
+                break;
+            }
+            self.queue.pop_front();
+            match self.map.get(&key).map(Timed::last) {
+                Some(last) if last >= cutoff => self.queue.push_back((last, key)),
+                Some(_) => {
+                    self.map.remove(&key);
+                    self.expired += 1;
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Evicts the least recently refreshed entries beyond the cap.
+    fn enforce_cap(&mut self) {
+        while self.map.len() > self.cap {
+            let Some((t, key)) = self.queue.pop_front() else {
+                break;
+            };
+            match self.map.get(&key).map(Timed::last) {
+                Some(last) if last > t => self.queue.push_back((last, key)),
+                Some(_) => {
+                    self.map.remove(&key);
+                    self.evicted += 1;
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        // A hashbrown slot is the key, the value and one control byte.
+        self.map.capacity() * (8 + std::mem::size_of::<V>() + 1) + self.queue.capacity() * 16
+    }
+}

@@ -1,0 +1,381 @@
+//! Hand-checked behaviour of the clusterer, and stream properties.
+
+use super::*;
+use crate::text::tokenize;
+use crate::time::Timestamp;
+use proptest::prelude::*;
+
+const MIN: i64 = 60_000;
+const T0: i64 = 1_772_409_600_000;
+
+fn post(id: &str, author: &str, t: i64, text: &str) -> Post {
+    Post {
+        id: id.into(),
+        platform: "twitter".into(),
+        created_at: Some(Timestamp(t)),
+        author: Some(author.into()),
+        text: text.into(),
+        lang: Some("en".into()),
+        ..Default::default()
+    }
+}
+
+fn repost(id: &str, author: &str, t: i64, of: &str, text: &str) -> Post {
+    Post {
+        repost_of: Some(of.into()),
+        ..post(id, author, t, text)
+    }
+}
+
+/// Observes with the post's own text as the representative.
+fn obs(n: &mut Narratives, p: &Post) -> Option<NarrativeUpdate> {
+    let mut tokens = TokenizedText::new();
+    tokenize(&p.text, &mut tokens);
+    n.observe(p, &tokens, || p.text.clone())
+}
+
+fn narratives() -> Narratives {
+    Narratives::new(NarrativeConfig::default()).expect("default config is valid")
+}
+
+const MESSAGE: &str =
+    "Waitlist rent prices in the old town doubled again this year, tell the council #rentstrike #fairhomes";
+
+#[test]
+fn near_identical_texts_land_together_and_unrelated_ones_do_not() {
+    let mut n = narratives();
+    let first = obs(&mut n, &post("p1", "alice_example", T0, MESSAGE)).expect("long enough");
+    assert!(first.is_new);
+    let variants = [
+        // an emoji
+        "Waitlist rent prices in the old town doubled again this year, tell the council #rentstrike #fairhomes 😡",
+        // a swapped word and case
+        "WAITLIST rent prices in the old city doubled again this year, tell the council #rentstrike #fairhomes",
+        // another trailing hashtag and !!
+        "Waitlist rent prices in the old town doubled again this year, tell the council!! #rentstrike #housingnow",
+        // a mention in front
+        "@bob_example Waitlist rent prices in the old town doubled again this year, tell the council #rentstrike #fairhomes",
+    ];
+    for (i, v) in variants.iter().enumerate() {
+        let u = obs(&mut n, &post(&format!("v{i}"), "bob_example", T0 + MIN, v)).expect("long enough");
+        assert_eq!(u.narrative, first.narrative, "variant {i}: {v}");
+        assert!(!u.is_new);
+    }
+    let unrelated = [
+        "The new metro line opens on Monday with free rides for the whole first week",
+        "Rent prices are a problem everywhere, but the council has a plan for new homes this year",
+    ];
+    for (i, u) in unrelated.iter().enumerate() {
+        let got = obs(&mut n, &post(&format!("u{i}"), "carol_example", T0 + 2 * MIN, u)).expect("long enough");
+        assert!(got.is_new, "unrelated {i} joined");
+        assert_ne!(got.narrative, first.narrative);
+    }
+    let summary = n.get(first.narrative).expect("alive");
+    assert_eq!(summary.size, 5);
+    assert_eq!(summary.distinct_accounts, 2);
+    assert!(summary.accounts_exact);
+    assert_eq!(summary.languages, vec![("en".to_string(), 5)]);
+    assert_eq!(summary.first_seen, Timestamp(T0));
+    assert_eq!(summary.last_seen, Timestamp(T0 + MIN));
+    // The representative is the text of the post that made it two.
+    assert_eq!(summary.representative, variants[0]);
+    assert_eq!(n.stats().joined_by_text, 4);
+}
+
+#[test]
+fn a_repost_joins_its_original_and_unknown_originals_gather_their_reposts() {
+    let mut n = narratives();
+    let orig = obs(&mut n, &post("o1", "alice_example", T0, MESSAGE)).expect("long enough");
+    let rt = obs(
+        &mut n,
+        &repost(
+            "r1",
+            "bob_example",
+            T0 + MIN,
+            "o1",
+            &format!("RT @alice_example: {MESSAGE}"),
+        ),
+    )
+    .expect("reposts always count");
+    assert_eq!(rt.narrative, orig.narrative);
+    assert!(rt.by_repost && !rt.is_new);
+    // A bluesky-style repost without text joins just as well.
+    let bare = obs(&mut n, &repost("r2", "carol_example", T0 + MIN, "o1", "")).expect("reposts always count");
+    assert_eq!(bare.narrative, orig.narrative);
+    assert_eq!(n.get(orig.narrative).map(|s| (s.size, s.reposts)), Some((3, 2)));
+
+    // Reposts of a post never seen meet in the narrative keyed by its id.
+    let a = obs(&mut n, &repost("r3", "dan_example", T0, "unseen", "")).expect("repost");
+    let b = obs(&mut n, &repost("r4", "erin_example", T0 + 1, "unseen", "")).expect("repost");
+    assert!(a.is_new && !b.is_new);
+    assert_eq!(a.narrative, b.narrative);
+    assert_ne!(a.narrative, orig.narrative);
+    assert_eq!(b.size, 2);
+}
+
+#[test]
+fn short_texts_are_not_clustered_by_text() {
+    let mut n = narratives();
+    assert_eq!(obs(&mut n, &post("s1", "alice_example", T0, "good morning all")), None);
+    assert_eq!(obs(&mut n, &post("s2", "bob_example", T0, "good morning all")), None);
+    assert_eq!(n.stats().too_short, 2);
+    assert_eq!(n.stats().narratives, 0);
+}
+
+#[test]
+fn expiry_drops_narratives_older_than_the_window() {
+    let mut n = narratives();
+    let old = obs(&mut n, &post("p1", "alice_example", T0, MESSAGE)).expect("long enough");
+    obs(&mut n, &post("p2", "bob_example", T0 + MIN, MESSAGE));
+    assert!(n.get(old.narrative).is_some());
+    // 23 h later it is still alive; after 24 h without posts it is gone.
+    n.expire(Timestamp(T0 + 23 * 60 * MIN));
+    assert!(n.get(old.narrative).is_some());
+    n.expire(Timestamp(T0 + MIN + 24 * 60 * MIN + 1));
+    assert_eq!(n.get(old.narrative), None);
+    let s = n.stats();
+    assert_eq!((s.narratives, s.buckets, s.originals), (0, 0, 0));
+    assert_eq!(s.expired_narratives, 1);
+    // The same text later founds a new narrative (its own id).
+    let again = obs(&mut n, &post("p3", "carol_example", T0 + 25 * 60 * MIN, MESSAGE)).expect("long enough");
+    assert!(again.is_new);
+    assert_ne!(again.narrative, old.narrative);
+    // A repost of the expired original founds one keyed by that original.
+    let rt = obs(&mut n, &repost("r1", "dan_example", T0 + 25 * 60 * MIN, "p1", "")).expect("repost");
+    assert!(rt.is_new);
+}
+
+#[test]
+fn a_narrative_refreshed_within_the_window_survives() {
+    let mut n = narratives();
+    let first = obs(&mut n, &post("p1", "alice_example", T0, MESSAGE)).expect("long enough");
+    for h in 1..=40 {
+        let u = obs(
+            &mut n,
+            &post(&format!("p{h}x"), "bob_example", T0 + h * 60 * MIN, MESSAGE),
+        )
+        .expect("long enough");
+        assert_eq!(u.narrative, first.narrative, "hour {h}");
+    }
+    assert_eq!(n.get(first.narrative).map(|s| s.size), Some(41));
+}
+
+#[test]
+fn top_ranks_by_size_and_by_growth_and_skips_single_posts() {
+    let mut n = narratives();
+    // A steady narrative: one post every 5 minutes for two hours (25 posts).
+    for k in 0..25 {
+        obs(
+            &mut n,
+            &post(&format!("s{k}"), &format!("acct{k}"), T0 + k * 5 * MIN, MESSAGE),
+        );
+    }
+    // A burst: 8 posts in the last 5 minutes.
+    let burst = "The river bridge on the north road is closed after the storm, avoid the whole area tonight";
+    for k in 0..8 {
+        obs(
+            &mut n,
+            &post(
+                &format!("b{k}"),
+                &format!("acct{k}"),
+                T0 + 120 * MIN + k * 30_000,
+                burst,
+            ),
+        );
+    }
+    obs(
+        &mut n,
+        &post(
+            "lone",
+            "acct0",
+            T0 + 121 * MIN,
+            "A single unrelated post about gardening tomatoes in spring",
+        ),
+    );
+    let by_size = n.top(5, Rank::Size);
+    assert_eq!(by_size.iter().map(|s| s.size).collect::<Vec<_>>(), vec![25, 8]);
+    let by_growth = n.top(5, Rank::Growth);
+    assert_eq!(by_growth.iter().map(|s| s.size).collect::<Vec<_>>(), vec![8, 25]);
+    let b = &by_growth[0];
+    assert_eq!((b.recent_10m, b.previous_60m), (8, 0));
+    assert!((b.growth - 9.0).abs() < 1e-9);
+    assert_eq!(n.top(1, Rank::Size).len(), 1);
+}
+
+#[test]
+fn summaries_never_hold_account_pseudonyms() {
+    let mut n = narratives();
+    for k in 0..50 {
+        obs(
+            &mut n,
+            &post(
+                &format!("p{k}"),
+                &format!("u1_secretpseudonym{k:03}"),
+                T0 + k * 1000,
+                MESSAGE,
+            ),
+        );
+    }
+    let top = n.top(10, Rank::Size);
+    assert_eq!(top.len(), 1);
+    assert_eq!(top[0].size, 50);
+    assert!(!top[0].accounts_exact);
+    assert!(
+        (40..=60).contains(&top[0].distinct_accounts),
+        "{}",
+        top[0].distinct_accounts
+    );
+    let json = serde_json::to_string(&top).expect("serialises");
+    assert!(!json.contains("secretpseudonym"), "{json}");
+    assert!(!json.contains("u1_"), "{json}");
+}
+
+#[test]
+fn link_domains_are_tallied_from_entities() {
+    let mut n = narratives();
+    let text = "Read the full report on the flood damage before the vote tomorrow https://news.example/a?utm_source=x";
+    for k in 0..3 {
+        let mut p = post(&format!("p{k}"), "alice_example", T0 + k, text);
+        p.entities = Some(crate::post::Entities {
+            domains: vec!["news.example".into()],
+            ..Default::default()
+        });
+        obs(&mut n, &p);
+    }
+    let top = n.top(1, Rank::Size);
+    assert_eq!(top[0].domains, vec![("news.example".to_string(), 3)]);
+}
+
+#[test]
+fn invalid_configs_are_rejected() {
+    let bad = |f: fn(&mut NarrativeConfig)| {
+        let mut c = NarrativeConfig::default();
+        f(&mut c);
+        Narratives::new(c).err()
+    };
+    assert_eq!(bad(|c| c.bands = 10), Some(ConfigError::Bands(10)));
+    assert_eq!(bad(|c| c.threshold = 0.0), Some(ConfigError::Threshold(0.0)));
+    assert_eq!(bad(|c| c.window_ms = 0), Some(ConfigError::Window(0)));
+    assert_eq!(bad(|c| c.shingle_words = 0), Some(ConfigError::ShingleWords(0)));
+    assert_eq!(bad(|c| c.max_buckets = 0), Some(ConfigError::Caps));
+    assert!(bad(|c| c.threshold = f64::NAN).is_some());
+}
+
+#[test]
+fn caps_bound_memory_and_evictions_are_counted() {
+    let cfg = NarrativeConfig {
+        max_narratives: 50,
+        max_buckets: 400,
+        max_originals: 60,
+        ..NarrativeConfig::default()
+    };
+    let mut n = Narratives::new(cfg).expect("valid");
+    for k in 0..1000i64 {
+        let text = format!("a{k} b{k} c{k} d{k} e{k} f{k}");
+        obs(&mut n, &post(&format!("p{k}"), "alice_example", T0 + k, &text));
+    }
+    let s = n.stats();
+    assert!(s.narratives <= 50 && s.buckets <= 400 && s.originals <= 60, "{s:?}");
+    assert_eq!(s.evicted_narratives, 1000 - 50);
+    assert!(s.evicted_buckets > 0 && s.evicted_originals > 0);
+}
+
+fn arb_post() -> impl Strategy<Value = (u8, u8, i64, Option<u8>, String, bool)> {
+    (
+        any::<u8>(),
+        any::<u8>(),
+        -5_000_000i64..200_000_000,
+        proptest::option::of(any::<u8>()),
+        prop_oneof![
+            any::<String>(),
+            "(rt @[a-z]{1,5}: )?([a-z]{1,4} |#[a-z]{1,3} |@[a-z]{1,3} |https?://[a-z.]{1,8}/[a-z]{0,3} |地震 ){3,12}"
+        ],
+        any::<bool>(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn never_panics_and_stays_within_caps(posts in proptest::collection::vec(arb_post(), 1..300)) {
+        let cfg = NarrativeConfig {
+            window_ms: 3_600_000,
+            max_narratives: 40,
+            max_buckets: 300,
+            max_originals: 50,
+            ..NarrativeConfig::default()
+        };
+        let mut n = Narratives::new(cfg).expect("valid");
+        let mut tokens = TokenizedText::new();
+        for (i, (id, author, t, repost_of, text, dated)) in posts.iter().enumerate() {
+            let p = Post {
+                id: format!("{id}"),
+                author: Some(format!("a{author}")),
+                created_at: dated.then_some(Timestamp(*t)),
+                repost_of: repost_of.map(|r| format!("{r}")),
+                text: text.clone(),
+                ..Default::default()
+            };
+            tokenize(&p.text, &mut tokens);
+            if let Some(u) = n.observe(&p, &tokens, || p.text.clone()) {
+                prop_assert!(u.size >= 1);
+            }
+            if i % 50 == 0 {
+                n.expire(Timestamp(*t));
+            }
+            let s = n.stats();
+            prop_assert!(s.narratives <= 40 && s.buckets <= 300 && s.originals <= 50);
+        }
+        for s in n.top(100, Rank::Growth) {
+            prop_assert!(s.size >= 2 && s.growth.is_finite() && s.growth > 0.0);
+        }
+    }
+}
+
+#[test]
+fn memory_stays_flat_over_a_long_stream() {
+    // 200 000 posts of mixed near-duplicates and noise, 10 per second of
+    // event time: past the caps, the byte estimate stops growing.
+    let cfg = NarrativeConfig {
+        max_narratives: 2_000,
+        max_buckets: 20_000,
+        max_originals: 5_000,
+        ..NarrativeConfig::default()
+    };
+    let mut n = Narratives::new(cfg).expect("valid");
+    let mut tokens = TokenizedText::new();
+    let mut rng = 0x1234_5678u64;
+    let mut peak_at_half = 0;
+    for k in 0..200_000i64 {
+        rng = minhash::splitmix(rng);
+        let text = if rng.is_multiple_of(3) {
+            format!("{MESSAGE} {}", rng % 50)
+        } else {
+            format!(
+                "w{} w{} w{} w{} w{} w{}",
+                rng % 997,
+                rng % 991,
+                rng % 983,
+                rng % 977,
+                rng % 971,
+                k
+            )
+        };
+        let p = post(&format!("p{k}"), &format!("a{}", rng % 5000), T0 + k * 100, &text);
+        tokenize(&p.text, &mut tokens);
+        n.observe(&p, &tokens, String::new);
+        if k == 100_000 {
+            peak_at_half = n.stats().approx_bytes;
+        }
+    }
+    let end = n.stats();
+    assert!(end.narratives <= 2_000 && end.buckets <= 20_000 && end.originals <= 5_000);
+    assert!(
+        end.approx_bytes <= peak_at_half + peak_at_half / 10,
+        "{} vs {}",
+        end.approx_bytes,
+        peak_at_half
+    );
+    assert!(end.approx_bytes < 4_000_000, "{}", end.approx_bytes);
+}
