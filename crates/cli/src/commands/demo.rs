@@ -66,7 +66,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let data = DataDir::open(&data_path)?;
     let raw = tmp.path().join("stream.jsonl");
 
-    let gen = Generator::new(&GenConfig { posts: args.posts, days: args.days, seed: args.seed, ..Default::default() });
+    let gen = Generator::new(&GenConfig {
+        posts: args.posts,
+        days: args.days,
+        seed: args.seed,
+        ..Default::default()
+    });
     let truth = gen.truth();
     eprintln!(
         "generating {} posts over {} simulated days (seed {}), with {} planted events...",
@@ -78,17 +83,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
     write_stream(gen, &mut BufWriter::new(std::fs::File::create(&raw)?))?;
 
     // One feed per background topic, one per planted emerging topic.
-    let mut defs: Vec<FeedDef> =
-        truth.topics.iter().map(|t| FeedDef { name: t.name.clone(), query: t.query.clone() }).collect();
+    let mut defs: Vec<FeedDef> = truth
+        .topics
+        .iter()
+        .map(|t| FeedDef {
+            name: t.name.clone(),
+            query: t.query.clone(),
+        })
+        .collect();
     for e in truth.events.iter().filter(|e| e.kind == EventKind::EmergingTopic) {
         if let Some(q) = &e.query {
-            defs.push(FeedDef { name: e.id.clone(), query: q.clone() });
+            defs.push(FeedDef {
+                name: e.id.clone(),
+                query: q.clone(),
+            });
         }
     }
     let live = LiveFeeds::new(&defs)?;
     let keyring = Arc::new(data.load_keyring(PseudonymConfig::default())?);
     let cfg = RunConfig {
-        decode: DecodeOptions { format: Some(Format::Canonical), ..Default::default() },
+        decode: DecodeOptions {
+            format: Some(Format::Canonical),
+            ..Default::default()
+        },
         threads: default_threads(),
         keyring: keyring.clone(),
         public_accounts: Arc::new(PublicAccounts::new(PUBLIC_ACCOUNTS.iter())),
@@ -97,7 +114,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let series_dir = data_path.join("series");
     let names = live.current().set.names();
-    let mut sink = DemoSink { series: SeriesWriter::create(&series_dir, names.clone())?, minutes: HashMap::new() };
+    let mut sink = DemoSink {
+        series: SeriesWriter::create(&series_dir, names.clone())?,
+        minutes: HashMap::new(),
+    };
     let summary = run::run(&[raw], &cfg, &live, &mut sink, &mut |r| eprintln!("{r}"));
     data.save_keyring(&keyring)?;
     sink.series.finish()?;
@@ -131,7 +151,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             );
             continue;
         };
-        let inside: Vec<u64> = series.iter().filter(|(t, _)| *t >= e.start.0 && *t < e.end.0).map(|(_, c)| *c).collect();
+        let inside: Vec<u64> = series
+            .iter()
+            .filter(|(t, _)| *t >= e.start.0 && *t < e.end.0)
+            .map(|(_, c)| *c)
+            .collect();
         let before: Vec<u64> = series
             .iter()
             .filter(|(t, _)| *t < e.start.0 && *t >= e.start.0 - 6 * Timestamp::HOUR)
@@ -142,7 +166,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!(
             "  {label}: feed {:?} peaks at {peak}/min against a typical {typical}/min before it{}",
             feed.and_then(|f| names.get(f as usize)).map_or("?", |s| s.as_str()),
-            if typical > 0 { format!(" (x{:.1})", peak as f64 / typical as f64) } else { String::new() }
+            if typical > 0 {
+                format!(" (x{:.1})", peak as f64 / typical as f64)
+            } else {
+                String::new()
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

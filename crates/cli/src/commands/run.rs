@@ -214,7 +214,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut w = std::io::BufWriter::new(
         std::fs::File::create(&stats_path).with_context(|| format!("creating {}", stats_path.display()))?,
     );
-    writeln!(w, "feed_name,matched,candidates,candidate_rate,mean_verify_ns,est_verify_ms")?;
+    writeln!(
+        w,
+        "feed_name,matched,candidates,candidate_rate,mean_verify_ns,est_verify_ms"
+    )?;
     let posts = summary.match_stats.posts.max(1) as f64;
     for (id, s) in summary.match_stats.slowest(usize::MAX) {
         writeln!(

@@ -39,9 +39,17 @@ fn mix(h: u64) -> u64 {
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Slot {
-    /// The key's hash; 0 marks an empty slot (a real 0 hash is stored as 1).
-    hash: u64,
+    /// The high half of the key's hash; 0 marks an empty slot (a real 0 is
+    /// stored as 1). Eight-byte slots keep the table small enough to stay
+    /// in cache.
+    tag: u32,
     id: u32,
+}
+
+/// The slot tag of a hash.
+#[inline]
+fn tag(h: u64) -> u32 {
+    ((h >> 32) as u32).max(1)
 }
 
 /// An immutable-after-build map from byte strings to dense ids `0..len`.
@@ -65,9 +73,10 @@ impl StrTable {
         let old = std::mem::take(&mut self.slots);
         self.slots = vec![Slot::default(); capacity];
         self.mask = capacity - 1;
-        for slot in old.into_iter().filter(|s| s.hash != 0) {
-            let mut i = mix(slot.hash) as usize & self.mask;
-            while self.slots[i].hash != 0 {
+        for slot in old.into_iter().filter(|s| s.tag != 0) {
+            let h = hash_bytes(self.key(slot.id));
+            let mut i = mix(h) as usize & self.mask;
+            while self.slots[i].tag != 0 {
                 i = (i + 1) & self.mask;
             }
             self.slots[i] = slot;
@@ -97,26 +106,25 @@ impl StrTable {
         let id = self.ends.len() as u32;
         self.arena.extend_from_slice(key);
         self.ends.push(self.arena.len() as u32);
-        let stored = h.max(1);
-        let mut i = mix(stored) as usize & self.mask;
-        while self.slots[i].hash != 0 {
+        let mut i = mix(h) as usize & self.mask;
+        while self.slots[i].tag != 0 {
             i = (i + 1) & self.mask;
         }
-        self.slots[i] = Slot { hash: stored, id };
+        self.slots[i] = Slot { tag: tag(h), id };
         id
     }
 
     /// The id of a key whose FNV-1a hash is `h`.
     #[inline]
     pub fn get_hashed(&self, h: u64, key: &[u8]) -> Option<u32> {
-        let h = h.max(1);
+        let t = tag(h);
         let mut i = mix(h) as usize & self.mask;
         loop {
             let slot = self.slots[i];
-            if slot.hash == 0 {
+            if slot.tag == 0 {
                 return None;
             }
-            if slot.hash == h && self.key(slot.id) == key {
+            if slot.tag == t && self.key(slot.id) == key {
                 return Some(slot.id);
             }
             i = (i + 1) & self.mask;

@@ -121,6 +121,22 @@ fn stats_count_candidates_and_matches_and_survive_a_swap() {
 }
 
 #[test]
+fn identical_queries_are_compiled_once_and_reported_for_every_feed() {
+    let m = FeedMatcher::build(vec![spec(4, "flood -fire"), spec(9, "Flood NOT fire"), spec(2, "fire")]);
+    assert_eq!(m.len(), 3);
+    assert_eq!(m.distinct_queries(), 2);
+    let mut scratch = MatchScratch::new();
+    let mut out = Vec::new();
+    m.match_post(&post("flood"), &tokenized("flood"), &mut scratch, &mut out);
+    assert_eq!(out, vec![4, 9]);
+    let stats = scratch.take_stats();
+    assert_eq!(stats.feeds[&4].matched, 1);
+    assert_eq!(stats.feeds[&9].matched, 1);
+    assert!(!stats.feeds.contains_key(&2));
+    assert_eq!(m.feeds().map(|(id, _)| id).collect::<Vec<_>>(), vec![2, 4, 9]);
+}
+
+#[test]
 fn anchor_sets_skip_posts_missing_an_anchor() {
     let m = FeedMatcher::build(vec![spec(1, "\"earthquake warning\"")]);
     let mut scratch = MatchScratch::new();
@@ -333,6 +349,18 @@ fn compiled_matcher_equals_the_reference_on_random_queries_and_posts() {
                     query: Query::from_node(n.clone()),
                 })
                 .collect();
+            // Some users watch the same query: copies under new ids.
+            let copies: Vec<FeedSpec> = feeds
+                .iter()
+                .take(5)
+                .enumerate()
+                .map(|(i, f)| FeedSpec {
+                    id: 200 + i as u32,
+                    ..f.clone()
+                })
+                .collect();
+            let mut feeds = feeds;
+            feeds.extend(copies);
             let tokenized_posts: Vec<TokenizedText> = posts.iter().map(|p| tokenized(&p.text)).collect();
             let stats = if use_sample {
                 TermStats::from_sample(tokenized_posts.iter())

@@ -1,5 +1,5 @@
-//! Verification: a query compiled into a tree of cheap checks against a
-//! post whose tokens have already been looked up once.
+//! Verification: a query compiled into a flat program of cheap checks
+//! against a post whose tokens have already been looked up once.
 //!
 //! The idea: before any feed is verified, the matcher has resolved every
 //! token of the post to a term id (and every wildcard it matches), and
@@ -94,53 +94,6 @@ impl Op {
             Op::And(c) | Op::Or(c) => c.iter().map(Op::cost).sum(),
         }
     }
-
-    /// Heap bytes held by this tree (an estimate: boxes and slices).
-    pub(crate) fn heap_bytes(&self) -> usize {
-        let node = std::mem::size_of::<Op>();
-        match self {
-            Op::Word(_) => 0,
-            Op::Field(f) => match f {
-                Field::Lang(s) | Field::Platform(s) | Field::Domain(s) => s.capacity(),
-                _ => 0,
-            },
-            Op::Phrase { words, .. } => std::mem::size_of_val(&**words),
-            Op::Near { left, right, .. } => left
-                .iter()
-                .chain(right.iter())
-                .map(|s| {
-                    std::mem::size_of::<Spanner>()
-                        + match s {
-                            Spanner::Word(_) => 0,
-                            Spanner::Phrase { words, .. } => std::mem::size_of_val(&**words),
-                        }
-                })
-                .sum(),
-            Op::Not(child) => node + child.heap_bytes(),
-            Op::And(c) | Op::Or(c) => c.iter().map(|op| node + op.heap_bytes()).sum(),
-        }
-    }
-
-    /// Whether the post described by `v` satisfies this query.
-    pub(crate) fn eval(&self, v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
-        match self {
-            Op::Word(w) => v.has(*w),
-            Op::Phrase { words, slop } => {
-                words.iter().all(|&w| v.has(w)) && {
-                    let mut out = bufs.take();
-                    phrase_spans(words, *slop, v, bufs, &mut out);
-                    let hit = !out.is_empty();
-                    bufs.give(out);
-                    hit
-                }
-            }
-            Op::Near { left, right, distance } => near(left, right, *distance, v, bufs),
-            Op::Field(f) => field_matches(f, v.post),
-            Op::Not(child) => !child.eval(v, bufs),
-            Op::And(children) => children.iter().all(|c| c.eval(v, bufs)),
-            Op::Or(children) => children.iter().any(|c| c.eval(v, bufs)),
-        }
-    }
 }
 
 fn ordered(children: &[Node], r: &mut impl Resolve) -> Box<[Op]> {
@@ -156,7 +109,7 @@ fn spanners(node: &Node, r: &mut impl Resolve) -> Box<[Spanner]> {
     let one = |n: &Node, r: &mut dyn FnMut(&Pattern) -> Word| match n {
         Node::Term(p) => Some(Spanner::Word(r(p))),
         Node::Phrase { words, slop } => Some(Spanner::Phrase {
-            words: words.iter().map(|w| r(w)).collect(),
+            words: words.iter().map(&mut *r).collect(),
             slop: *slop,
         }),
         _ => None,
@@ -168,13 +121,306 @@ fn spanners(node: &Node, r: &mut impl Resolve) -> Box<[Spanner]> {
     }
 }
 
+/// Node kinds of [`Code`].
+const K_TERM: u32 = 0;
+const K_WILD: u32 = 1;
+const K_PHRASE: u32 = 2;
+const K_NEAR: u32 = 3;
+const K_FIELD: u32 = 4;
+const K_NOT: u32 = 5;
+const K_AND: u32 = 6;
+const K_OR: u32 = 7;
+
+/// A phrase word that is a wildcard id rather than a term id.
+const WILD_BIT: u32 = 1 << 31;
+
+/// Every feed's compiled query, flattened into one array of `u32`s.
+///
+/// Why flat: with 100k feeds, a tree of boxes costs a cache miss per node;
+/// here a feed's program is a few contiguous words, and feeds are verified
+/// in index order, so verification walks the array forwards. A node is a
+/// header `kind | len << 3` (`len` counts the node's words, header
+/// included) followed by its payload:
+///
+/// - term / wildcard: the id;
+/// - phrase: slop, then the words (term ids, or wildcard ids with
+///   [`WILD_BIT`]);
+/// - `NEAR`: distance, the number of left alternatives, then the left and
+///   the right alternatives as term, wildcard or phrase nodes;
+/// - field: an index into `fields`;
+/// - `NOT`, `AND`, `OR`: the child nodes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Code {
+    code: Vec<u32>,
+    fields: Vec<Field>,
+}
+
+impl Code {
+    /// Appends a program; returns where it starts.
+    pub(crate) fn push(&mut self, op: &Op) -> u32 {
+        let at = self.code.len() as u32;
+        self.emit(op);
+        at
+    }
+
+    fn emit(&mut self, op: &Op) {
+        let at = self.code.len();
+        self.code.push(0);
+        let kind = match op {
+            Op::Word(w) => self.word_node(*w),
+            Op::Phrase { words, slop } => {
+                self.phrase_payload(words, *slop);
+                K_PHRASE
+            }
+            Op::Near { left, right, distance } => {
+                self.code.push(*distance);
+                self.code.push(left.len() as u32);
+                for alt in left.iter().chain(right.iter()) {
+                    let start = self.code.len();
+                    self.code.push(0);
+                    let kind = match alt {
+                        Spanner::Word(w) => self.word_node(*w),
+                        Spanner::Phrase { words, slop } => {
+                            self.phrase_payload(words, *slop);
+                            K_PHRASE
+                        }
+                    };
+                    self.code[start] = kind | ((self.code.len() - start) as u32) << 3;
+                }
+                K_NEAR
+            }
+            Op::Field(f) => {
+                let i = match self.fields.iter().position(|g| g == f) {
+                    Some(i) => i,
+                    None => {
+                        self.fields.push(f.clone());
+                        self.fields.len() - 1
+                    }
+                };
+                self.code.push(i as u32);
+                K_FIELD
+            }
+            Op::Not(child) => {
+                self.emit(child);
+                K_NOT
+            }
+            Op::And(children) | Op::Or(children) => {
+                for c in children.iter() {
+                    self.emit(c);
+                }
+                if matches!(op, Op::And(_)) {
+                    K_AND
+                } else {
+                    K_OR
+                }
+            }
+        };
+        self.code[at] = kind | ((self.code.len() - at) as u32) << 3;
+    }
+
+    fn word_node(&mut self, w: Word) -> u32 {
+        match w {
+            Word::Term(id) => {
+                self.code.push(id);
+                K_TERM
+            }
+            Word::Wild(id) => {
+                self.code.push(id);
+                K_WILD
+            }
+        }
+    }
+
+    fn phrase_payload(&mut self, words: &[Word], slop: u32) {
+        self.code.push(slop);
+        for w in words {
+            self.code.push(match *w {
+                Word::Term(id) => id,
+                Word::Wild(id) => id | WILD_BIT,
+            });
+        }
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.code.capacity() * 4 + self.fields.capacity() * std::mem::size_of::<Field>()
+    }
+
+    #[inline]
+    fn len_at(&self, at: usize) -> usize {
+        (self.code[at] >> 3) as usize
+    }
+
+    /// Whether the post described by `v` satisfies the program at `at`.
+    pub(crate) fn eval(&self, at: usize, v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
+        let header = self.code[at];
+        let end = at + (header >> 3) as usize;
+        match header & 7 {
+            K_TERM => v.has(Word::Term(self.code[at + 1])),
+            K_WILD => v.has(Word::Wild(self.code[at + 1])),
+            K_PHRASE => phrase_present(&self.code[at + 1..end], v) && phrase_hit(&self.code[at + 1..end], v, bufs),
+            K_NEAR => self.near(at, end, v, bufs),
+            K_FIELD => self
+                .fields
+                .get(self.code[at + 1] as usize)
+                .is_some_and(|f| field_matches(f, v.post)),
+            K_NOT => !self.eval(at + 1, v, bufs),
+            K_AND => {
+                let mut p = at + 1;
+                while p < end {
+                    if !self.eval(p, v, bufs) {
+                        return false;
+                    }
+                    p += self.len_at(p);
+                }
+                true
+            }
+            _ => {
+                let mut p = at + 1;
+                while p < end {
+                    if self.eval(p, v, bufs) {
+                        return true;
+                    }
+                    p += self.len_at(p);
+                }
+                false
+            }
+        }
+    }
+
+    /// The alternatives of a `NEAR` node: `(left range, right range)` of
+    /// node positions, as `(start, count)`.
+    fn near(&self, at: usize, end: usize, v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
+        let distance = self.code[at + 1];
+        let n_left = self.code[at + 2] as usize;
+        let first = at + 3;
+        // Where the right alternatives start.
+        let mut mid = first;
+        for _ in 0..n_left {
+            mid += self.len_at(mid);
+        }
+        if !self.any_present(first, mid, v) || !self.any_present(mid, end, v) {
+            return false;
+        }
+        let mut l = bufs.take();
+        let mut r = bufs.take();
+        self.spans(first, mid, v, bufs, &mut l);
+        self.spans(mid, end, v, bufs, &mut r);
+        let hit = l.iter().any(|&a| {
+            r.iter().any(|&b| {
+                gap_between(a, b)
+                    .or_else(|| gap_between(b, a))
+                    .is_some_and(|gap| gap <= distance)
+            })
+        });
+        bufs.give(l);
+        bufs.give(r);
+        hit
+    }
+
+    /// Whether some alternative node in `from..to` has all its words.
+    fn any_present(&self, from: usize, to: usize, v: &PostView<'_>) -> bool {
+        let mut p = from;
+        while p < to {
+            let h = self.code[p];
+            let end = p + (h >> 3) as usize;
+            let present = match h & 7 {
+                K_TERM => v.has(Word::Term(self.code[p + 1])),
+                K_WILD => v.has(Word::Wild(self.code[p + 1])),
+                _ => phrase_present(&self.code[p + 1..end], v),
+            };
+            if present {
+                return true;
+            }
+            p = end;
+        }
+        false
+    }
+
+    /// Appends the occurrences of the alternative nodes in `from..to`.
+    fn spans(&self, from: usize, to: usize, v: &PostView<'_>, bufs: &mut SpanBufs, out: &mut Vec<Span>) {
+        let mut p = from;
+        while p < to {
+            let h = self.code[p];
+            let end = p + (h >> 3) as usize;
+            match h & 7 {
+                K_TERM => v.word_spans(Word::Term(self.code[p + 1]), out),
+                K_WILD => v.word_spans(Word::Wild(self.code[p + 1]), out),
+                _ => {
+                    let payload = &self.code[p + 1..end];
+                    if phrase_present(payload, v) {
+                        phrase_spans(payload, v, bufs, out);
+                    }
+                }
+            }
+            p = end;
+        }
+    }
+}
+
+/// A phrase word of [`Code`].
+#[inline]
+fn decode(w: u32) -> Word {
+    if w & WILD_BIT != 0 {
+        Word::Wild(w & !WILD_BIT)
+    } else {
+        Word::Term(w)
+    }
+}
+
+/// Whether every word of a phrase payload (`slop, words…`) is present.
+#[inline]
+fn phrase_present(payload: &[u32], v: &PostView<'_>) -> bool {
+    payload.iter().skip(1).all(|&w| v.has(decode(w)))
+}
+
+fn phrase_hit(payload: &[u32], v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
+    if payload.first() == Some(&0) && payload.iter().skip(1).all(|&w| w & WILD_BIT == 0) {
+        return exact_phrase_hit(&payload[1..], v);
+    }
+    let mut out = bufs.take();
+    phrase_spans(payload, v, bufs, &mut out);
+    let hit = !out.is_empty();
+    bufs.give(out);
+    hit
+}
+
+/// The common case of a phrase, exact words with no slop, without the
+/// dynamic programme: each word must start right after the previous one
+/// ends, and a term occurs at most once per position, so every occurrence
+/// of the first word extends in at most one way.
+fn exact_phrase_hit(words: &[u32], v: &PostView<'_>) -> bool {
+    let Some((&first, rest)) = words.split_first() else {
+        return false;
+    };
+    let mut i = v.first_occ[first as usize];
+    while let Some(t) = v.tokens.get(i as usize) {
+        let mut end = t.last_position;
+        let whole = rest.iter().all(|&w| match v.occurrence_at(w, end + 1) {
+            Some(last) => {
+                end = last;
+                true
+            }
+            None => false,
+        });
+        if whole {
+            return true;
+        }
+        i = v.next_occ[i as usize];
+    }
+    false
+}
+
 /// A post as verification sees it: metadata, tokens, and which term and
 /// wildcard ids are present (stamped with the current generation).
 pub(crate) struct PostView<'a> {
     pub post: &'a Post,
     pub tokens: &'a [Token],
-    /// The term id of each token (parallel to `tokens`), or [`NO_TERM`].
-    pub token_terms: &'a [u32],
+    /// Per term id: the first token with that term (valid for present
+    /// terms); per token: the next token with the same term, or
+    /// [`NO_TERM`]. Together, each present term's occurrences as a chain.
+    pub first_occ: &'a [u32],
+    pub next_occ: &'a [u32],
     /// `(wildcard id, token index)` for every token a wildcard matches.
     pub wild_occ: &'a [(u32, u32)],
     pub term_stamp: &'a [u32],
@@ -191,14 +437,34 @@ impl PostView<'_> {
         }
     }
 
+    /// The last position of the occurrence of present term `term` that
+    /// starts at `position`, if any.
+    #[inline]
+    fn occurrence_at(&self, term: u32, position: u32) -> Option<u32> {
+        let mut i = self.first_occ[term as usize];
+        while let Some(t) = self.tokens.get(i as usize) {
+            if t.position == position {
+                return Some(t.last_position);
+            }
+            if t.position > position {
+                return None;
+            }
+            i = self.next_occ[i as usize];
+        }
+        None
+    }
+
     /// Appends the span of every token matching `w`.
     fn word_spans(&self, w: Word, out: &mut Vec<Span>) {
         match w {
             Word::Term(id) => {
-                for (t, &term) in self.tokens.iter().zip(self.token_terms) {
-                    if term == id {
-                        out.push((t.position, t.last_position));
-                    }
+                if !self.has(w) {
+                    return;
+                }
+                let mut i = self.first_occ[id as usize];
+                while let Some(t) = self.tokens.get(i as usize) {
+                    out.push((t.position, t.last_position));
+                    i = self.next_occ[i as usize];
                 }
             }
             Word::Wild(id) => {
@@ -245,10 +511,13 @@ fn gap_between(a: Span, b: Span) -> Option<u32> {
     (a.1 < b.0).then(|| b.0 - a.1 - 1)
 }
 
-/// Appends the occurrences of a phrase to `out` (deduplicated), by the
-/// reference's dynamic programme: for each partial occurrence
-/// `(first, last so far)` keep the least slop used.
-fn phrase_spans(words: &[Word], slop: u32, v: &PostView<'_>, bufs: &mut SpanBufs, out: &mut Vec<Span>) {
+/// Appends the occurrences of a phrase payload (`slop, words…`) to `out`
+/// (deduplicated), by the reference's dynamic programme: for each partial
+/// occurrence `(first, last so far)` keep the least slop used.
+fn phrase_spans(payload: &[u32], v: &PostView<'_>, bufs: &mut SpanBufs, out: &mut Vec<Span>) {
+    let Some((&slop, words)) = payload.split_first() else {
+        return;
+    };
     let Some((&first, rest)) = words.split_first() else {
         return;
     };
@@ -257,7 +526,7 @@ fn phrase_spans(words: &[Word], slop: u32, v: &PostView<'_>, bufs: &mut SpanBufs
     let mut word = std::mem::take(&mut bufs.word);
     partial.clear();
     word.clear();
-    v.word_spans(first, &mut word);
+    v.word_spans(decode(first), &mut word);
     for &(s, e) in &word {
         if !partial.iter().any(|&(ps, pe, _)| ps == s && pe == e) {
             partial.push((s, e, 0));
@@ -268,7 +537,7 @@ fn phrase_spans(words: &[Word], slop: u32, v: &PostView<'_>, bufs: &mut SpanBufs
             break;
         }
         word.clear();
-        v.word_spans(w, &mut word);
+        v.word_spans(decode(w), &mut word);
         next.clear();
         for &(start, end, used) in &partial {
             for &span in &word {
@@ -291,47 +560,6 @@ fn phrase_spans(words: &[Word], slop: u32, v: &PostView<'_>, bufs: &mut SpanBufs
     bufs.partial = partial;
     bufs.next = next;
     bufs.word = word;
-}
-
-/// Appends the occurrences of a `NEAR` operand's alternatives.
-fn spanner_spans(alts: &[Spanner], v: &PostView<'_>, bufs: &mut SpanBufs, out: &mut Vec<Span>) {
-    for alt in alts {
-        match alt {
-            Spanner::Word(w) => v.word_spans(*w, out),
-            Spanner::Phrase { words, slop } => {
-                if words.iter().all(|&w| v.has(w)) {
-                    phrase_spans(words, *slop, v, bufs, out);
-                }
-            }
-        }
-    }
-}
-
-fn spanner_present(alts: &[Spanner], v: &PostView<'_>) -> bool {
-    alts.iter().any(|alt| match alt {
-        Spanner::Word(w) => v.has(*w),
-        Spanner::Phrase { words, .. } => words.iter().all(|&w| v.has(w)),
-    })
-}
-
-fn near(left: &[Spanner], right: &[Spanner], distance: u32, v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
-    if !spanner_present(left, v) || !spanner_present(right, v) {
-        return false;
-    }
-    let mut l = bufs.take();
-    let mut r = bufs.take();
-    spanner_spans(left, v, bufs, &mut l);
-    spanner_spans(right, v, bufs, &mut r);
-    let hit = l.iter().any(|&a| {
-        r.iter().any(|&b| {
-            gap_between(a, b)
-                .or_else(|| gap_between(b, a))
-                .is_some_and(|gap| gap <= distance)
-        })
-    });
-    bufs.give(l);
-    bufs.give(r);
-    hit
 }
 
 /// [`Field::matches`], without the allocation its domain check makes for
