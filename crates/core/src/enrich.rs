@@ -70,7 +70,10 @@ impl Enricher {
     /// `post.text`.
     fn redact_scanned(&mut self, post: &mut Post) {
         // Most posts hold nothing to mask; don't copy their text.
-        let clean = self.spans.iter().all(|s| s.kind == entities::SpanKind::Hashtag || s.kind == entities::SpanKind::Cashtag)
+        let clean = self
+            .spans
+            .iter()
+            .all(|s| s.kind == entities::SpanKind::Hashtag || s.kind == entities::SpanKind::Cashtag)
             && !post.text.bytes().any(|b| b.is_ascii_digit());
         if !clean {
             post.text = redact::redact_text(&post.text, &self.spans, &self.public);

@@ -45,7 +45,11 @@ pub enum FeedError {
     #[error("{origin}: feed {name:?}: {error}")]
     // Boxed: a parse error carries the whole query and is much larger than
     // the other variants.
-    Query { origin: String, name: String, error: Box<ParseError> },
+    Query {
+        origin: String,
+        name: String,
+        error: Box<ParseError>,
+    },
     #[error("{origin}: feed name {name:?} is used twice")]
     Duplicate { origin: String, name: String },
     #[error("{origin}: a feed has an empty name")]

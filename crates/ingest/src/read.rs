@@ -79,8 +79,15 @@ impl Input {
         };
         let mut head = Vec::with_capacity(HEAD_BYTES);
         (&mut decoded).take(HEAD_BYTES as u64).read_to_end(&mut head)?;
-        let reader = Box::new(BufReader::with_capacity(256 * 1024, Cursor::new(head.clone()).chain(decoded)));
-        Ok(Input { compression, head, reader })
+        let reader = Box::new(BufReader::with_capacity(
+            256 * 1024,
+            Cursor::new(head.clone()).chain(decoded),
+        ));
+        Ok(Input {
+            compression,
+            head,
+            reader,
+        })
     }
 
     /// Frames the input into records.
@@ -170,7 +177,11 @@ impl RecordReader {
             }
             if !is_blank(&self.buf) {
                 let bytes = trim_line_end(&self.buf);
-                return Ok(Some(Record { line: self.line, end_offset: self.offset, bytes }));
+                return Ok(Some(Record {
+                    line: self.line,
+                    end_offset: self.offset,
+                    bytes,
+                }));
             }
         }
     }
@@ -178,7 +189,9 @@ impl RecordReader {
     fn next_document(&mut self) -> Result<Option<Record<'_>>, FrameError> {
         self.done = true;
         self.buf.clear();
-        let n = (&mut self.reader).take(MAX_DOCUMENT_BYTES as u64 + 1).read_to_end(&mut self.buf)?;
+        let n = (&mut self.reader)
+            .take(MAX_DOCUMENT_BYTES as u64 + 1)
+            .read_to_end(&mut self.buf)?;
         if n > MAX_DOCUMENT_BYTES {
             return Err(FrameError::DocumentTooLarge);
         }
@@ -186,7 +199,11 @@ impl RecordReader {
         if is_blank(&self.buf) {
             return Ok(None);
         }
-        Ok(Some(Record { line: 1, end_offset: self.offset, bytes: &self.buf }))
+        Ok(Some(Record {
+            line: 1,
+            end_offset: self.offset,
+            bytes: &self.buf,
+        }))
     }
 
     fn next_json_value(&mut self) -> Result<Option<Record<'_>>, FrameError> {
@@ -201,7 +218,11 @@ impl RecordReader {
                     return Ok(None);
                 }
                 // An unterminated value: hand it over so the decoder reports it.
-                return Ok(Some(Record { line: start_line, end_offset: self.offset, bytes: &self.buf }));
+                return Ok(Some(Record {
+                    line: start_line,
+                    end_offset: self.offset,
+                    bytes: &self.buf,
+                }));
             }
             if start_line == 0 {
                 if is_blank(&self.buf) {
@@ -221,7 +242,11 @@ impl RecordReader {
                     self.json_lines = true;
                 }
                 let bytes = trim_line_end(&self.buf);
-                return Ok(Some(Record { line: start_line, end_offset: self.offset, bytes }));
+                return Ok(Some(Record {
+                    line: start_line,
+                    end_offset: self.offset,
+                    bytes,
+                }));
             }
         }
     }
@@ -312,7 +337,14 @@ mod tests {
     fn json_lines_with_a_broken_line_lose_only_that_line() {
         let data = b"{\"a\":1}\n{\"b\":[1,2\n{\"c\":3}\n";
         let got = records(data, Framing::JsonValues);
-        assert_eq!(got, vec![(1, "{\"a\":1}".into()), (2, "{\"b\":[1,2".into()), (3, "{\"c\":3}".into())]);
+        assert_eq!(
+            got,
+            vec![
+                (1, "{\"a\":1}".into()),
+                (2, "{\"b\":[1,2".into()),
+                (3, "{\"c\":3}".into())
+            ]
+        );
     }
 
     #[test]
@@ -338,7 +370,10 @@ mod tests {
 
     #[test]
     fn a_document_is_one_record() {
-        assert_eq!(records(b"<rss>\n</rss>\n", Framing::Document), vec![(1, "<rss>\n</rss>\n".into())]);
+        assert_eq!(
+            records(b"<rss>\n</rss>\n", Framing::Document),
+            vec![(1, "<rss>\n</rss>\n".into())]
+        );
         assert!(records(b"  \n", Framing::Document).is_empty());
     }
 }

@@ -546,7 +546,10 @@ impl Decoder for CsvDecoder {
         let field = self.column_name(self.quotes.field);
         let lines = self.pending_lines;
         self.take_pending();
-        Err(DecodeError::field(field, format!("input ended inside a quoted value ({lines} lines); record dropped")))
+        Err(DecodeError::field(
+            field,
+            format!("input ended inside a quoted value ({lines} lines); record dropped"),
+        ))
     }
 }
 
@@ -751,11 +754,18 @@ mod finish_tests {
     fn an_open_quote_at_the_end_of_input_is_reported() {
         let mut d = CsvDecoder::new(CsvMapping::preset("cnt").expect("preset"));
         let mut out = DecodeOutput::default();
-        d.decode(b"message_id,user_id,username,repost_id,reply_id,message,timestamp,urls", &mut out).unwrap();
+        d.decode(
+            b"message_id,user_id,username,repost_id,reply_id,message,timestamp,urls",
+            &mut out,
+        )
+        .unwrap();
         d.decode(b"1,2,someone,,,\"an unfinished", &mut out).unwrap();
         assert!(out.events.is_empty());
         let e = d.finish(&mut out).unwrap_err();
-        assert!(e.to_string().contains("field `message`") && e.to_string().contains("input ended"), "{e}");
+        assert!(
+            e.to_string().contains("field `message`") && e.to_string().contains("input ended"),
+            "{e}"
+        );
         assert!(d.finish(&mut out).is_ok(), "reported once");
     }
 }

@@ -95,7 +95,14 @@ pub fn run(b: Bench) -> Result<ExitCode> {
             seed,
             rounds,
         } => feeds::bench_feeds(feeds, posts, threads.unwrap_or_else(default_threads), seed, rounds),
-        Bench::Pipeline { feeds, posts, threads, seed, dir, event_rate } => {
+        Bench::Pipeline {
+            feeds,
+            posts,
+            threads,
+            seed,
+            dir,
+            event_rate,
+        } => {
             let rate = (event_rate > 0.0).then_some(event_rate);
             pipeline::bench_pipeline(feeds, posts, threads.unwrap_or_else(default_threads), seed, dir, rate)
         }
@@ -115,7 +122,12 @@ pub fn generated_input(dir: &std::path::Path, posts: u64, seed: u64, rate: Optio
     let tag = rate.map_or("day".to_string(), |r| format!("{r:.0}ps"));
     let input = dir.join(format!("bench-{posts}-{seed}-{tag}.jsonl"));
     if !input.exists() {
-        let cfg = GenConfig { posts, days: 1, seed, ..Default::default() };
+        let cfg = GenConfig {
+            posts,
+            days: 1,
+            seed,
+            ..Default::default()
+        };
         let start = cfg.start.0;
         let factor = rate.map_or(1.0, |r| (posts as f64 / r.max(1e-3)) / 86_400.0);
         let tmp = input.with_extension("partial");
