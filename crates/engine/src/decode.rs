@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use tidewatch_core::Event;
+use tidewatch_core::pseudonym::Keyring;
+use tidewatch_core::{Event, Timestamp};
 use tidewatch_ingest::format::csv::CsvMapping;
 use tidewatch_ingest::format::{detect, DecodeOutput, Decoder, Format};
 use tidewatch_ingest::read::{FrameError, Input};
@@ -36,6 +37,31 @@ impl Default for DecodeOptions {
             format: None,
             csv_mapping: None,
             batch_size: 1024,
+        }
+    }
+}
+
+/// Deletes pseudonymisation keys past the linkage window as event time
+/// advances: the decode stage calls it on every batch, before the batch is
+/// enriched, so no later post is pseudonymised under an expired key.
+pub struct KeyExpiry<'k> {
+    keyring: &'k Keyring,
+    newest: Option<Timestamp>,
+}
+
+impl<'k> KeyExpiry<'k> {
+    pub fn new(keyring: &'k Keyring) -> Self {
+        KeyExpiry { keyring, newest: None }
+    }
+
+    pub fn observe(&mut self, events: &[Event]) {
+        let newest = events.iter().filter_map(|e| match e {
+            Event::Post(p) => p.created_at,
+            Event::Delete(_) => None,
+        });
+        self.newest = self.newest.into_iter().chain(newest).max();
+        if let Some(t) = self.newest {
+            self.keyring.expire(t);
         }
     }
 }
@@ -271,6 +297,36 @@ mod tests {
         assert!(reports[1].error.as_deref().unwrap().starts_with("cannot open"));
         assert_eq!(reports[2].format, Some(Format::Csv));
         assert_eq!((reports[2].posts, reports[2].rejected), (1, 1));
+    }
+
+    #[test]
+    fn keys_expire_as_event_time_advances() {
+        use tidewatch_core::pseudonym::{PseudonymConfig, Pseudonymiser};
+        let ring = std::sync::Arc::new(Keyring::from_seed(PseudonymConfig::default(), 1));
+        let mut ps = Pseudonymiser::new(ring.clone(), Timestamp(0));
+        ps.account("x", "a", 0);
+        ps.account("x", "a", 5);
+        let post_at = |day: i64| {
+            Event::Post(tidewatch_core::Post {
+                created_at: Some(Timestamp(day * Timestamp::DAY)),
+                ..Default::default()
+            })
+        };
+        let mut expiry = KeyExpiry::new(&ring);
+        expiry.observe(&[post_at(3)]);
+        assert_eq!(ring.snapshot().epoch_keys.len(), 2, "within the linkage window");
+        expiry.observe(&[post_at(9), post_at(2)]);
+        assert_eq!(
+            ring.snapshot().epoch_keys.keys().copied().collect::<Vec<_>>(),
+            vec![5],
+            "epoch 0 ended 8 days ago"
+        );
+        expiry.observe(&[post_at(1)]);
+        assert_eq!(
+            ring.snapshot().epoch_keys.len(),
+            1,
+            "a late post does not bring a key back"
+        );
     }
 
     #[test]

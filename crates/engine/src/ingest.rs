@@ -5,7 +5,7 @@
 //! headers); worker threads enrich and serialise batches; the consumer
 //! writes them in the order they were read.
 
-use crate::decode::{decode_inputs, DecodeOptions, FileReport, Reject};
+use crate::decode::{decode_inputs, DecodeOptions, FileReport, KeyExpiry, Reject};
 use crate::ordered;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -114,20 +114,9 @@ fn pipeline(
             }
         },
         |emit| {
-            let mut newest = i64::MIN;
+            let mut expiry = KeyExpiry::new(&cfg.keyring);
             let mut emit_batch = |events: Vec<Event>| {
-                // Keys of epochs past the linkage window are deleted as event
-                // time advances, before later batches are enriched.
-                for ev in &events {
-                    if let Event::Post(p) = ev {
-                        if let Some(t) = p.created_at {
-                            newest = newest.max(t.0);
-                        }
-                    }
-                }
-                if newest > i64::MIN {
-                    cfg.keyring.expire(Timestamp(newest));
-                }
+                expiry.observe(&events);
                 emit(events)
             };
             decode_inputs(paths, &cfg.decode, &mut emit_batch, &mut |r: &Reject| {

@@ -9,7 +9,7 @@
 //! Order matters for windows only through the watermark; keeping input
 //! order makes a run's output independent of the thread count.
 
-use crate::decode::{decode_inputs, DecodeOptions, FileReport, Reject};
+use crate::decode::{decode_inputs, DecodeOptions, FileReport, KeyExpiry, Reject};
 use crate::live::LiveFeeds;
 use crate::ordered;
 use std::path::PathBuf;
@@ -208,19 +208,9 @@ pub fn run(
             }
         },
         |emit| {
-            let mut newest = i64::MIN;
+            let mut expiry = KeyExpiry::new(&cfg.keyring);
             let mut emit_batch = |events: Vec<Event>| {
-                for ev in &events {
-                    if let Event::Post(Post {
-                        created_at: Some(t), ..
-                    }) = ev
-                    {
-                        newest = newest.max(t.0);
-                    }
-                }
-                if newest > i64::MIN {
-                    cfg.keyring.expire(Timestamp(newest));
-                }
+                expiry.observe(&events);
                 emit(events)
             };
             decode_inputs(paths, &cfg.decode, &mut emit_batch, &mut |r: &Reject| {

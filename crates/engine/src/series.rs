@@ -6,7 +6,7 @@ use crate::run::{MatchedPost, RunSink};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use tidewatch_core::window::{Resolution, WindowRow, WindowView};
+use tidewatch_core::window::{push_csv_field, Resolution, WindowRow, WindowView};
 
 /// How many top hashtags, terms, domains and languages a row lists.
 pub const TOP_K: usize = 10;
@@ -60,7 +60,7 @@ impl SeriesWriter {
         let row = w.row(TOP_K);
         let name = self.name(w.feed()).to_string();
         let mut line = String::new();
-        push_csv(&mut line, &name);
+        push_csv_field(&mut line, &name);
         line.push(',');
         line.push_str(&row.to_csv_row());
         line.push('\n');
@@ -85,16 +85,6 @@ impl SeriesWriter {
             w.flush()?;
         }
         Ok(())
-    }
-}
-
-fn push_csv(out: &mut String, field: &str) {
-    if field.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&field.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(field);
     }
 }
 

@@ -109,8 +109,12 @@ fn eval_lang(path: &PathBuf, exclude: &[String], json: bool) -> Result<ExitCode>
         );
     } else {
         println!("{report}");
-        let counted: u64 =
-            report.per_lang.iter().filter(|(k, _)| !excluded.contains(&k.as_str())).map(|(_, s)| s.total).sum();
+        let counted: u64 = report
+            .per_lang
+            .iter()
+            .filter(|(k, _)| !excluded.contains(&k.as_str()))
+            .map(|(_, s)| s.total)
+            .sum();
         println!(
             "accuracy without {}: {:.4} over {} posts; {:.0} detections/s (one thread, including scoring)",
             excluded.join(","),

@@ -75,7 +75,7 @@ mod sketch;
 mod stats;
 
 pub use sketch::{BadSummary, Estimate, HeavyHitters};
-pub use stats::{ClosedWindow, Ranked, Resolution, WindowRow, WindowStats, POSITIVE_THRESHOLD};
+pub use stats::{push_csv_field, ClosedWindow, Ranked, Resolution, WindowRow, WindowStats, POSITIVE_THRESHOLD};
 
 use crate::post::Post;
 use crate::time::Timestamp;

@@ -223,7 +223,9 @@ fn join_ranked(list: &[Ranked]) -> String {
     s
 }
 
-fn push_csv_field(out: &mut String, field: &str) {
+/// Appends `field` to a CSV line, quoted when it holds a comma, a quote or
+/// a line break.
+pub fn push_csv_field(out: &mut String, field: &str) {
     if field.contains([',', '"', '\n', '\r']) {
         out.push('"');
         out.push_str(&field.replace('"', "\"\""));
