@@ -31,6 +31,8 @@ enum Command {
     Demo(commands::demo::Args),
     /// Decode, pseudonymise and enrich posts from files into canonical JSON Lines.
     Ingest(commands::ingest::Args),
+    /// List the alerts (feed volume spikes) recorded in a data directory.
+    Alerts(commands::alerts::Args),
     /// Check queries and feeds files.
     #[command(subcommand)]
     Feeds(commands::feeds::Feeds),
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(a) => commands::demo::run(a),
         Command::Ingest(a) => commands::ingest::run(a),
+        Command::Alerts(a) => commands::alerts::run(a),
         Command::Feeds(f) => commands::feeds::run(f),
         Command::Gen(a) => commands::gen::run(a),
         Command::Run(a) => commands::run::run(a),

@@ -17,6 +17,7 @@
 //! - [`run`]: decode → enrich → match → event-time windows, as run by
 //!   `tidewatch run`; [`series`] writes the windows as CSV and JSON Lines.
 
+pub mod alerts;
 pub mod datadir;
 pub mod decode;
 pub mod feeds;

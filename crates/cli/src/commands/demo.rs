@@ -15,8 +15,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tidewatch_core::pseudonym::PseudonymConfig;
 use tidewatch_core::redact::PublicAccounts;
+use tidewatch_core::spike::SpikeConfig;
 use tidewatch_core::window::{Resolution, WindowConfig, WindowView};
 use tidewatch_core::Timestamp;
+use tidewatch_engine::alerts::{AlertLog, AlertRecord, SpikeAlerts};
 use tidewatch_engine::datadir::DataDir;
 use tidewatch_engine::decode::DecodeOptions;
 use tidewatch_engine::feeds::FeedDef;
@@ -41,9 +43,14 @@ pub struct Args {
     pub seed: u64,
 }
 
-/// Writes the series and keeps per-feed minute counts for the summary.
+/// Writes the series, prints alerts as they happen, and keeps per-feed
+/// minute counts for the summary.
 struct DemoSink {
     series: SeriesWriter,
+    alerts: SpikeAlerts,
+    names: Vec<String>,
+    raised: Vec<AlertRecord>,
+    error: Option<std::io::Error>,
     minutes: HashMap<u32, Vec<(i64, u64)>>,
 }
 
@@ -57,6 +64,21 @@ impl RunSink for DemoSink {
             self.minutes.entry(w.feed()).or_default().push((w.start().0, w.count()));
         }
         self.series.window(w);
+        let names = &self.names;
+        match self
+            .alerts
+            .window(w, |id| names.get(id as usize).cloned().unwrap_or_default())
+        {
+            Ok(new) => {
+                for rec in new {
+                    println!("{}", rec.summary());
+                    self.raised.push(rec);
+                }
+            }
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
     }
 }
 
@@ -116,11 +138,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let names = live.current().set.names();
     let mut sink = DemoSink {
         series: SeriesWriter::create(&series_dir, names.clone())?,
+        alerts: SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(&data_path)?),
+        names: names.clone(),
+        raised: Vec::new(),
+        error: None,
         minutes: HashMap::new(),
     };
+    println!("live alerts (event time):");
     let summary = run::run(&[raw], &cfg, &live, &mut sink, &mut |r| eprintln!("{r}"));
     data.save_keyring(&keyring)?;
-    sink.series.finish()?;
+    if let Some(e) = sink.error.take() {
+        return Err(e.into());
+    }
+    sink.alerts.flush()?;
+    let DemoSink {
+        series,
+        raised,
+        minutes,
+        ..
+    } = sink;
+    series.finish()?;
     let p = summary.progress;
     let secs = p.elapsed.as_secs_f64();
     println!(
@@ -132,6 +169,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         cfg.threads
     );
     println!("series per feed and minute/hour/day: {}", series_dir.display());
+    println!(
+        "alerts: {} (list them with `tidewatch alerts --data {}`)",
+        data_path.join("alerts.jsonl").display(),
+        data_path.display()
+    );
 
     // How each planted volume event shows in its feed's minute series.
     let id_of = |name: &str| names.iter().position(|n| n == name).map(|i| i as u32);
@@ -143,7 +185,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             _ => None,
         };
         let label = format!("{} {:?} {}..{}", e.id, e.kind, e.start, e.end);
-        let Some(series) = feed.and_then(|f| sink.minutes.get(&f)) else {
+        let Some(series) = feed.and_then(|f| minutes.get(&f)) else {
             println!(
                 "  {label}: a campaign of {} posts by {} accounts (not a volume event: no feed spikes)",
                 thousands(e.size),
@@ -163,14 +205,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .collect();
         let peak = inside.iter().copied().max().unwrap_or(0);
         let typical = median(&before);
-        println!(
-            "  {label}: feed {:?} peaks at {peak}/min against a typical {typical}/min before it{}",
-            feed.and_then(|f| names.get(f as usize)).map_or("?", |s| s.as_str()),
-            if typical > 0 {
-                format!(" (x{:.1})", peak as f64 / typical as f64)
-            } else {
-                String::new()
+        let name = feed.and_then(|f| names.get(f as usize)).map_or("?", |s| s.as_str());
+        // An alert on this feed whose onset is within 5 minutes of the planted start.
+        let alert = raised.iter().find(|a| {
+            a.kind == "opened" && a.feed_name == name && (a.spike.onset.0 - e.start.0).abs() <= 5 * Timestamp::MINUTE
+        });
+        let ratio = if typical > 0 {
+            format!(" (x{:.1})", peak as f64 / typical as f64)
+        } else {
+            String::new()
+        };
+        let verdict = match alert {
+            Some(a) => format!("alert {} from {}", a.id, a.spike.onset),
+            None if e.kind == EventKind::EmergingTopic => {
+                "a slow rise for emerging-topic detection, not a spike".into()
             }
+            None => "no alert".into(),
+        };
+        println!(
+            "  {label}: feed {name:?} peaks at {peak}/min against a typical {typical}/min before it{ratio}; {verdict}"
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -11,9 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tidewatch_core::pseudonym::PseudonymConfig;
+use tidewatch_core::spike::SpikeConfig;
 use tidewatch_core::window::WindowConfig;
 use tidewatch_core::window::WindowView;
 use tidewatch_core::Timestamp;
+use tidewatch_engine::alerts::{AlertLog, SpikeAlerts};
 use tidewatch_engine::datadir::{DataDir, DEFAULT_DATA_DIR};
 use tidewatch_engine::decode::DecodeOptions;
 use tidewatch_engine::feeds::load_feeds;
@@ -77,9 +79,12 @@ fn watch_feeds(path: PathBuf, live: Arc<LiveFeeds>, stop: Arc<AtomicBool>) -> st
     })
 }
 
-/// Writes the series and keeps a one-line live summary on the terminal.
+/// Writes the series, raises alerts, and keeps a one-line live summary on
+/// the terminal.
 struct TerminalSink {
     series: SeriesWriter,
+    alerts: SpikeAlerts,
+    alert_error: Option<std::io::Error>,
     live: Arc<LiveFeeds>,
     bar: indicatif::ProgressBar,
     names_version: u64,
@@ -92,6 +97,24 @@ impl RunSink for TerminalSink {
 
     fn window(&mut self, window: &WindowView<'_>) {
         self.series.window(window);
+        let live = &self.live;
+        match self
+            .alerts
+            .window(window, |id| live.current().set.name_of(id).unwrap_or("?").to_string())
+        {
+            Ok(new) => {
+                for rec in new {
+                    if self.bar.is_hidden() {
+                        println!("{}", rec.summary());
+                    } else {
+                        self.bar.println(rec.summary());
+                    }
+                }
+            }
+            Err(e) => {
+                self.alert_error.get_or_insert(e);
+            }
+        }
     }
 
     fn progress(&mut self, p: &RunProgress) {
@@ -150,8 +173,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch_feeds(args.feeds.clone(), live.clone(), stop.clone());
+    let alerts = SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(data.path())?);
     let mut sink = TerminalSink {
         series,
+        alerts,
+        alert_error: None,
         live: live.clone(),
         bar: spinner(),
         names_version: live.current().version(),
@@ -167,7 +193,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(e) = reject_error {
         return Err(e).with_context(|| format!("writing {}", rejects_path.display()));
     }
-    let TerminalSink { series, bar, .. } = sink;
+    let TerminalSink {
+        series,
+        bar,
+        mut alerts,
+        alert_error,
+        ..
+    } = sink;
+    if let Some(e) = alert_error {
+        return Err(e).with_context(|| format!("writing {}", alerts.log_path().display()));
+    }
+    alerts.flush()?;
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     bar.finish_and_clear();

@@ -466,6 +466,32 @@ fn sample_level(n: u64, exact: u64) -> u32 {
     }
 }
 
+/// Asks the CPU to start loading the cache line at `p` (a hint only).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and has no effect on program state,
+    // whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Prefetches every cache line of `*v`.
+#[inline(always)]
+fn prefetch_value<T>(v: &T) {
+    let start = (v as *const T).cast::<u8>();
+    let mut off = 0;
+    while off < std::mem::size_of::<T>() {
+        prefetch(start.wrapping_add(off));
+        off += 64;
+    }
+    // The last byte, in case `v` straddles one more line.
+    prefetch(start.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
+}
+
 /// A well-mixed 64-bit hash of (post, feed) (the SplitMix64 finaliser).
 fn mix(post: u64, feed: u32) -> u64 {
     let mut z = post ^ u64::from(feed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -556,6 +582,10 @@ pub struct FeedWindows {
     scratch_hashtags: Vec<u32>,
     scratch_domains: Vec<u32>,
     scratch_terms: Vec<u32>,
+    // Per-post scratch: each matched feed's open-minute index, and the
+    // (feed, index, weight) of those sampled for the sketches.
+    scratch_slots: Vec<usize>,
+    scratch_sampled: Vec<(u32, usize, u64)>,
 }
 
 impl Default for FeedWindows {
@@ -582,6 +612,8 @@ impl FeedWindows {
             scratch_hashtags: Vec::new(),
             scratch_domains: Vec::new(),
             scratch_terms: Vec::new(),
+            scratch_slots: Vec::new(),
+            scratch_sampled: Vec::new(),
         }
     }
 
@@ -661,9 +693,30 @@ impl FeedWindows {
         let hashtags = std::mem::take(&mut self.scratch_hashtags);
         let domains = std::mem::take(&mut self.scratch_domains);
         let terms = std::mem::take(&mut self.scratch_terms);
+        let mut slots = std::mem::take(&mut self.scratch_slots);
+        let mut sampled = std::mem::take(&mut self.scratch_sampled);
         let has_keys = !(hashtags.is_empty() && domains.is_empty() && terms.is_empty());
+
+        // The per-(post, feed) work is dominated by cache misses on state
+        // spread over all feeds, so it runs in passes over the post's feeds,
+        // each pass prefetching what the next one reads: the misses of
+        // different feeds then overlap instead of queueing one after the
+        // other. The updates themselves happen in the original order.
+        if let Some(&max) = feeds.iter().max() {
+            self.feed(max);
+        }
         for &f in feeds {
-            let slot = self.minute_slot(f, minute);
+            prefetch(&self.feeds[f as usize]);
+        }
+        slots.clear();
+        for &f in feeds {
+            let idx = self.minute_index(f, minute);
+            prefetch_value(&self.feeds[f as usize].minutes[idx]);
+            slots.push(idx);
+        }
+        sampled.clear();
+        for (&f, &idx) in feeds.iter().zip(&slots) {
+            let slot = &mut self.feeds[f as usize].minutes[idx];
             slot.count += 1;
             slot.compound_micros = slot.compound_micros.saturating_add(micros);
             slot.positive += positive;
@@ -678,8 +731,23 @@ impl FeedWindows {
             if level > 0 && mix(post_hash, f).leading_zeros() < level {
                 continue;
             }
-            let weight = 1u64 << level;
-            let stats = &mut slot.cold.stats;
+            prefetch_value(&*slot.cold);
+            sampled.push((f, idx, 1u64 << level));
+        }
+        for &(f, idx, _) in &sampled {
+            let stats = &self.feeds[f as usize].minutes[idx].cold.stats;
+            if !hashtags.is_empty() {
+                stats.hashtags.prefetch();
+            }
+            if !domains.is_empty() {
+                stats.domains.prefetch();
+            }
+            if !terms.is_empty() {
+                stats.terms.prefetch();
+            }
+        }
+        for &(f, idx, weight) in &sampled {
+            let stats = &mut self.feeds[f as usize].minutes[idx].cold.stats;
             for id in &hashtags {
                 stats.hashtags.add(id, weight);
             }
@@ -693,6 +761,8 @@ impl FeedWindows {
         self.scratch_hashtags = hashtags;
         self.scratch_domains = domains;
         self.scratch_terms = terms;
+        self.scratch_slots = slots;
+        self.scratch_sampled = sampled;
     }
 
     /// Adds many posts in order; the same as calling
@@ -758,9 +828,10 @@ impl FeedWindows {
         );
     }
 
-    /// The open minute of feed `f` starting at `minute`, created (and
-    /// scheduled for closing) if needed. The minute is known to be open.
-    fn minute_slot(&mut self, f: u32, minute: i64) -> &mut MinuteSlot {
+    /// The index in `feeds[f].minutes` of feed `f`'s open minute starting at
+    /// `minute`, created (and scheduled for closing) if needed. The minute
+    /// is known to be open.
+    fn minute_index(&mut self, f: u32, minute: i64) -> usize {
         let i = f as usize;
         if i >= self.feeds.len() {
             self.feeds.resize_with(i + 1, FeedState::default);
@@ -768,11 +839,10 @@ impl FeedWindows {
         // Most posts fall in the newest open minute: look there first.
         let minutes = &self.feeds[i].minutes;
         if minutes.back().is_some_and(|w| w.start == minute) {
-            let last = minutes.len() - 1;
-            return &mut self.feeds[i].minutes[last];
+            return minutes.len() - 1;
         }
         let pos = minutes.iter().rposition(|w| w.start <= minute);
-        let idx = match pos {
+        match pos {
             Some(p) if minutes[p].start == minute => p,
             _ => {
                 let at = pos.map_or(0, |p| p + 1);
@@ -798,8 +868,7 @@ impl FeedWindows {
                 self.pending.entry((end, Resolution::Minute)).or_default().push(f);
                 at
             }
-        };
-        &mut self.feeds[i].minutes[idx]
+        }
     }
 
     /// Closes, in order, every window whose end is at or before `w`.
