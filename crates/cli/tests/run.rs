@@ -120,3 +120,75 @@ fn feeds_check_prints_the_column_of_an_error() {
     assert!(text.contains("normalised: cafe NEAR/2 #klima"), "{text}");
     assert!(text.contains("presearch:"), "{text}");
 }
+
+#[test]
+fn alerts_are_raised_for_planted_bursts_and_not_again_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    tidewatch(
+        &[
+            "gen",
+            "--posts",
+            "150000",
+            "--days",
+            "1",
+            "--seed",
+            "9",
+            "--out",
+            "posts.jsonl",
+            "--truth",
+            "truth.json",
+        ],
+        dir,
+    );
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
+    let mut toml = String::new();
+    for t in truth["topics"].as_array().unwrap() {
+        toml.push_str(&format!(
+            "[[feed]]\nname = \"{}\"\nquery = '{}'\n\n",
+            t["name"].as_str().unwrap(),
+            t["query"].as_str().unwrap()
+        ));
+    }
+    std::fs::write(dir.join("feeds.toml"), toml).unwrap();
+    let bursts: Vec<&serde_json::Value> = truth["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "burst")
+        .collect();
+    assert!(!bursts.is_empty());
+
+    let first = tidewatch(&["run", "--feeds", "feeds.toml", "--data", "data", "posts.jsonl"], dir);
+    let first = String::from_utf8_lossy(&first.stdout).to_string();
+    let listed = tidewatch(&["alerts", "--data", "data", "--format", "json"], dir);
+    let alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Every planted burst has an alert on its topic's feed within 5 minutes of its start.
+    for b in &bursts {
+        let start = tidewatch_core::Timestamp::parse(b["start"].as_str().unwrap())
+            .unwrap()
+            .0;
+        let found = alerts.iter().any(|a| {
+            let onset = tidewatch_core::Timestamp::parse(a["spike"]["onset"].as_str().unwrap())
+                .unwrap()
+                .0;
+            a["feed_name"] == b["topic"] && (onset - start).abs() <= 5 * 60_000
+        });
+        assert!(found, "no alert for {b}\n{first}");
+    }
+    assert_eq!(first.matches("ALERT ").count(), alerts.len(), "each alert printed once");
+
+    // The same input again into the same data directory raises nothing new.
+    let second = tidewatch(&["run", "--feeds", "feeds.toml", "--data", "data", "posts.jsonl"], dir);
+    let second = String::from_utf8_lossy(&second.stdout);
+    assert!(!second.contains("ALERT "), "{second}");
+    let listed_again = tidewatch(&["alerts", "--data", "data", "--format", "json"], dir);
+    assert_eq!(
+        String::from_utf8_lossy(&listed_again.stdout).lines().count(),
+        alerts.len()
+    );
+}
