@@ -92,6 +92,11 @@ pub struct PostProcessor {
     enricher: Enricher,
     tokens: TokenizedText,
     scratch: MatchScratch,
+    /// Reused buffers: the matched feeds and the terms are collected here
+    /// and copied out at their exact size, one allocation each (none for
+    /// an empty list) instead of a few growth steps per post.
+    feeds: Vec<u32>,
+    terms: String,
     max_terms: usize,
     /// Where this worker's matcher statistics go when it is done.
     stats: Option<Arc<Mutex<MatchStats>>>,
@@ -103,6 +108,8 @@ impl PostProcessor {
             enricher: Enricher::new(cfg.keyring.clone(), cfg.public_accounts.clone(), cfg.undated_time),
             tokens: TokenizedText::new(),
             scratch: MatchScratch::default(),
+            feeds: Vec::new(),
+            terms: String::new(),
             max_terms: cfg.window.max_terms_per_post,
             stats: None,
         }
@@ -118,10 +125,11 @@ impl PostProcessor {
     pub fn process(&mut self, mut post: Post, live: &crate::live::Compiled) -> MatchedPost {
         self.enricher.enrich(&mut post);
         tokenize(&post.text, &mut self.tokens);
-        let mut feeds = Vec::new();
-        live.matcher
-            .match_post(&post, &self.tokens, &mut self.scratch, &mut feeds);
-        let mut terms = String::new();
+        let feeds = &mut self.feeds;
+        feeds.clear();
+        live.matcher.match_post(&post, &self.tokens, &mut self.scratch, feeds);
+        let terms = &mut self.terms;
+        terms.clear();
         let mut n = 0;
         for (text, tok) in self.tokens.iter() {
             if n >= self.max_terms {
@@ -143,9 +151,9 @@ impl PostProcessor {
         self.enricher.redact(&mut post);
         MatchedPost {
             post,
-            feeds,
+            feeds: self.feeds.as_slice().to_vec(),
             version: live.version(),
-            terms,
+            terms: self.terms.as_str().to_owned(),
         }
     }
 

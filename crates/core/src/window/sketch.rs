@@ -209,9 +209,17 @@ impl<K: Clone + Eq> HeavyHitters<K> {
             return;
         }
         self.deficit = self.deficit.saturating_add(d);
-        let mut w = 0;
-        for r in 0..self.keys.len() {
-            let c = self.counts[r].saturating_sub(d);
+        // Subtract everywhere first (a simple loop the compiler vectorises),
+        // then compact from the first freed counter on, if any.
+        for c in &mut self.counts {
+            *c = c.saturating_sub(d);
+        }
+        let Some(first) = self.counts.iter().position(|&c| c == 0) else {
+            return;
+        };
+        let mut w = first;
+        for r in first + 1..self.keys.len() {
+            let c = self.counts[r];
             if c > 0 {
                 self.keys.swap(w, r);
                 self.counts[w] = c;
