@@ -14,6 +14,18 @@
 //! 4. [`sentiment`]: a VADER-compatible scorer.
 //! 5. [`redact`]: mentions, e-mail addresses and phone numbers masked in the
 //!    text that is stored or shown.
+//!
+//! Detection, on enriched posts:
+//!
+//! - [`text`]: the tokeniser shared by every feed (folded, positions, CJK);
+//! - [`query`]: the feed query language — parser, AST, reference evaluator,
+//!   and the anchors a presearcher may index a query by;
+//! - [`matcher`]: thousands of queries compiled into one [`matcher::FeedMatcher`];
+//! - [`window`]: per-feed event-time windows (minute, hour, day) closed by a
+//!   watermark, with heavy-hitter sketches;
+//! - [`spike`]: per-feed spike detection on the minute counts;
+//! - [`narrative`]: streaming near-duplicate clusters ("narratives");
+//! - [`stopwords`]: function words left out of term statistics.
 
 pub mod enrich;
 pub mod entities;

@@ -15,7 +15,9 @@
 //! - [`feeds`], [`live`]: feed sets with stable ids, compiled and swapped in
 //!   while a run goes on.
 //! - [`run`]: decode → enrich → match → event-time windows, as run by
-//!   `tidewatch run`; [`series`] writes the windows as CSV and JSON Lines.
+//!   `tidewatch run`; [`series`] writes the windows as CSV and JSON Lines;
+//!   [`alerts`] tests them for spikes and records each alert once.
+//! - [`datadir`]: the data directory (today: the keyring).
 
 pub mod alerts;
 pub mod datadir;
