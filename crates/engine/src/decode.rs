@@ -124,6 +124,28 @@ pub fn decode_inputs(
     reports
 }
 
+/// [`decode_inputs`] as the pipelines run it: pseudonymisation keys past
+/// the linkage window are deleted as the decoded event time advances
+/// ([`KeyExpiry`]), before the batches reach enrichment.
+pub fn decode_inputs_expiring_keys(
+    paths: &[PathBuf],
+    opts: &DecodeOptions,
+    keyring: &Keyring,
+    emit: &mut dyn FnMut(Vec<Event>) -> bool,
+    on_reject: &mut dyn FnMut(&Reject),
+) -> Vec<FileReport> {
+    let mut expiry = KeyExpiry::new(keyring);
+    decode_inputs(
+        paths,
+        opts,
+        &mut |events| {
+            expiry.observe(&events);
+            emit(events)
+        },
+        on_reject,
+    )
+}
+
 /// Returns false if `emit` asked to stop.
 fn decode_one(
     path: &Path,

@@ -5,7 +5,7 @@
 //! headers); worker threads enrich and serialise batches; the consumer
 //! writes them in the order they were read.
 
-use crate::decode::{decode_inputs, DecodeOptions, FileReport, KeyExpiry, Reject};
+use crate::decode::{decode_inputs_expiring_keys, DecodeOptions, FileReport, Reject};
 use crate::ordered;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -114,12 +114,7 @@ fn pipeline(
             }
         },
         |emit| {
-            let mut expiry = KeyExpiry::new(&cfg.keyring);
-            let mut emit_batch = |events: Vec<Event>| {
-                expiry.observe(&events);
-                emit(events)
-            };
-            decode_inputs(paths, &cfg.decode, &mut emit_batch, &mut |r: &Reject| {
+            decode_inputs_expiring_keys(paths, &cfg.decode, &cfg.keyring, emit, &mut |r: &Reject| {
                 rejected.fetch_add(1, Ordering::Relaxed);
                 if reject_err.is_none() {
                     if let Err(e) = writeln!(rejects, "{r}") {

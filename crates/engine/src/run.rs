@@ -9,7 +9,7 @@
 //! Order matters for windows only through the watermark; keeping input
 //! order makes a run's output independent of the thread count.
 
-use crate::decode::{decode_inputs, DecodeOptions, FileReport, KeyExpiry, Reject};
+use crate::decode::{decode_inputs_expiring_keys, DecodeOptions, FileReport, Reject};
 use crate::live::LiveFeeds;
 use crate::ordered;
 use std::path::PathBuf;
@@ -216,12 +216,7 @@ pub fn run(
             }
         },
         |emit| {
-            let mut expiry = KeyExpiry::new(&cfg.keyring);
-            let mut emit_batch = |events: Vec<Event>| {
-                expiry.observe(&events);
-                emit(events)
-            };
-            decode_inputs(paths, &cfg.decode, &mut emit_batch, &mut |r: &Reject| {
+            decode_inputs_expiring_keys(paths, &cfg.decode, &cfg.keyring, emit, &mut |r: &Reject| {
                 rejected.fetch_add(1, Ordering::Relaxed);
                 on_reject(r);
             })
