@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use tidewatch_core::{Event, Post, Timestamp};
+use tidewatch_core::{Deletion, Event, Post, Timestamp};
 
 /// The platform name both adapters write.
 pub(crate) const PLATFORM: &str = "twitter";
@@ -209,6 +209,34 @@ pub(crate) fn emit_unique(posts: Vec<Post>, seen: &mut RecentIds, out: &mut Deco
             out.ignored += 1;
         }
     }
+}
+
+/// Decodes one record of Twitter JSON, an object or an array of objects,
+/// with `collect` sorting each object into posts, deletions or ignored.
+/// Everything is collected before anything is emitted, so a failed record
+/// changes neither `out` nor the remembered ids.
+pub(crate) fn decode_record<'de, T: serde::Deserialize<'de>>(
+    record: &'de [u8],
+    seen: &mut RecentIds,
+    out: &mut DecodeOutput,
+    collect: impl Fn(&T, &mut Vec<Post>, &mut Vec<Deletion>) -> Result<u64, DecodeError>,
+) -> Result<(), DecodeError> {
+    let first = record.iter().copied().find(|b| !b.is_ascii_whitespace());
+    let objects: Vec<T> = match first {
+        Some(b'[') => serde_json::from_slice(record)?,
+        Some(b'{') => vec![serde_json::from_slice(record)?],
+        _ => return Err(DecodeError::Other("expected a JSON object or array".to_string())),
+    };
+    let mut posts = Vec::new();
+    let mut deletions = Vec::new();
+    let mut ignored = 0;
+    for object in &objects {
+        ignored += collect(object, &mut posts, &mut deletions)?;
+    }
+    out.ignored += ignored;
+    out.events.extend(deletions.into_iter().map(Event::Delete));
+    emit_unique(posts, seen, out);
+    Ok(())
 }
 
 /// `entities` of a tweet: only the links matter here.

@@ -7,7 +7,7 @@
 //! - an array of statuses (timelines, favourites, retweets of a status);
 //! - a search response, `{"statuses": [...], "search_metadata": ...}`;
 //! - a streaming deletion notice, `{"delete": {"status": {"id_str": ...}}}`,
-//!   which becomes an [`Event::Delete`];
+//!   which becomes an [`Event::Delete`](tidewatch_core::Event::Delete);
 //! - anything else Twitter sends: users, lists, oEmbed answers, error
 //!   objects, and stream messages such as `limit`, `friends`, `scrub_geo` or
 //!   `status_withheld`. These hold no post and are counted as ignored.
@@ -32,12 +32,12 @@
 //! - Entities are not read: the enrichment stage extracts them from the text.
 
 use super::twitter_common::{
-    emit_unique, expand_links, non_empty, parse_time, permalink, retweet_text, source_lang, RecentIds, Scalar,
+    decode_record, expand_links, non_empty, parse_time, permalink, retweet_text, source_lang, RecentIds, Scalar,
     UrlEntities, PLATFORM,
 };
 use super::{DecodeError, DecodeOutput, Decoder, Format};
 use serde::Deserialize;
-use tidewatch_core::{Deletion, Event, Post};
+use tidewatch_core::{Deletion, Post};
 
 /// The name written in `Post.source`.
 const SOURCE: &str = "twitter_v1";
@@ -269,25 +269,9 @@ impl Decoder for TwitterV1Decoder {
     }
 
     fn decode(&mut self, record: &[u8], out: &mut DecodeOutput) -> Result<(), DecodeError> {
-        let first = record.iter().copied().find(|b| !b.is_ascii_whitespace());
-        let objects: Vec<Object> = match first {
-            Some(b'[') => serde_json::from_slice(record)?,
-            Some(b'{') => vec![serde_json::from_slice(record)?],
-            _ => return Err(DecodeError::Other("expected a JSON object or array".to_string())),
-        };
-
-        // Decode everything before emitting anything: on error, neither `out`
-        // nor the remembered ids change.
-        let mut posts = Vec::new();
-        let mut deletions = Vec::new();
-        let mut ignored = 0;
-        for object in &objects {
-            ignored += collect_object(object, &mut posts, &mut deletions)?;
-        }
-        out.ignored += ignored;
-        out.events.extend(deletions.into_iter().map(Event::Delete));
-        emit_unique(posts, &mut self.seen, out);
-        Ok(())
+        decode_record(record, &mut self.seen, out, |o: &Object<'_>, posts, deletions| {
+            collect_object(o, posts, deletions)
+        })
     }
 }
 
@@ -295,6 +279,7 @@ impl Decoder for TwitterV1Decoder {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use tidewatch_core::Event;
     use tidewatch_core::Timestamp;
 
     fn decode_with(dec: &mut TwitterV1Decoder, record: &str) -> DecodeOutput {

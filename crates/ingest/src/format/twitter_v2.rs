@@ -10,7 +10,7 @@
 //!   its `author` expanded inline and its `referenced_tweets` expanded into
 //!   whole tweets;
 //! - a compliance record, `{"id": ..., "action": "delete", "created_at": ...}`:
-//!   a `delete` becomes an [`Event::Delete`], other actions are ignored;
+//!   a `delete` becomes an [`Event::Delete`](tidewatch_core::Event::Delete), other actions are ignored;
 //! - anything else: pages of users, lists or counts, error objects. These
 //!   hold no post and are counted as ignored (in a users page, the pinned
 //!   tweets in `includes.tweets` too: they describe the users, not a topic).
@@ -33,14 +33,14 @@
 //!   nothing.
 
 use super::twitter_common::{
-    emit_unique, expand_links, non_empty, parse_time, permalink, retweet_text, source_lang, RecentIds, Scalar,
+    decode_record, expand_links, non_empty, parse_time, permalink, retweet_text, source_lang, RecentIds, Scalar,
     UrlEntities, PLATFORM,
 };
 use super::{DecodeError, DecodeOutput, Decoder, Format};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::HashMap;
 use std::fmt;
-use tidewatch_core::{Deletion, Event, Post};
+use tidewatch_core::{Deletion, Post};
 
 /// The name written in `Post.source`.
 const SOURCE: &str = "twitter_v2";
@@ -334,25 +334,9 @@ impl Decoder for TwitterV2Decoder {
     }
 
     fn decode(&mut self, record: &[u8], out: &mut DecodeOutput) -> Result<(), DecodeError> {
-        let first = record.iter().copied().find(|b| !b.is_ascii_whitespace());
-        let objects: Vec<Object> = match first {
-            Some(b'[') => serde_json::from_slice(record)?,
-            Some(b'{') => vec![serde_json::from_slice(record)?],
-            _ => return Err(DecodeError::Other("expected a JSON object or array".to_string())),
-        };
-
-        // Decode everything before emitting anything: on error, neither `out`
-        // nor the remembered ids change.
-        let mut posts = Vec::new();
-        let mut deletions = Vec::new();
-        let mut ignored = 0;
-        for object in &objects {
-            ignored += collect(object, &mut posts, &mut deletions)?;
-        }
-        out.ignored += ignored;
-        out.events.extend(deletions.into_iter().map(Event::Delete));
-        emit_unique(posts, &mut self.seen, out);
-        Ok(())
+        decode_record(record, &mut self.seen, out, |o: &Object<'_>, posts, deletions| {
+            collect(o, posts, deletions)
+        })
     }
 }
 
@@ -360,6 +344,7 @@ impl Decoder for TwitterV2Decoder {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use tidewatch_core::Event;
     use tidewatch_core::Timestamp;
 
     fn decode_with(dec: &mut TwitterV2Decoder, record: &str) -> DecodeOutput {
