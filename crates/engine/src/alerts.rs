@@ -1,22 +1,21 @@
 //! Alerts: spikes in a feed's volume, recorded once each.
 //!
-//! Until the store lands, alerts live in `DATA/alerts.jsonl`, one event a
-//! line: `opened` when a spike is detected (what a live user needs first)
-//! and `closed` with its final peak, end and magnitude. An alert's id is a
-//! hash of its feed's name and its onset minute, so the same spike in a
-//! replayed or restarted run has the same id, and [`AlertLog`] writes each
-//! (id, kind) once: a restart does not re-emit what was already recorded.
+//! Alerts live in the store's `alerts` table, one row per event: `opened`
+//! when a spike is detected (what a live user needs first) and `closed`
+//! with its final peak, end and magnitude. An alert's id is a hash of its
+//! feed's name and its onset minute, so the same spike in a replayed or
+//! restarted run has the same id, and [`AlertLog`] records each (id, kind)
+//! once: a restart does not re-emit what was already recorded.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use tidewatch_core::spike::{Spike, SpikeConfig, SpikeDetector, SpikeEvent};
 use tidewatch_core::window::{Resolution, WindowView};
 use tidewatch_core::Timestamp;
+use tidewatch_store::db::{AlertRow, Db};
+use tidewatch_store::StoreError;
 
-/// One line of the alert log.
+/// One alert event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertRecord {
     /// Stable id: 16 hex digits.
@@ -37,36 +36,33 @@ pub fn alert_id(name: &str, onset: Timestamp) -> String {
     h.finalize().to_hex()[..16].to_string()
 }
 
-/// The append-only alert log of a data directory.
+/// Which alert events are recorded, and the new ones waiting for the next
+/// store commit.
 pub struct AlertLog {
-    path: PathBuf,
-    file: File,
     written: HashSet<(String, String)>,
+    pending: Vec<AlertRow>,
 }
 
 impl AlertLog {
-    /// Opens (or creates) `DATA/alerts.jsonl` and remembers what it holds.
-    pub fn open(data_dir: &Path) -> io::Result<AlertLog> {
-        let path = data_dir.join("alerts.jsonl");
-        let written = read_records(&path)?.into_iter().map(|r| (r.id, r.kind)).collect();
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(AlertLog { path, file, written })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Remembers what the store's alert table holds.
+    pub fn open(db: &Db) -> Result<AlertLog, StoreError> {
+        let written = db.alerts(None)?.into_iter().map(|r| (r.id, r.kind)).collect();
+        Ok(AlertLog {
+            written,
+            pending: Vec::new(),
+        })
     }
 
     /// Records a detector event for feed `feed_name`; returns the record if
-    /// it is new (not written before, by this run or an earlier one).
-    pub fn record(&mut self, event: &SpikeEvent, feed_name: &str) -> io::Result<Option<AlertRecord>> {
+    /// it is new (not recorded before, by this run or an earlier one).
+    pub fn record(&mut self, event: &SpikeEvent, feed_name: &str) -> Option<AlertRecord> {
         let (kind, spike) = match event {
             SpikeEvent::Opened(s) => ("opened", s),
             SpikeEvent::Closed(s) => ("closed", s),
         };
         let id = alert_id(feed_name, spike.onset);
         if !self.written.insert((id.clone(), kind.to_string())) {
-            return Ok(None);
+            return None;
         }
         let rec = AlertRecord {
             id,
@@ -74,14 +70,19 @@ impl AlertLog {
             feed_name: feed_name.into(),
             spike: spike.clone(),
         };
-        let mut line = serde_json::to_vec(&rec).map_err(io::Error::other)?;
-        line.push(b'\n');
-        self.file.write_all(&line)?;
-        Ok(Some(rec))
+        self.pending.push(AlertRow {
+            id: rec.id.clone(),
+            kind: rec.kind.clone(),
+            feed: rec.feed_name.clone(),
+            onset_ms: spike.onset.0,
+            record: serde_json::to_string(&rec).unwrap_or_default(),
+        });
+        Some(rec)
     }
 
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+    /// The records made since the last call, for the store.
+    pub fn take_pending(&mut self) -> Vec<AlertRow> {
+        std::mem::take(&mut self.pending)
     }
 }
 
@@ -104,26 +105,23 @@ impl SpikeAlerts {
 
     /// Feeds a closed window to the detector; returns the alerts it raised
     /// or closed that were not recorded before. `name_of` names feed ids.
-    pub fn window(&mut self, w: &WindowView<'_>, name_of: impl Fn(u32) -> String) -> io::Result<Vec<AlertRecord>> {
+    pub fn window(&mut self, w: &WindowView<'_>, name_of: impl Fn(u32) -> String) -> Vec<AlertRecord> {
         if w.resolution() != Resolution::Minute {
-            return Ok(Vec::new());
+            return Vec::new();
         }
         self.detector.observe(w.feed(), w.start(), w.count(), &mut self.events);
         let mut new = Vec::new();
         for ev in std::mem::take(&mut self.events) {
-            if let Some(rec) = self.log.record(&ev, &name_of(ev.spike().feed))? {
+            if let Some(rec) = self.log.record(&ev, &name_of(ev.spike().feed)) {
                 new.push(rec);
             }
         }
-        Ok(new)
+        new
     }
 
-    pub fn log_path(&self) -> &Path {
-        self.log.path()
-    }
-
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.log.flush()
+    /// The records made since the last call, for the store.
+    pub fn take_pending(&mut self) -> Vec<AlertRow> {
+        self.log.take_pending()
     }
 }
 
@@ -152,28 +150,15 @@ impl AlertRecord {
     }
 }
 
-/// Every record of an alert log (none if it does not exist). A line that
-/// cannot be read — the tail of a crash — is skipped.
-pub fn read_records(path: &Path) -> io::Result<Vec<AlertRecord>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    for line in BufReader::new(file).lines() {
-        if let Ok(rec) = serde_json::from_str::<AlertRecord>(&line?) {
-            out.push(rec);
-        }
-    }
-    Ok(out)
-}
-
-/// The alerts of a log, one per id (a closed record supersedes the opened
-/// one), in onset order.
-pub fn current_alerts(path: &Path) -> io::Result<Vec<AlertRecord>> {
+/// The alerts recorded in the store, one per id (a closed record
+/// supersedes the opened one), in onset order. A row that cannot be read is
+/// skipped.
+pub fn current_alerts(db: &Db, since: Option<Timestamp>) -> Result<Vec<AlertRecord>, StoreError> {
     let mut by_id: BTreeMap<String, AlertRecord> = BTreeMap::new();
-    for rec in read_records(path)? {
+    for row in db.alerts(since.map(|t| t.0))? {
+        let Ok(rec) = serde_json::from_str::<AlertRecord>(&row.record) else {
+            continue;
+        };
         match by_id.get(&rec.id) {
             Some(prev) if prev.kind == "closed" => {}
             _ => {
@@ -210,32 +195,36 @@ mod tests {
 
     #[test]
     fn each_alert_is_written_once_even_across_restarts() {
+        use tidewatch_store::db::CommitDelta;
         let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("t.db")).unwrap();
         let opened = SpikeEvent::Opened(spike(60_000, None));
         let closed = SpikeEvent::Closed(spike(60_000, Some(600_000)));
+        let commit = |db: &mut Db, seq, log: &mut AlertLog| {
+            let delta = CommitDelta {
+                alerts: log.take_pending(),
+                ..Default::default()
+            };
+            db.commit(seq, &delta).unwrap();
+        };
         {
-            let mut log = AlertLog::open(dir.path()).unwrap();
-            assert!(log.record(&opened, "quakes").unwrap().is_some());
-            assert!(log.record(&opened, "quakes").unwrap().is_none());
-            log.flush().unwrap();
+            let mut log = AlertLog::open(&db).unwrap();
+            assert!(log.record(&opened, "quakes").is_some());
+            assert!(log.record(&opened, "quakes").is_none());
+            commit(&mut db, 1, &mut log);
         }
-        let mut log = AlertLog::open(dir.path()).unwrap();
-        assert!(
-            log.record(&opened, "quakes").unwrap().is_none(),
-            "a restart does not re-emit"
-        );
-        assert!(log.record(&closed, "quakes").unwrap().is_some());
-        assert!(
-            log.record(&opened, "floods").unwrap().is_some(),
-            "another feed, another alert"
-        );
-        log.flush().unwrap();
-        let alerts = current_alerts(log.path()).unwrap();
+        let mut log = AlertLog::open(&db).unwrap();
+        assert!(log.record(&opened, "quakes").is_none(), "a restart does not re-emit");
+        assert!(log.record(&closed, "quakes").is_some());
+        assert!(log.record(&opened, "floods").is_some(), "another feed, another alert");
+        commit(&mut db, 2, &mut log);
+        let alerts = current_alerts(&db, None).unwrap();
         assert_eq!(alerts.len(), 2);
         let quake = alerts.iter().find(|a| a.feed_name == "quakes").unwrap();
         assert_eq!(quake.kind, "closed");
         assert_eq!(quake.spike.end, Some(Timestamp(600_000)));
         assert_eq!(quake.id, alert_id("quakes", Timestamp(60_000)));
         assert_eq!(quake.id.len(), 16);
+        assert!(current_alerts(&db, Some(Timestamp(60_001))).unwrap().is_empty());
     }
 }

@@ -24,6 +24,7 @@ pub enum DataDirError {
 }
 
 /// An opened data directory.
+#[derive(Clone, Debug)]
 pub struct DataDir {
     root: PathBuf,
 }

@@ -29,6 +29,9 @@ pub struct DecodeOptions {
     pub csv_mapping: Option<CsvMapping>,
     /// Events per batch handed to the next stage.
     pub batch_size: usize,
+    /// Where to resume each input (by its path as given), from a
+    /// checkpoint of an earlier run; absent inputs are read from the start.
+    pub resume: HashMap<String, Resume>,
 }
 
 impl Default for DecodeOptions {
@@ -37,8 +40,48 @@ impl Default for DecodeOptions {
             format: None,
             csv_mapping: None,
             batch_size: 1024,
+            resume: HashMap::new(),
         }
     }
+}
+
+/// Where an input's reading resumes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// Events already consumed: decoded again but not emitted. Decoding
+    /// from the start (rather than seeking) rebuilds the decoder's state —
+    /// its de-duplication set, a Twitter file's collected records — exactly
+    /// as the first run had it.
+    pub events: u64,
+    /// The input was read to the end: it is skipped.
+    pub done: bool,
+    /// The byte offset recorded with the checkpoint, kept as it was.
+    pub offset: Option<u64>,
+}
+
+/// Where a batch ends in the inputs: the input of its last event and how
+/// far that input has been consumed. Inputs before `input` are finished.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    /// Index into the list of inputs.
+    pub input: usize,
+    /// Events of that input up to the end of the batch (skipped ones
+    /// included).
+    pub events: u64,
+    /// Byte offset (decompressed) after the last record all of whose events
+    /// are in or before this batch, when records map to events one by one.
+    pub offset: Option<u64>,
+    /// The input has been read to the end.
+    pub done: bool,
+}
+
+/// A batch of decoded events and where it ends.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub events: Vec<Event>,
+    pub at: Position,
+    /// The inputs read to the end within this batch, with their totals.
+    pub finished: Vec<Position>,
 }
 
 /// Deletes pseudonymisation keys past the linkage window as event time
@@ -92,34 +135,59 @@ pub struct FileReport {
     /// Valid records holding no post (likes, user objects, duplicates).
     pub ignored: u64,
     pub rejected: u64,
+    /// Events not emitted because an earlier run consumed them.
+    pub resumed: u64,
     /// Set when the input could not be opened, detected or read to the end.
     pub error: Option<String>,
 }
 
 /// Decodes every input in order, handing batches of events to `emit`
 /// (which returns false to stop) and each bad record to `on_reject`.
+///
+/// Every batch says where it ends ([`Decoded::at`]); after the last input a
+/// final batch (possibly empty) marks it done, so a checkpoint taken after
+/// any batch is exact.
 pub fn decode_inputs(
     paths: &[PathBuf],
     opts: &DecodeOptions,
-    emit: &mut dyn FnMut(Vec<Event>) -> bool,
+    emit: &mut dyn FnMut(Decoded) -> bool,
     on_reject: &mut dyn FnMut(&Reject),
 ) -> Vec<FileReport> {
-    let mut decoders: HashMap<Format, Box<dyn Decoder>> = HashMap::new();
-    let mut batch = Vec::with_capacity(opts.batch_size);
+    let mut state = DecodeState {
+        decoders: HashMap::new(),
+        batch: Decoded::default(),
+        emitted_at: None,
+    };
     let mut reports = Vec::new();
     let mut stopped = false;
-    for path in paths {
+    for (input, path) in paths.iter().enumerate() {
         let mut report = FileReport {
             path: path.display().to_string(),
             ..Default::default()
         };
         if !stopped {
-            stopped = !decode_one(path, opts, &mut decoders, &mut batch, &mut report, emit, on_reject);
+            let resume = opts.resume.get(&report.path).copied().unwrap_or_default();
+            if resume.done {
+                report.detection = "already read to the end by an earlier run (checkpoint)".into();
+                report.resumed = resume.events;
+                state.batch.at = Position {
+                    input,
+                    events: resume.events,
+                    offset: resume.offset,
+                    done: true,
+                };
+                state.batch.finished.push(state.batch.at);
+            } else {
+                stopped = !decode_one(input, path, opts, resume, &mut state, &mut report, emit, on_reject);
+            }
         }
         reports.push(report);
     }
-    if !stopped && !batch.is_empty() {
-        emit(batch);
+    // The last batch, also when empty: it carries the last inputs' ends.
+    // (Nothing at all was positioned when every input failed to open.)
+    let positioned = !state.batch.finished.is_empty() || state.emitted_at.is_some() || !state.batch.events.is_empty();
+    if !stopped && positioned && (!state.batch.events.is_empty() || state.emitted_at != Some(state.batch.at)) {
+        emit(state.batch);
     }
     reports
 }
@@ -131,29 +199,64 @@ pub fn decode_inputs_expiring_keys(
     paths: &[PathBuf],
     opts: &DecodeOptions,
     keyring: &Keyring,
-    emit: &mut dyn FnMut(Vec<Event>) -> bool,
+    emit: &mut dyn FnMut(Decoded) -> bool,
     on_reject: &mut dyn FnMut(&Reject),
 ) -> Vec<FileReport> {
     let mut expiry = KeyExpiry::new(keyring);
     decode_inputs(
         paths,
         opts,
-        &mut |events| {
-            expiry.observe(&events);
-            emit(events)
+        &mut |batch| {
+            expiry.observe(&batch.events);
+            emit(batch)
         },
         on_reject,
     )
 }
 
+/// What decoding carries from one input to the next.
+struct DecodeState {
+    /// Decoders are kept across inputs of the same format (see the module doc).
+    decoders: HashMap<Format, Box<dyn Decoder>>,
+    /// The batch being filled; its `at` is where its last event came from.
+    batch: Decoded,
+    /// Where the last emitted batch ended.
+    emitted_at: Option<Position>,
+}
+
+/// Emits `batch` if it is full. Returns false if `emit` asked to stop.
+fn emit_if_full(
+    batch: &mut Decoded,
+    emitted_at: &mut Option<Position>,
+    opts: &DecodeOptions,
+    emit: &mut dyn FnMut(Decoded) -> bool,
+) -> bool {
+    if batch.events.len() < opts.batch_size {
+        return true;
+    }
+    let at = batch.at;
+    let full = std::mem::replace(
+        batch,
+        Decoded {
+            events: Vec::with_capacity(opts.batch_size),
+            at,
+            finished: Vec::new(),
+        },
+    );
+    *emitted_at = Some(at);
+    emit(full)
+}
+
 /// Returns false if `emit` asked to stop.
+#[allow(clippy::too_many_arguments)]
 fn decode_one(
+    input_index: usize,
     path: &Path,
     opts: &DecodeOptions,
-    decoders: &mut HashMap<Format, Box<dyn Decoder>>,
-    batch: &mut Vec<Event>,
+    resume: Resume,
+    state: &mut DecodeState,
     report: &mut FileReport,
-    emit: &mut dyn FnMut(Vec<Event>) -> bool,
+    emit: &mut dyn FnMut(Decoded) -> bool,
     on_reject: &mut dyn FnMut(&Reject),
 ) -> bool {
     let input = match Input::open(path) {
@@ -186,11 +289,17 @@ fn decode_one(
         fresh = format.decoder(csv_mapping);
         &mut fresh
     } else {
-        decoders.entry(format).or_insert_with(|| format.decoder(None))
+        state.decoders.entry(format).or_insert_with(|| format.decoder(None))
     };
     let mut records = input.records(format.framing());
     let mut out = DecodeOutput::default();
+    let mut file = FileEvents {
+        input: input_index,
+        events: 0,
+        skip: resume.events,
+    };
     let mut last_line = 0;
+    let mut offset = 0;
     loop {
         let rec = match records.next_record() {
             Ok(Some(r)) => r,
@@ -210,47 +319,94 @@ fn decode_one(
             }
         };
         last_line = rec.line;
+        offset = rec.end_offset;
         out.events.clear();
         out.ignored = 0;
         // A decoder bug must cost one record, not the run.
         let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(rec.bytes, &mut out)))
             .unwrap_or_else(|_| Err(tidewatch_ingest::DecodeError::Other("internal decoder error".into())));
-        if !take_output(result, &mut out, last_line, batch, report, on_reject) && batch.len() >= opts.batch_size {
-            let full = std::mem::replace(batch, Vec::with_capacity(opts.batch_size));
-            if !emit(full) {
-                return false;
-            }
+        take_output(
+            result,
+            &mut out,
+            last_line,
+            &mut file,
+            &mut state.batch,
+            report,
+            on_reject,
+        );
+        if state.batch.at.input == input_index && !state.batch.at.done {
+            state.batch.at.offset = Some(offset);
+        }
+        if !emit_if_full(&mut state.batch, &mut state.emitted_at, opts, emit) {
+            return false;
         }
     }
     out.events.clear();
     out.ignored = 0;
     let result = catch_unwind(AssertUnwindSafe(|| decoder.finish(&mut out)))
         .unwrap_or_else(|_| Err(tidewatch_ingest::DecodeError::Other("internal decoder error".into())));
-    take_output(result, &mut out, last_line, batch, report, on_reject);
-    true
+    take_output(
+        result,
+        &mut out,
+        last_line,
+        &mut file,
+        &mut state.batch,
+        report,
+        on_reject,
+    );
+    if report.error.is_none() {
+        state.batch.at = Position {
+            input: input_index,
+            events: file.events,
+            offset: Some(offset),
+            done: true,
+        };
+        state.batch.finished.push(state.batch.at);
+    }
+    emit_if_full(&mut state.batch, &mut state.emitted_at, opts, emit)
+}
+
+/// Counts one input's events and drops the ones an earlier run consumed.
+struct FileEvents {
+    input: usize,
+    events: u64,
+    skip: u64,
 }
 
 /// Moves a decoded record's events into the batch and counts them, or
-/// reports the record as rejected. Returns true if it was rejected.
+/// reports the record as rejected.
 fn take_output(
     result: Result<(), tidewatch_ingest::DecodeError>,
     out: &mut DecodeOutput,
     line: u64,
-    batch: &mut Vec<Event>,
+    file: &mut FileEvents,
+    batch: &mut Decoded,
     report: &mut FileReport,
     on_reject: &mut dyn FnMut(&Reject),
-) -> bool {
+) {
     report.ignored += out.ignored;
     match result {
         Ok(()) => {
             for ev in out.events.drain(..) {
+                file.events += 1;
+                // Skipped events were consumed by an earlier run: the
+                // position moves past them too.
+                batch.at = Position {
+                    input: file.input,
+                    events: file.events,
+                    offset: batch.at.offset.filter(|_| batch.at.input == file.input),
+                    done: false,
+                };
+                if file.events <= file.skip {
+                    report.resumed += 1;
+                    continue;
+                }
                 match ev {
                     Event::Post(_) => report.posts += 1,
                     Event::Delete(_) => report.deletions += 1,
                 }
-                batch.push(ev);
+                batch.events.push(ev);
             }
-            false
         }
         Err(e) => {
             report.rejected += 1;
@@ -259,7 +415,6 @@ fn take_output(
                 line,
                 reason: e.to_string(),
             });
-            true
         }
     }
 }
@@ -281,7 +436,7 @@ mod tests {
             paths,
             opts,
             &mut |b| {
-                events.extend(b);
+                events.extend(b.events);
                 true
             },
             &mut |r| rejects.push(r.to_string()),

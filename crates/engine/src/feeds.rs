@@ -99,6 +99,8 @@ pub struct Feed {
     pub id: u32,
     pub name: String,
     pub query: Query,
+    /// The query as the user wrote it.
+    pub text: String,
 }
 
 /// An immutable version of the feed set.
@@ -117,6 +119,22 @@ impl FeedSet {
     /// A first version holding `defs`.
     pub fn new(defs: &[FeedDef]) -> Result<FeedSet, FeedError> {
         let mut set = FeedSet::default();
+        for d in defs {
+            set.upsert_in_place(d)?;
+        }
+        set.version = 1;
+        Ok(set)
+    }
+
+    /// A first version holding `defs`, where names `known` from an earlier
+    /// run (the store's feed table) keep their ids and new names get ids
+    /// after all of them: a feed's series continue across runs.
+    pub fn with_known_ids(known: &[(String, u32)], defs: &[FeedDef]) -> Result<FeedSet, FeedError> {
+        let mut set = FeedSet::default();
+        for (name, id) in known {
+            set.ids.insert(name.clone(), *id);
+            set.next_id = set.next_id.max(id + 1);
+        }
         for d in defs {
             set.upsert_in_place(d)?;
         }
@@ -145,6 +163,7 @@ impl FeedSet {
                 id,
                 name: def.name.clone(),
                 query,
+                text: def.query.clone(),
             },
         );
         Ok(id)
@@ -183,6 +202,11 @@ impl FeedSet {
     /// The name of feed `id`, also for feeds removed since.
     pub fn name_of(&self, id: u32) -> Option<&str> {
         self.ids.iter().find(|(_, &i)| i == id).map(|(n, _)| n.as_str())
+    }
+
+    /// Every name ever given an id, with the id.
+    pub fn known_ids(&self) -> impl Iterator<Item = (&str, u32)> + '_ {
+        self.ids.iter().map(|(n, &id)| (n.as_str(), id))
     }
 
     /// Names by id of every feed ever known, for writing series.
@@ -263,5 +287,13 @@ mod tests {
         assert_eq!(v3.len(), 2);
         let v7 = v6.with_replaced(&[def("d", "w"), def("e", "v")]).unwrap();
         assert_eq!(v7.feeds.keys().copied().collect::<Vec<_>>(), vec![3, 4]);
+
+        // A later run knows the ids the store recorded.
+        let known: Vec<(String, u32)> = v7.known_ids().map(|(n, id)| (n.to_string(), id)).collect();
+        let next = FeedSet::with_known_ids(&known, &[def("f", "u"), def("b", "y")]).unwrap();
+        assert_eq!(
+            next.feeds.values().map(|f| (f.name.as_str(), f.id)).collect::<Vec<_>>(),
+            vec![("b", 1), ("f", 5)]
+        );
     }
 }

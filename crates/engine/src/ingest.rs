@@ -5,7 +5,7 @@
 //! headers); worker threads enrich and serialise batches; the consumer
 //! writes them in the order they were read.
 
-use crate::decode::{decode_inputs_expiring_keys, DecodeOptions, FileReport, Reject};
+use crate::decode::{decode_inputs_expiring_keys, DecodeOptions, Decoded, FileReport, Reject};
 use crate::ordered;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -87,7 +87,8 @@ fn pipeline(
         cfg.threads,
         || {
             let mut enricher = Enricher::new(cfg.keyring.clone(), cfg.public_accounts.clone(), cfg.undated_time);
-            move |mut events: Vec<Event>| {
+            move |decoded: Decoded| {
+                let mut events = decoded.events;
                 let mut chunk = Chunk {
                     bytes: Vec::with_capacity(events.len() * 400),
                     posts: 0,

@@ -26,5 +26,6 @@ pub mod feeds;
 pub mod ingest;
 pub mod live;
 pub mod ordered;
+pub mod persist;
 pub mod run;
 pub mod series;

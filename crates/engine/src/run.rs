@@ -9,7 +9,7 @@
 //! Order matters for windows only through the watermark; keeping input
 //! order makes a run's output independent of the thread count.
 
-use crate::decode::{decode_inputs_expiring_keys, DecodeOptions, FileReport, Reject};
+use crate::decode::{decode_inputs_expiring_keys, DecodeOptions, Decoded, FileReport, Position, Reject};
 use crate::live::LiveFeeds;
 use crate::ordered;
 use std::path::PathBuf;
@@ -58,7 +58,17 @@ pub trait RunSink {
     fn window(&mut self, window: &WindowView<'_>);
     /// Running totals, after each batch.
     fn progress(&mut self, _progress: &RunProgress) {}
+    /// The end of a batch: everything up to `at` in the inputs has been
+    /// handed to this sink, and the inputs in `finished` were read to the
+    /// end (a store commits its checkpoints here). An error stops the run:
+    /// the decoder reads no further.
+    fn batch_end(&mut self, _at: &Position, _finished: &[Position]) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
+
+/// Why a sink stopped a run (a full disk, a failed commit).
+pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Running totals.
 #[derive(Clone, Copy, Debug, Default)]
@@ -85,6 +95,8 @@ pub struct RunSummary {
 struct Batch {
     posts: Vec<MatchedPost>,
     deletions: Vec<(usize, Deletion)>,
+    at: Position,
+    finished: Vec<Position>,
 }
 
 /// The work done on each post by a worker, outside the ordered section.
@@ -179,14 +191,15 @@ impl WindowSink for SinkAdapter<'_> {
     }
 }
 
-/// Runs the pipeline over `paths`. Bad records go to `on_reject`.
+/// Runs the pipeline over `paths`. Bad records go to `on_reject`. Fails
+/// only when the sink fails ([`RunSink::batch_end`]).
 pub fn run(
     paths: &[PathBuf],
     cfg: &RunConfig,
     live: &LiveFeeds,
     sink: &mut (dyn RunSink + Send),
     on_reject: &mut dyn FnMut(&Reject),
-) -> RunSummary {
+) -> Result<RunSummary, SinkError> {
     let start = Instant::now();
     let rejected = AtomicU64::new(0);
     let mut totals = RunProgress::default();
@@ -196,14 +209,16 @@ pub fn run(
         cfg.threads,
         || {
             let mut proc = PostProcessor::new(cfg).report_stats_to(match_stats.clone());
-            move |events: Vec<Event>| {
+            move |decoded: Decoded| {
                 // One feed-set version for the whole batch.
                 let compiled = live.current();
                 let mut batch = Batch {
-                    posts: Vec::with_capacity(events.len()),
+                    posts: Vec::with_capacity(decoded.events.len()),
                     deletions: Vec::new(),
+                    at: decoded.at,
+                    finished: decoded.finished,
                 };
-                for ev in events {
+                for ev in decoded.events {
                     match ev {
                         Event::Post(p) => batch.posts.push(proc.process(p, &compiled)),
                         Event::Delete(mut d) => {
@@ -247,23 +262,19 @@ pub fn run(
             totals.watermark = windows.watermark();
             totals.elapsed = start.elapsed();
             adapter.0.progress(&totals);
-            Ok::<_, std::convert::Infallible>(())
+            adapter.0.batch_end(&batch.at, &batch.finished)
         },
-    );
-    let files = match files {
-        Ok(f) => f,
-        Err(never) => match never {},
-    };
+    )?;
     windows.flush(&mut SinkAdapter(sink));
     totals.late = windows.metrics().late;
     totals.rejected = rejected.load(Ordering::Relaxed);
     totals.elapsed = start.elapsed();
     let match_stats = std::mem::take(&mut *match_stats.lock().unwrap_or_else(|e| e.into_inner()));
-    RunSummary {
+    Ok(RunSummary {
         files,
         progress: totals,
         match_stats,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -406,7 +417,7 @@ mod tests {
                 l.replace_all(&feed_defs(1500, 1000)).unwrap();
             }),
         ));
-        let summary = run(std::slice::from_ref(&input), &config(2), &live, &mut rec, &mut |_| {});
+        let summary = run(std::slice::from_ref(&input), &config(2), &live, &mut rec, &mut |_| {}).unwrap();
         assert_eq!(summary.progress.posts, POSTS);
         assert_eq!(rec.posts.len() as u64, POSTS, "no post lost or doubled");
         assert_eq!(summary.match_stats.posts, POSTS, "every worker reported its statistics");
@@ -452,7 +463,7 @@ mod tests {
         let series = |threads: usize, paths: &[PathBuf]| {
             let live = Arc::new(LiveFeeds::new(&defs).unwrap());
             let mut rec = recorder(live.clone());
-            run(paths, &config(threads), &live, &mut rec, &mut |_| {});
+            run(paths, &config(threads), &live, &mut rec, &mut |_| {}).unwrap();
             rec.windows
         };
         let one = series(1, std::slice::from_ref(&input));

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use tidewatch_core::Timestamp;
 use tidewatch_engine::alerts::current_alerts;
 use tidewatch_engine::datadir::DEFAULT_DATA_DIR;
+use tidewatch_store::db::Db;
+use tidewatch_store::Store;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,9 +28,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .as_deref()
         .map(|s| Timestamp::parse(s).with_context(|| format!("--since {s:?}")))
         .transpose()?;
-    let path = args.data.join("alerts.jsonl");
-    let alerts = current_alerts(&path).with_context(|| format!("reading {}", path.display()))?;
-    let shown = alerts.iter().filter(|a| since.is_none_or(|t| a.spike.onset >= t));
+    let path = Store::db_path(&args.data);
+    if !path.exists() {
+        anyhow::bail!(
+            "{}: no tidewatch database here (run `tidewatch run --data {}` first)",
+            path.display(),
+            args.data.display()
+        );
+    }
+    let db = Db::open(&path)?;
+    let alerts = current_alerts(&db, since).with_context(|| format!("reading {}", path.display()))?;
+    let shown = alerts.iter();
     match args.format.as_str() {
         "json" => {
             for a in shown {

@@ -6,10 +6,13 @@
 
 use crate::commands::gen::write_stream;
 use crate::commands::ingest::default_threads;
+use crate::commands::run::open_store;
 use crate::output::thousands;
+use anyhow::Context;
 use anyhow::Result;
 use std::collections::HashMap;
 use std::io::BufWriter;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,22 +20,28 @@ use tidewatch_core::pseudonym::PseudonymConfig;
 use tidewatch_core::redact::PublicAccounts;
 use tidewatch_core::spike::SpikeConfig;
 use tidewatch_core::window::{Resolution, WindowConfig, WindowView};
+use tidewatch_core::Deletion;
 use tidewatch_core::Timestamp;
 use tidewatch_engine::alerts::{AlertLog, AlertRecord, SpikeAlerts};
 use tidewatch_engine::datadir::DataDir;
 use tidewatch_engine::decode::DecodeOptions;
+use tidewatch_engine::decode::Position;
 use tidewatch_engine::feeds::FeedDef;
-use tidewatch_engine::live::LiveFeeds;
+use tidewatch_engine::persist::{CommitPolicy, Persister};
+use tidewatch_engine::run::SinkError;
 use tidewatch_engine::run::{self, MatchedPost, RunConfig, RunSink};
 use tidewatch_engine::series::SeriesWriter;
 use tidewatch_gen::{EventKind, GenConfig, Generator, PUBLIC_ACCOUNTS};
 use tidewatch_ingest::Format;
+use tidewatch_store::Store;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Data directory (default: a fresh temporary one).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    /// Data directory. The demo's store (index, aggregates, alerts) is
+    /// replaced on every demo run, so `tidewatch search --data DIR` and
+    /// `tidewatch alerts --data DIR` show the latest demo.
+    #[arg(long, default_value = "tidewatch-demo")]
+    pub data: PathBuf,
     /// Posts to generate.
     #[arg(long, default_value_t = 1_000_000)]
     pub posts: u64,
@@ -50,13 +59,18 @@ struct DemoSink {
     alerts: SpikeAlerts,
     names: Vec<String>,
     raised: Vec<AlertRecord>,
-    error: Option<std::io::Error>,
+    persist: Persister,
     minutes: HashMap<u32, Vec<(i64, u64)>>,
 }
 
 impl RunSink for DemoSink {
     fn post(&mut self, post: &MatchedPost) {
         self.series.post(post);
+        self.persist.post(post);
+    }
+
+    fn deletion(&mut self, deletion: &Deletion) {
+        self.persist.deletion(deletion);
     }
 
     fn window(&mut self, w: &WindowView<'_>) {
@@ -65,26 +79,47 @@ impl RunSink for DemoSink {
         }
         self.series.window(w);
         let names = &self.names;
-        match self
+        for rec in self
             .alerts
             .window(w, |id| names.get(id as usize).cloned().unwrap_or_default())
         {
-            Ok(new) => {
-                for rec in new {
-                    println!("{}", rec.summary());
-                    self.raised.push(rec);
-                }
-            }
-            Err(e) => {
-                self.error.get_or_insert(e);
-            }
+            println!("{}", rec.summary());
+            self.raised.push(rec);
+        }
+        self.persist.alerts(self.alerts.take_pending());
+    }
+
+    fn batch_end(&mut self, at: &Position, finished: &[Position]) -> Result<(), SinkError> {
+        self.persist.batch_end(at, finished)
+    }
+}
+
+/// Removes the store of an earlier demo in `dir` (only tidewatch's own
+/// files), so each demo starts from an empty history.
+fn clear_demo_store(dir: &Path) -> Result<()> {
+    let db = Store::db_path(dir);
+    if !db.exists() {
+        return Ok(());
+    }
+    eprintln!("replacing the earlier demo's store in {}", dir.display());
+    for name in ["tidewatch.db", "tidewatch.db-wal", "tidewatch.db-shm", "keyring.json"] {
+        let p = dir.join(name);
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
         }
     }
+    for sub in [Store::index_dir(dir), dir.join("series")] {
+        if sub.exists() {
+            std::fs::remove_dir_all(&sub).with_context(|| format!("removing {}", sub.display()))?;
+        }
+    }
+    Ok(())
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
-    let data_path = args.data.clone().unwrap_or_else(|| tmp.path().join("data"));
+    let data_path = args.data.clone();
+    clear_demo_store(&data_path)?;
     let data = DataDir::open(&data_path)?;
     let raw = tmp.path().join("stream.jsonl");
 
@@ -121,8 +156,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             });
         }
     }
-    let live = LiveFeeds::new(&defs)?;
     let keyring = Arc::new(data.load_keyring(PseudonymConfig::default())?);
+    let paths = [raw];
+    // The demo's stream spans a few days: keep all of it in the index.
+    let (persist, live, _) = open_store(&data, &paths, &defs, &keyring, 0, CommitPolicy::default())?;
     let cfg = RunConfig {
         decode: DecodeOptions {
             format: Some(Format::Canonical),
@@ -138,23 +175,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let names = live.current().set.names();
     let mut sink = DemoSink {
         series: SeriesWriter::create(&series_dir, names.clone())?,
-        alerts: SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(&data_path)?),
+        alerts: SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(persist.store().db())?),
         names: names.clone(),
         raised: Vec::new(),
-        error: None,
+        persist,
         minutes: HashMap::new(),
     };
     println!("live alerts (event time):");
-    let summary = run::run(&[raw], &cfg, &live, &mut sink, &mut |r| eprintln!("{r}"));
-    data.save_keyring(&keyring)?;
-    if let Some(e) = sink.error.take() {
-        return Err(e.into());
-    }
-    sink.alerts.flush()?;
+    let summary = run::run(&paths, &cfg, &live, &mut sink, &mut |r| eprintln!("{r}"));
+    let committed = sink.persist.commit();
+    let summary = summary
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("writing to the store")?;
+    committed.context("committing to the store")?;
     let DemoSink {
         series,
         raised,
         minutes,
+        persist,
         ..
     } = sink;
     series.finish()?;
@@ -170,9 +208,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     println!("series per feed and minute/hour/day: {}", series_dir.display());
     println!(
-        "alerts: {} (list them with `tidewatch alerts --data {}`)",
-        data_path.join("alerts.jsonl").display(),
-        data_path.display()
+        "stored: {} posts in the index, aggregates and alerts in {} (try `tidewatch alerts --data {dir}` and `tidewatch search --data {dir} 'earthquake'`)",
+        thousands(persist.store().index().num_docs()),
+        Store::db_path(&data_path).display(),
+        dir = data_path.display()
     );
 
     // How each planted volume event shows in its feed's minute series.

@@ -4,24 +4,29 @@
 use crate::commands::ingest::{default_threads, load_public_accounts, parse_csv_mapping, parse_format};
 use crate::output::{spinner, thousands};
 use anyhow::{Context, Result};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tidewatch_core::pseudonym::Keyring;
 use tidewatch_core::pseudonym::PseudonymConfig;
 use tidewatch_core::spike::SpikeConfig;
 use tidewatch_core::window::WindowConfig;
 use tidewatch_core::window::WindowView;
+use tidewatch_core::Deletion;
 use tidewatch_core::Timestamp;
 use tidewatch_engine::alerts::{AlertLog, SpikeAlerts};
 use tidewatch_engine::datadir::{DataDir, DEFAULT_DATA_DIR};
-use tidewatch_engine::decode::DecodeOptions;
-use tidewatch_engine::feeds::load_feeds;
+use tidewatch_engine::decode::{DecodeOptions, Position, Resume};
+use tidewatch_engine::feeds::{load_feeds, FeedDef, FeedSet};
 use tidewatch_engine::live::LiveFeeds;
-use tidewatch_engine::run::{self, MatchedPost, RunConfig, RunProgress, RunSink};
+use tidewatch_engine::persist::{resume_points, CommitPolicy, Persister};
+use tidewatch_engine::run::{self, MatchedPost, RunConfig, RunProgress, RunSink, SinkError};
 use tidewatch_engine::series::SeriesWriter;
+use tidewatch_store::{Store, StoreConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -53,6 +58,46 @@ pub struct Args {
     /// Worker threads (default: every core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Days of posts (event time, behind the newest) kept in the index;
+    /// older ones are deleted, their aggregates stay. 0 keeps every post.
+    #[arg(long, default_value_t = 30)]
+    pub retention_days: u32,
+    /// Milliseconds between store commits (a crash re-reads at most this
+    /// much input).
+    #[arg(long, default_value_t = 2000)]
+    pub commit_ms: u64,
+}
+
+/// The store of a data directory, opened for a run over `paths` with the
+/// feeds `defs`: the feeds keep the ids the store knows, the inputs resume
+/// at their checkpoints. Returns the persister, the live feeds and where
+/// each input resumes.
+pub fn open_store(
+    data: &DataDir,
+    paths: &[PathBuf],
+    defs: &[FeedDef],
+    keyring: &Arc<Keyring>,
+    retention_days: u32,
+    commit: CommitPolicy,
+) -> Result<(Persister, Arc<LiveFeeds>, HashMap<String, Resume>)> {
+    let config = StoreConfig {
+        retention_ms: (retention_days > 0).then(|| retention_days as i64 * Timestamp::DAY),
+        ..Default::default()
+    };
+    let (store, recovery) =
+        Store::open(data.path(), config).with_context(|| format!("opening the store in {}", data.path().display()))?;
+    if let Some(batch) = recovery.rolled_back {
+        eprintln!(
+            "recovered {}: commit {batch} was interrupted and is rolled back; inputs resume at commit {}",
+            data.path().display(),
+            recovery.seq
+        );
+    }
+    let known: Vec<(String, u32)> = store.db().feeds()?.into_iter().map(|f| (f.name, f.id)).collect();
+    let live = Arc::new(LiveFeeds::from_set(FeedSet::with_known_ids(&known, defs)?));
+    let resume = resume_points(&store)?;
+    let persister = Persister::new(store, paths, live.clone(), data.clone(), keyring.clone(), commit)?;
+    Ok((persister, live, resume))
 }
 
 /// Re-reads the feeds file when its modification time changes, and swaps
@@ -84,7 +129,7 @@ fn watch_feeds(path: PathBuf, live: Arc<LiveFeeds>, stop: Arc<AtomicBool>) -> st
 struct TerminalSink {
     series: SeriesWriter,
     alerts: SpikeAlerts,
-    alert_error: Option<std::io::Error>,
+    persist: Persister,
     live: Arc<LiveFeeds>,
     bar: indicatif::ProgressBar,
     names_version: u64,
@@ -93,28 +138,31 @@ struct TerminalSink {
 impl RunSink for TerminalSink {
     fn post(&mut self, post: &MatchedPost) {
         self.series.post(post);
+        self.persist.post(post);
+    }
+
+    fn deletion(&mut self, deletion: &Deletion) {
+        self.persist.deletion(deletion);
     }
 
     fn window(&mut self, window: &WindowView<'_>) {
         self.series.window(window);
         let live = &self.live;
-        match self
+        let new = self
             .alerts
-            .window(window, |id| live.current().set.name_of(id).unwrap_or("?").to_string())
-        {
-            Ok(new) => {
-                for rec in new {
-                    if self.bar.is_hidden() {
-                        println!("{}", rec.summary());
-                    } else {
-                        self.bar.println(rec.summary());
-                    }
-                }
-            }
-            Err(e) => {
-                self.alert_error.get_or_insert(e);
+            .window(window, |id| live.current().set.name_of(id).unwrap_or("?").to_string());
+        for rec in new {
+            if self.bar.is_hidden() {
+                println!("{}", rec.summary());
+            } else {
+                self.bar.println(rec.summary());
             }
         }
+        self.persist.alerts(self.alerts.take_pending());
+    }
+
+    fn batch_end(&mut self, at: &Position, finished: &[Position]) -> Result<(), SinkError> {
+        self.persist.batch_end(at, finished)
     }
 
     fn progress(&mut self, p: &RunProgress) {
@@ -145,13 +193,18 @@ impl RunSink for TerminalSink {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let defs = load_feeds(&args.feeds)?;
-    let live = Arc::new(LiveFeeds::new(&defs)?);
     let data = DataDir::open(&args.data)?;
     let keyring = Arc::new(data.load_keyring(PseudonymConfig::default())?);
+    let policy = CommitPolicy {
+        interval: Duration::from_millis(args.commit_ms),
+        ..Default::default()
+    };
+    let (persist, live, resume) = open_store(&data, &args.paths, &defs, &keyring, args.retention_days, policy)?;
     let cfg = RunConfig {
         decode: DecodeOptions {
             format: parse_format(&args.format)?,
             csv_mapping: args.csv.as_deref().map(parse_csv_mapping).transpose()?,
+            resume,
             ..Default::default()
         },
         threads: args.threads.unwrap_or_else(default_threads),
@@ -173,11 +226,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch_feeds(args.feeds.clone(), live.clone(), stop.clone());
-    let alerts = SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(data.path())?);
+    let alerts = SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(persist.store().db())?);
     let mut sink = TerminalSink {
         series,
         alerts,
-        alert_error: None,
+        persist,
         live: live.clone(),
         bar: spinner(),
         names_version: live.current().version(),
@@ -190,20 +243,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
         }
     });
+    // Whatever happened, what was processed is committed.
+    let committed = sink.persist.commit();
+    let summary = summary
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("writing to the store")?;
+    let committed = committed.context("committing to the store")?;
     if let Some(e) = reject_error {
         return Err(e).with_context(|| format!("writing {}", rejects_path.display()));
     }
     let TerminalSink {
-        series,
-        bar,
-        mut alerts,
-        alert_error,
-        ..
+        series, bar, persist, ..
     } = sink;
-    if let Some(e) = alert_error {
-        return Err(e).with_context(|| format!("writing {}", alerts.log_path().display()));
-    }
-    alerts.flush()?;
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     bar.finish_and_clear();
@@ -236,6 +287,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
         rejects_path.display(),
         thousands(p.deletions)
     );
+    let totals_store = persist.totals();
+    println!(
+        "stored in {}: commit {}, {} posts indexed ({} in the index), {} deletions applied{}",
+        data.path().display(),
+        committed.seq,
+        thousands(totals_store.posts),
+        thousands(persist.store().index().num_docs()),
+        thousands(totals_store.deletions),
+        totals_store
+            .retention_cutoff
+            .map_or(String::new(), |t| format!(", posts before {t} expired"))
+    );
+    for f in &summary.files {
+        if f.resumed > 0 {
+            eprintln!(
+                "{}: {} events already stored by an earlier run were skipped",
+                f.path,
+                thousands(f.resumed)
+            );
+        }
+    }
     let mut ranked: Vec<(usize, u64)> = totals.iter().copied().enumerate().filter(|(_, c)| *c > 0).collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     for (id, count) in ranked.iter().take(20) {
@@ -278,7 +350,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     println!("series written to {}", out_dir.display());
-    let read_anything = summary.files.iter().any(|f| f.posts + f.deletions + f.ignored > 0);
+    // Failure when no input gave anything: all unreadable, or not posts.
+    // Inputs an earlier run already stored count as read.
+    let read_anything = summary
+        .files
+        .iter()
+        .any(|f| f.posts + f.deletions + f.ignored + f.resumed > 0);
     Ok(if read_anything {
         ExitCode::SUCCESS
     } else {

@@ -84,7 +84,8 @@ pub fn bench_pipeline(
         window: WindowConfig::default(),
     };
     let mut counter = Counter::default();
-    let summary = run::run(std::slice::from_ref(&input), &cfg, &live, &mut counter, &mut |_| {});
+    let summary = run::run(std::slice::from_ref(&input), &cfg, &live, &mut counter, &mut |_| {})
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let secs = summary.progress.elapsed.as_secs_f64();
     let rate = summary.progress.posts as f64 / secs;
     println!(

@@ -1,0 +1,224 @@
+//! Persisting a run into the store: every post, deletion and input
+//! checkpoint, committed every few seconds.
+//!
+//! A [`Persister`] sits inside a run's sink. Posts and deletions go to the
+//! store as they arrive; at the end of a batch the inputs' positions become
+//! checkpoints, and when a commit is due (time or size) the store commits
+//! them together with everything before (see `tidewatch_store::Store`). A
+//! later run with the same inputs asks [`resume_points`] where to start, so
+//! after a crash nothing acknowledged is lost and nothing is counted twice.
+
+use crate::datadir::DataDir;
+use crate::decode::{Position, Resume};
+use crate::live::LiveFeeds;
+use crate::run::{MatchedPost, SinkError};
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tidewatch_core::pseudonym::Keyring;
+use tidewatch_core::Deletion;
+use tidewatch_store::db::{Checkpoint, FeedRow};
+use tidewatch_store::{CommitStats, Store, StoreError};
+
+/// When a commit is due.
+#[derive(Clone, Copy, Debug)]
+pub struct CommitPolicy {
+    /// At most this long between commits (what a crash can make a source
+    /// read again).
+    pub interval: Duration,
+    /// At most this many posts in one commit (bounds the writer's memory).
+    pub max_posts: u64,
+}
+
+impl Default for CommitPolicy {
+    fn default() -> Self {
+        CommitPolicy {
+            interval: Duration::from_secs(2),
+            max_posts: 200_000,
+        }
+    }
+}
+
+/// Where each input resumes, from the store's checkpoints.
+pub fn resume_points(store: &Store) -> Result<HashMap<String, Resume>, StoreError> {
+    Ok(store
+        .checkpoints()?
+        .into_iter()
+        .map(|(source, c)| {
+            (
+                source,
+                Resume {
+                    events: c.events,
+                    done: c.done,
+                    offset: c.offset,
+                },
+            )
+        })
+        .collect())
+}
+
+/// The feed table as the store records it: every feed ever known (so old
+/// aggregates keep their names), active or not.
+pub fn feed_rows(live: &LiveFeeds, previous: &[FeedRow]) -> Vec<FeedRow> {
+    let current = live.current();
+    let set = &current.set;
+    let old: HashMap<u32, &FeedRow> = previous.iter().map(|r| (r.id, r)).collect();
+    set.known_ids()
+        .map(|(name, id)| match set.feeds.get(&id) {
+            Some(f) => FeedRow {
+                id,
+                name: name.to_string(),
+                query: f.text.clone(),
+                active: true,
+            },
+            None => FeedRow {
+                id,
+                name: name.to_string(),
+                query: old.get(&id).map(|r| r.query.clone()).unwrap_or_default(),
+                active: false,
+            },
+        })
+        .collect()
+}
+
+/// Writes a run into the store.
+pub struct Persister {
+    store: Store,
+    /// The run's inputs, by position; `None` for standard input, which
+    /// cannot be resumed and has no checkpoint.
+    inputs: Vec<Option<String>>,
+    live: Arc<LiveFeeds>,
+    feeds_version: Option<u64>,
+    recorded_feeds: Vec<FeedRow>,
+    data: DataDir,
+    keyring: Arc<Keyring>,
+    keyring_generation: Option<u64>,
+    epochs: BTreeSet<i64>,
+    policy: CommitPolicy,
+    last_commit: Instant,
+    /// The first store error since the last commit: reported at the end of
+    /// the batch, which stops the run.
+    error: Option<StoreError>,
+    totals: CommitStats,
+}
+
+impl Persister {
+    pub fn new(
+        store: Store,
+        paths: &[PathBuf],
+        live: Arc<LiveFeeds>,
+        data: DataDir,
+        keyring: Arc<Keyring>,
+        policy: CommitPolicy,
+    ) -> Result<Persister, StoreError> {
+        let recorded_feeds = store.db().feeds()?;
+        let epochs = keyring.snapshot().epoch_keys.keys().copied().collect();
+        Ok(Persister {
+            store,
+            inputs: paths
+                .iter()
+                .map(|p| (p.as_os_str() != "-").then(|| p.display().to_string()))
+                .collect(),
+            live,
+            feeds_version: None,
+            recorded_feeds,
+            data,
+            keyring,
+            keyring_generation: None,
+            epochs,
+            policy,
+            last_commit: Instant::now(),
+            error: None,
+            totals: CommitStats::default(),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Totals over every commit of this run (`seq` is the last one).
+    pub fn totals(&self) -> CommitStats {
+        self.totals
+    }
+
+    pub fn post(&mut self, m: &MatchedPost) {
+        if self.error.is_none() {
+            if let Err(e) = self.store.add(&m.post, &m.feeds) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    pub fn deletion(&mut self, d: &Deletion) {
+        if self.error.is_none() {
+            if let Err(e) = self.store.delete(&d.id) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// Alert events to record with the next commit.
+    pub fn alerts(&mut self, rows: Vec<tidewatch_store::db::AlertRow>) {
+        for r in rows {
+            self.store.alert(r);
+        }
+    }
+
+    /// Records where the inputs stand after a batch; commits when due.
+    pub fn batch_end(&mut self, at: &Position, finished: &[Position]) -> Result<(), SinkError> {
+        if let Some(e) = self.error.take() {
+            return Err(Box::new(e));
+        }
+        for p in finished.iter().chain(std::iter::once(at)) {
+            if let Some(Some(source)) = self.inputs.get(p.input) {
+                self.store.checkpoint(
+                    source,
+                    Checkpoint {
+                        events: p.events,
+                        offset: p.offset,
+                        done: p.done,
+                    },
+                );
+            }
+        }
+        if self.last_commit.elapsed() >= self.policy.interval || self.store.pending_posts() >= self.policy.max_posts {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Commits now: the keyring first (posts in the commit were hashed with
+    /// its keys), then the store.
+    pub fn commit(&mut self) -> Result<CommitStats, StoreError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let generation = self.keyring.generation();
+        if self.keyring_generation != Some(generation) {
+            self.data
+                .save_keyring(&self.keyring)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            self.keyring_generation = Some(generation);
+            let now: BTreeSet<i64> = self.keyring.snapshot().epoch_keys.keys().copied().collect();
+            let deleted: Vec<i64> = self.epochs.difference(&now).copied().collect();
+            self.store.epochs_deleted(&deleted);
+            self.epochs = now;
+        }
+        let version = self.live.current().version();
+        if self.feeds_version != Some(version) {
+            let rows = feed_rows(&self.live, &self.recorded_feeds);
+            self.store.set_feeds(rows.clone());
+            self.recorded_feeds = rows;
+            self.feeds_version = Some(version);
+        }
+        let stats = self.store.commit()?;
+        self.last_commit = Instant::now();
+        self.totals.seq = stats.seq;
+        self.totals.posts += stats.posts;
+        self.totals.deletions += stats.deletions;
+        self.totals.retention_cutoff = stats.retention_cutoff.or(self.totals.retention_cutoff);
+        Ok(stats)
+    }
+}

@@ -1,0 +1,462 @@
+//! [`Store`]: the index and the database committed together.
+//!
+//! Between commits the store collects: documents in the index writer,
+//! aggregate deltas, deletions, alerts and the inputs' checkpoints. A
+//! commit then writes
+//!
+//! 1. the index, with payload `{"seq": N}`, every document of the batch
+//!    carrying batch number N;
+//! 2. SQLite, one transaction: the deltas, the checkpoints and
+//!    `commit_seq = N`.
+//!
+//! If the process dies between 1 and 2, the index is one batch ahead of
+//! the database. [`Store::open`] sees `index seq = db seq + 1`, deletes
+//! batch N from the index and commits that, so both stand at the
+//! database's checkpoint, from which the sources resume: every post is
+//! counted and indexed exactly once.
+
+use crate::db::{AlertRow, Checkpoint, CommitDelta, Db, FeedRow, MinuteCounts};
+use crate::index::PostIndex;
+use crate::StoreError;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tidewatch_core::query::SentimentClass;
+use tidewatch_core::{Post, Timestamp};
+
+/// How the store keeps things.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Posts older than this (event time, ms, behind the newest post seen)
+    /// are deleted from the index; aggregates stay. `None` keeps them.
+    pub retention_ms: Option<i64>,
+    /// Memory the index writer may buffer before flushing a segment.
+    pub writer_heap_bytes: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            retention_ms: Some(30 * Timestamp::DAY),
+            writer_heap_bytes: 128 << 20,
+        }
+    }
+}
+
+/// Retention deletes run when the cutoff has moved at least this far, so
+/// that a commit every second does not rewrite delete bitsets every second.
+const RETENTION_STEP_MS: i64 = Timestamp::HOUR;
+
+/// What [`Store::open`] found and repaired.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// The sequence number of the last complete commit.
+    pub seq: u64,
+    /// A batch found in the index but not in the database (the process
+    /// stopped between the two writes), deleted from the index.
+    pub rolled_back: Option<u64>,
+}
+
+/// What one commit wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    pub seq: u64,
+    pub posts: u64,
+    pub deletions: u64,
+    /// Set when this commit applied retention up to this time.
+    pub retention_cutoff: Option<Timestamp>,
+}
+
+/// The data directory's index and database.
+pub struct Store {
+    dir: PathBuf,
+    config: StoreConfig,
+    index: PostIndex,
+    db: Db,
+    /// The last complete commit.
+    seq: u64,
+    pending: CommitDelta,
+    pending_posts: u64,
+    pending_deletions: u64,
+    newest: Option<Timestamp>,
+    retention_applied: Option<Timestamp>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Payload {
+    seq: u64,
+}
+
+impl Store {
+    /// The index directory inside a data directory.
+    pub fn index_dir(data_dir: &Path) -> PathBuf {
+        data_dir.join("index")
+    }
+
+    /// The database file inside a data directory.
+    pub fn db_path(data_dir: &Path) -> PathBuf {
+        data_dir.join("tidewatch.db")
+    }
+
+    /// Opens (or creates) the store in `data_dir` and brings the index and
+    /// the database back to the same commit.
+    pub fn open(data_dir: &Path, config: StoreConfig) -> Result<(Store, Recovery), StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let db = Db::open(&Store::db_path(data_dir))?;
+        let mut index = PostIndex::open(&Store::index_dir(data_dir), config.writer_heap_bytes)?;
+        let db_seq = db.commit_seq()?;
+        let index_seq = match index.payload()? {
+            None => 0,
+            Some(p) => {
+                serde_json::from_str::<Payload>(&p)
+                    .map_err(|e| StoreError::Invalid(format!("index commit payload {p:?}: {e}")))?
+                    .seq
+            }
+        };
+        let mut recovery = Recovery {
+            seq: db_seq,
+            rolled_back: None,
+        };
+        if index_seq == db_seq + 1 {
+            index.delete_batch(index_seq)?;
+            index.commit(&payload(db_seq))?;
+            recovery.rolled_back = Some(index_seq);
+        } else if index_seq != db_seq {
+            return Err(StoreError::Invalid(format!(
+                "{}: the index is at commit {index_seq} and the database at {db_seq}; \
+                 they can only differ by the one commit a crash interrupts",
+                data_dir.display()
+            )));
+        }
+        Ok((
+            Store {
+                dir: data_dir.to_path_buf(),
+                config,
+                index,
+                db,
+                seq: db_seq,
+                pending: CommitDelta::default(),
+                pending_posts: 0,
+                pending_deletions: 0,
+                newest: None,
+                retention_applied: None,
+            },
+            recovery,
+        ))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn index(&self) -> &PostIndex {
+        &self.index
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The sequence number of the last complete commit.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Posts added since the last commit.
+    pub fn pending_posts(&self) -> u64 {
+        self.pending_posts
+    }
+
+    /// Adds a post (enriched, redacted) that matched `feeds`: indexed, and
+    /// counted in the per-minute aggregates of its event time.
+    pub fn add(&mut self, post: &Post, feeds: &[u32]) -> Result<(), StoreError> {
+        self.index.add(post, feeds, self.seq + 1)?;
+        self.pending_posts += 1;
+        let Some(t) = post.created_at else {
+            // No event time, no minute to count it in; it is still indexed.
+            return Ok(());
+        };
+        self.newest = self.newest.max(Some(t));
+        let minute = t.0.div_euclid(60_000);
+        let v = self.pending.volume_minutes.entry(minute).or_default();
+        v.0 += 1;
+        v.1 += !feeds.is_empty() as i64;
+        if feeds.is_empty() {
+            return Ok(());
+        }
+        let one = post_counts(post);
+        for &f in feeds {
+            self.pending.feed_minutes.entry((f, minute)).or_default().add(&one);
+        }
+        Ok(())
+    }
+
+    /// An upstream deletion: the post with this (keyed-hash) id leaves the
+    /// index at the next commit. Aggregates keep counting it: they record
+    /// what was seen.
+    pub fn delete(&mut self, id: &str) -> Result<(), StoreError> {
+        self.pending_deletions += 1;
+        self.index.delete_id(id)
+    }
+
+    /// Where the input `source` stands once everything added so far is
+    /// committed.
+    pub fn checkpoint(&mut self, source: &str, checkpoint: Checkpoint) {
+        match self.pending.checkpoints.iter_mut().find(|(s, _)| s == source) {
+            Some((_, c)) => *c = checkpoint,
+            None => self.pending.checkpoints.push((source.to_string(), checkpoint)),
+        }
+    }
+
+    /// Every checkpoint as of the last commit.
+    pub fn checkpoints(&self) -> Result<HashMap<String, Checkpoint>, StoreError> {
+        self.db.checkpoints()
+    }
+
+    /// The full feed table, to record with the next commit.
+    pub fn set_feeds(&mut self, feeds: Vec<FeedRow>) {
+        self.pending.feeds = Some(feeds);
+    }
+
+    /// An alert event, recorded with the next commit (once per id and kind).
+    pub fn alert(&mut self, alert: AlertRow) {
+        self.pending.alerts.push(alert);
+    }
+
+    /// Pseudonymisation epochs whose keys were deleted.
+    pub fn epochs_deleted(&mut self, epochs: &[i64]) {
+        self.pending.deleted_epochs.extend_from_slice(epochs);
+    }
+
+    /// Commits everything since the last commit (see the module doc).
+    pub fn commit(&mut self) -> Result<CommitStats, StoreError> {
+        let seq = self.seq + 1;
+        let mut stats = CommitStats {
+            seq,
+            posts: self.pending_posts,
+            deletions: self.pending_deletions,
+            retention_cutoff: None,
+        };
+        if let (Some(keep), Some(newest)) = (self.config.retention_ms, self.newest) {
+            let cutoff = Timestamp(newest.0 - keep);
+            if self
+                .retention_applied
+                .is_none_or(|done| cutoff.0 - done.0 >= RETENTION_STEP_MS)
+            {
+                self.index.delete_before(cutoff)?;
+                self.retention_applied = Some(cutoff);
+                stats.retention_cutoff = Some(cutoff);
+            }
+        }
+        self.index.commit(&payload(seq))?;
+        self.db.commit(seq, &self.pending)?;
+        self.seq = seq;
+        self.pending = CommitDelta::default();
+        self.pending_posts = 0;
+        self.pending_deletions = 0;
+        Ok(stats)
+    }
+}
+
+fn payload(seq: u64) -> String {
+    serde_json::to_string(&Payload { seq }).unwrap_or_default()
+}
+
+/// One post's contribution to a (feed, minute) row.
+fn post_counts(post: &Post) -> MinuteCounts {
+    let mut c = MinuteCounts {
+        posts: 1,
+        reposts: post.is_repost() as i64,
+        replies: post.is_reply() as i64,
+        ..Default::default()
+    };
+    if let Some(s) = &post.sentiment {
+        c.sentiment_sum = (s.compound * 10_000.0).round() as i64;
+        match SentimentClass::of_compound(s.compound) {
+            SentimentClass::Negative => c.negative = 1,
+            SentimentClass::Neutral => c.neutral = 1,
+            SentimentClass::Positive => c.positive = 1,
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::SearchRequest;
+    use tidewatch_core::post::Sentiment;
+    use tidewatch_core::query::Query;
+
+    fn post(id: &str, minute: i64, text: &str) -> Post {
+        Post {
+            id: id.into(),
+            platform: "bluesky".into(),
+            created_at: Some(Timestamp(minute * 60_000)),
+            text: text.into(),
+            sentiment: Some(Sentiment {
+                compound: 0.5,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn ids(store: &Store, query: &str) -> Vec<String> {
+        let req = SearchRequest {
+            query: Query::parse(query).unwrap(),
+            from: None,
+            to: None,
+            feed: None,
+            limit: 1000,
+        };
+        let mut v: Vec<String> = store.index().search(&req).unwrap().into_iter().map(|h| h.id).collect();
+        v.sort();
+        v
+    }
+
+    fn keep_all() -> StoreConfig {
+        StoreConfig {
+            retention_ms: None,
+            writer_heap_bytes: 16 << 20,
+        }
+    }
+
+    #[test]
+    fn a_crash_between_index_and_database_commits_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut store, rec) = Store::open(dir.path(), keep_all()).unwrap();
+            assert_eq!(rec, Recovery::default());
+            store.add(&post("a", 10, "river flood"), &[1]).unwrap();
+            store.commit().unwrap();
+            // The next commit gets as far as the index, then the process dies.
+            store.add(&post("b", 11, "river flood again"), &[1]).unwrap();
+            store.index.commit(&payload(2)).unwrap();
+        }
+        let (store, rec) = Store::open(dir.path(), keep_all()).unwrap();
+        assert_eq!(
+            rec,
+            Recovery {
+                seq: 1,
+                rolled_back: Some(2)
+            }
+        );
+        assert_eq!(ids(&store, "river"), vec!["a"], "batch 2 left the index");
+        assert_eq!(
+            store.db().aggregates_dump().unwrap().len(),
+            2,
+            "one feed row, one volume row"
+        );
+        drop(store);
+        // Recovered once: a second start finds both at commit 1.
+        let (_, rec) = Store::open(dir.path(), keep_all()).unwrap();
+        assert_eq!(rec.rolled_back, None);
+    }
+
+    #[test]
+    fn uncommitted_work_is_lost_and_checkpoints_move_with_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut store, _) = Store::open(dir.path(), keep_all()).unwrap();
+            store.add(&post("a", 10, "one"), &[]).unwrap();
+            store.checkpoint(
+                "in.jsonl",
+                Checkpoint {
+                    events: 1,
+                    ..Default::default()
+                },
+            );
+            store.commit().unwrap();
+            store.add(&post("b", 10, "two"), &[]).unwrap();
+            store.checkpoint(
+                "in.jsonl",
+                Checkpoint {
+                    events: 2,
+                    ..Default::default()
+                },
+            );
+        }
+        let (store, _) = Store::open(dir.path(), keep_all()).unwrap();
+        assert_eq!(store.checkpoints().unwrap()["in.jsonl"].events, 1);
+        assert_eq!(store.index().num_docs(), 1);
+        assert_eq!(store.db().aggregates_dump().unwrap(), vec!["v 10 1 0 0 0 0 0 0 0"]);
+    }
+
+    #[test]
+    fn retention_deletes_old_posts_and_keeps_their_aggregates() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            retention_ms: Some(Timestamp::DAY),
+            writer_heap_bytes: 16 << 20,
+        };
+        let (mut store, _) = Store::open(dir.path(), config).unwrap();
+        let day = 24 * 60;
+        store.add(&post("old", 0, "harbour strike"), &[4]).unwrap();
+        store.add(&post("edge", day, "harbour strike"), &[4]).unwrap();
+        store.commit().unwrap();
+        assert_eq!(ids(&store, "harbour"), vec!["edge", "old"]);
+        // Two days on, the first post is more than a day behind the newest.
+        store.add(&post("new", 2 * day, "harbour strike"), &[4]).unwrap();
+        let stats = store.commit().unwrap();
+        assert_eq!(stats.retention_cutoff, Some(Timestamp(day * 60_000)));
+        assert_eq!(
+            ids(&store, "harbour"),
+            vec!["edge", "new"],
+            "exactly the post before the cutoff left"
+        );
+        let feed: u64 = store
+            .db()
+            .feed_minutes(4, 0, 3 * day)
+            .unwrap()
+            .iter()
+            .map(|(_, c)| c.posts as u64)
+            .sum();
+        assert_eq!(feed, 3, "aggregates keep the expired post");
+    }
+
+    #[test]
+    fn an_upstream_deletion_removes_the_post_at_the_next_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = Store::open(dir.path(), keep_all()).unwrap();
+        store.add(&post("keep", 5, "bridge closed"), &[2]).unwrap();
+        store.add(&post("gone", 6, "bridge closed"), &[2]).unwrap();
+        store.commit().unwrap();
+        store.delete("gone").unwrap();
+        assert_eq!(ids(&store, "bridge"), vec!["gone", "keep"], "not before the commit");
+        let stats = store.commit().unwrap();
+        assert_eq!(stats.deletions, 1);
+        assert_eq!(ids(&store, "bridge"), vec!["keep"]);
+        // A deletion may arrive before its post is committed (same batch).
+        store.add(&post("fast", 7, "bridge closed"), &[2]).unwrap();
+        store.delete("fast").unwrap();
+        store.commit().unwrap();
+        assert_eq!(ids(&store, "bridge"), vec!["keep"]);
+    }
+
+    #[test]
+    fn aggregates_count_sentiment_reposts_and_replies_per_feed_and_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = Store::open(dir.path(), keep_all()).unwrap();
+        let mut reply = post("r", 3, "meh");
+        reply.reply_to = Some("x".into());
+        reply.sentiment = Some(Sentiment {
+            compound: -0.6,
+            ..Default::default()
+        });
+        store.add(&reply, &[1, 2]).unwrap();
+        store.add(&post("p", 3, "great"), &[1]).unwrap();
+        store.add(&post("q", 3, "none"), &[]).unwrap();
+        store.commit().unwrap();
+        assert_eq!(
+            store.db().aggregates_dump().unwrap(),
+            vec![
+                "f 1 3 2 1 0 1 -1000 0 1",
+                "f 2 3 1 1 0 0 -6000 0 1",
+                "v 3 3 2 0 0 0 0 0 0",
+            ]
+        );
+    }
+}
