@@ -250,3 +250,127 @@ fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// Twelve days of posts with a three-day retention: the index keeps the
+/// last three days, the aggregates keep all twelve, epoch keys older than
+/// the seven-day linkage window are gone from the keyring (and listed in
+/// the database), and an upstream deletion removes its post.
+#[test]
+fn retention_key_expiry_and_upstream_deletions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let posts = dir.join("posts.jsonl");
+    check(
+        bin()
+            .args(["gen", "--posts", "12000", "--days", "12", "--seed", "5", "--out"])
+            .arg(&posts)
+            .output()
+            .unwrap(),
+        "gen",
+    );
+    // A deletion notice for the newest post (kept by retention), in a
+    // second input.
+    let text = std::fs::read_to_string(&posts).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let time_of = |v: &serde_json::Value| tidewatch_core::Timestamp::parse(v["created_at"].as_str().unwrap()).unwrap();
+    let mut by_time: Vec<&serde_json::Value> = lines.iter().collect();
+    by_time.sort_by_key(|v| time_of(v));
+    let (first, other) = (by_time[by_time.len() - 1], by_time[by_time.len() - 2]);
+    let deletions = dir.join("deletions.jsonl");
+    std::fs::write(
+        &deletions,
+        format!(
+            "{{\"delete\":{{\"id\":{},\"platform\":{},\"deleted_at\":null,\"source\":\"test\"}}}}\n",
+            first["id"], first["platform"]
+        ),
+    )
+    .unwrap();
+    let feeds = dir.join("feeds.toml");
+    std::fs::write(&feeds, FEEDS).unwrap();
+    let data = dir.join("data");
+    let out = check(
+        bin()
+            .arg("run")
+            .arg("--feeds")
+            .arg(&feeds)
+            .arg("--data")
+            .arg(&data)
+            .args(["--retention-days", "3"])
+            .arg(&posts)
+            .arg(&deletions)
+            .output()
+            .unwrap(),
+        "run",
+    );
+
+    let db = Db::open(&Store::db_path(&data)).unwrap();
+    let minutes: Vec<i64> = db
+        .aggregates_dump()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("v "))
+        .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
+        .collect();
+    let (oldest, newest) = (minutes[0], *minutes.last().unwrap());
+    assert!(
+        newest - oldest > 11 * 1440,
+        "aggregates span the 12 days: {oldest}..{newest}"
+    );
+    let total: i64 = db
+        .aggregates_dump()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("v "))
+        .map(|l| l.split(' ').nth(2).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(total, 12_000, "every post counted, expired or not");
+
+    let index = PostIndex::open(&Store::index_dir(&data), 32 << 20).unwrap();
+    let all = |from: Option<i64>, to: Option<i64>| {
+        index
+            .count(&SearchRequest {
+                query: Query::parse("-zzzqqqnothing").unwrap(),
+                from: from.map(tidewatch_core::Timestamp),
+                to: to.map(tidewatch_core::Timestamp),
+                feed: None,
+                limit: 1,
+            })
+            .unwrap()
+    };
+    // Retention runs in steps of an hour of event time.
+    let cutoff = (newest + 1 - 3 * 1440) * 60_000;
+    assert_eq!(
+        all(None, Some(cutoff - 3_600_000)),
+        0,
+        "posts older than 3 days left the index\n{out}"
+    );
+    let kept = all(None, None);
+    assert!(kept > 2_000 && kept < 4_000, "about 3 of 12 days kept: {kept}");
+
+    // Keys: none older than 7 days behind the newest post remains.
+    let ring: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("keyring.json")).unwrap()).unwrap();
+    let epochs: Vec<i64> = ring["epoch_keys"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.parse().unwrap())
+        .collect();
+    let newest_epoch = newest / 1440;
+    assert!(!epochs.is_empty());
+    assert!(
+        epochs.iter().all(|e| newest_epoch - e <= 8),
+        "epochs {epochs:?}, newest {newest_epoch}"
+    );
+    let deleted = db.deleted_epochs().unwrap();
+    assert!(deleted.len() >= 3, "deleted epochs recorded: {deleted:?}");
+    assert!(deleted.iter().all(|e| !epochs.contains(e)));
+
+    // The deleted post is gone; its neighbour in time is not.
+    let at = |v: &serde_json::Value| {
+        let t = time_of(v).0;
+        all(Some(t), Some(t + 1))
+    };
+    assert_eq!(at(other), 1, "the newest post but one is in the index");
+    assert_eq!(at(first), 0, "the deleted post left the index");
+}

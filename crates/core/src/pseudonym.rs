@@ -78,6 +78,9 @@ struct KeyringInner {
     rng: StdRng,
     /// Throw-away keys for late posts of deleted epochs. Never persisted.
     ephemeral: BTreeMap<i64, Key>,
+    /// Epochs deleted since the last [`Keyring::take_deleted`], so the
+    /// store can record when each key went (bounded; a day adds one).
+    deleted_log: Vec<i64>,
 }
 
 impl Keyring {
@@ -115,6 +118,7 @@ impl Keyring {
                 state,
                 rng,
                 ephemeral: BTreeMap::new(),
+                deleted_log: Vec::new(),
             }),
             generation: AtomicU64::new(0),
         }
@@ -164,6 +168,11 @@ impl Keyring {
         key
     }
 
+    /// The epochs whose keys [`Keyring::expire`] deleted since the last call.
+    pub fn take_deleted(&self) -> Vec<i64> {
+        std::mem::take(&mut self.lock().deleted_log)
+    }
+
     /// Deletes the keys of every epoch that ended more than the linkage
     /// window before `watermark`. Returns the epochs deleted.
     pub fn expire(&self, watermark: Timestamp) -> Vec<i64> {
@@ -176,6 +185,9 @@ impl Keyring {
         let deleted: Vec<i64> = std::mem::replace(&mut inner.state.epoch_keys, keep)
             .into_keys()
             .collect();
+        if inner.deleted_log.len() < 100_000 {
+            inner.deleted_log.extend_from_slice(&deleted);
+        }
         let moved = cutoff > inner.state.deleted_below;
         if moved {
             inner.state.deleted_below = cutoff;

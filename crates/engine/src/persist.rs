@@ -12,7 +12,7 @@ use crate::datadir::DataDir;
 use crate::decode::{Position, Resume};
 use crate::live::LiveFeeds;
 use crate::run::{MatchedPost, SinkError};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,7 +94,6 @@ pub struct Persister {
     data: DataDir,
     keyring: Arc<Keyring>,
     keyring_generation: Option<u64>,
-    epochs: BTreeSet<i64>,
     policy: CommitPolicy,
     last_commit: Instant,
     /// The first store error since the last commit: reported at the end of
@@ -113,7 +112,6 @@ impl Persister {
         policy: CommitPolicy,
     ) -> Result<Persister, StoreError> {
         let recorded_feeds = store.db().feeds()?;
-        let epochs = keyring.snapshot().epoch_keys.keys().copied().collect();
         Ok(Persister {
             store,
             inputs: paths
@@ -126,7 +124,6 @@ impl Persister {
             data,
             keyring,
             keyring_generation: None,
-            epochs,
             policy,
             last_commit: Instant::now(),
             error: None,
@@ -201,10 +198,7 @@ impl Persister {
                 .save_keyring(&self.keyring)
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;
             self.keyring_generation = Some(generation);
-            let now: BTreeSet<i64> = self.keyring.snapshot().epoch_keys.keys().copied().collect();
-            let deleted: Vec<i64> = self.epochs.difference(&now).copied().collect();
-            self.store.epochs_deleted(&deleted);
-            self.epochs = now;
+            self.store.epochs_deleted(&self.keyring.take_deleted());
         }
         let version = self.live.current().version();
         if self.feeds_version != Some(version) {

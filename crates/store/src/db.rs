@@ -23,6 +23,7 @@
 
 use crate::StoreError;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -152,9 +153,9 @@ pub struct AlertRow {
 /// Everything one store commit writes to SQLite.
 #[derive(Debug, Default)]
 pub struct CommitDelta {
-    pub feed_minutes: HashMap<(u32, i64), MinuteCounts>,
+    pub feed_minutes: FxHashMap<(u32, i64), MinuteCounts>,
     /// Per minute: (posts, matched).
-    pub volume_minutes: HashMap<i64, (i64, i64)>,
+    pub volume_minutes: FxHashMap<i64, (i64, i64)>,
     /// The full feed table, when it changed since the last commit.
     pub feeds: Option<Vec<FeedRow>>,
     pub alerts: Vec<AlertRow>,

@@ -126,7 +126,8 @@ fn schema() -> (Schema, Fields) {
 pub struct PostIndex {
     pub(crate) dir: PathBuf,
     pub(crate) index: Index,
-    pub(crate) writer: IndexWriter<TantivyDocument>,
+    /// `None` when opened with [`PostIndex::open_read_only`].
+    pub(crate) writer: Option<IndexWriter<TantivyDocument>>,
     pub(crate) reader: IndexReader,
     pub(crate) fields: Fields,
 }
@@ -161,10 +162,51 @@ impl PostIndex {
         Ok(PostIndex {
             dir: dir.to_path_buf(),
             index,
-            writer,
+            writer: Some(writer),
             reader,
             fields,
         })
+    }
+
+    /// Opens an existing index for searching only: no writer, so no
+    /// writer lock, and a search can run while `tidewatch run` writes to
+    /// the same index (it sees the last commit). A missing directory or
+    /// index is an error, never created.
+    pub fn open_read_only(dir: &Path) -> Result<PostIndex, StoreError> {
+        let err = |source: tantivy::TantivyError| StoreError::Index {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let directory = MmapDirectory::open(dir).map_err(|e| err(e.into()))?;
+        let index = Index::open(directory).map_err(err)?;
+        let (schema, fields) = schema();
+        if index.schema() != schema {
+            return Err(StoreError::Invalid(format!(
+                "{}: the index was written with another schema than this tidewatch reads",
+                dir.display()
+            )));
+        }
+        index.tokenizers().register(TOKENIZER_NAME, PostTokenizer::default());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(err)?;
+        Ok(PostIndex {
+            dir: dir.to_path_buf(),
+            index,
+            writer: None,
+            reader,
+            fields,
+        })
+    }
+
+    /// The writer, or an error for an index opened read-only.
+    fn writer(&mut self) -> Result<&mut IndexWriter<TantivyDocument>, StoreError> {
+        let dir = &self.dir;
+        self.writer
+            .as_mut()
+            .ok_or_else(|| StoreError::Invalid(format!("{}: the index was opened read-only", dir.display())))
     }
 
     pub(crate) fn err(&self, source: tantivy::TantivyError) -> StoreError {
@@ -222,13 +264,15 @@ impl PostIndex {
             doc.add_text(f.url, url);
         }
         doc.add_u64(f.batch, batch);
-        self.writer.add_document(doc).map_err(|e| self.err(e))?;
+        let opstamp = self.writer()?.add_document(doc);
+        opstamp.map_err(|e| self.err(e))?;
         Ok(())
     }
 
     /// Removes the post with this (keyed-hash) id, at the next commit.
     pub fn delete_id(&mut self, id: &str) -> Result<(), StoreError> {
-        self.writer.delete_term(Term::from_field_text(self.fields.id, id));
+        let term = Term::from_field_text(self.fields.id, id);
+        self.writer()?.delete_term(term);
         Ok(())
     }
 
@@ -239,14 +283,16 @@ impl PostIndex {
             Bound::Unbounded,
             Bound::Excluded(Term::from_field_i64(self.fields.created_at, t.0)),
         );
-        self.writer.delete_query(Box::new(query)).map_err(|e| self.err(e))?;
+        let opstamp = self.writer()?.delete_query(Box::new(query));
+        opstamp.map_err(|e| self.err(e))?;
         Ok(())
     }
 
     /// Removes every document added with this batch number (crash
     /// recovery), at the next commit.
     pub fn delete_batch(&mut self, batch: u64) -> Result<(), StoreError> {
-        self.writer.delete_term(Term::from_field_u64(self.fields.batch, batch));
+        let term = Term::from_field_u64(self.fields.batch, batch);
+        self.writer()?.delete_term(term);
         Ok(())
     }
 
@@ -259,7 +305,7 @@ impl PostIndex {
             path: dir.clone(),
             source,
         };
-        let mut prepared = self.writer.prepare_commit().map_err(err)?;
+        let mut prepared = self.writer()?.prepare_commit().map_err(err)?;
         prepared.set_payload(payload);
         prepared.commit().map_err(err)?;
         self.reader.reload().map_err(err)
@@ -273,6 +319,11 @@ impl PostIndex {
     /// The number of committed, non-deleted posts.
     pub fn num_docs(&self) -> u64 {
         self.reader.searcher().num_docs()
+    }
+
+    /// The number of segments searches visit (each adds per-query work).
+    pub fn segment_count(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
     }
 
     /// The total size in bytes of the files in the index directory.

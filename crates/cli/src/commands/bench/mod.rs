@@ -19,6 +19,7 @@ use tidewatch_ingest::Format;
 
 pub mod feeds;
 mod pipeline;
+mod search;
 
 #[derive(clap::Subcommand)]
 pub enum Bench {
@@ -37,9 +38,6 @@ pub enum Bench {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// The match stage alone: N generated feeds against generated,
-    /// enriched posts (tokenisation included), against an Aho-Corasick scan
-    /// of the feeds' literal strings.
     /// Decode + enrich + match + event-time windows end to end, against the
     /// same run's pipeline without feeds.
     Pipeline {
@@ -62,6 +60,31 @@ pub enum Bench {
         #[arg(long, default_value_t = 2000.0)]
         event_rate: f64,
     },
+    /// The whole `run` with the store (index, aggregates, checkpoints,
+    /// commits), against the same run without it.
+    Index {
+        /// Feeds to generate (as `bench feeds` does).
+        #[arg(long, default_value_t = 10_000)]
+        feeds: usize,
+        /// Posts to generate.
+        #[arg(long, default_value_t = 1_000_000)]
+        posts: u64,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where to keep the generated input (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Event-time rate of the stream in posts/s; 0 spreads the posts
+        /// over a whole simulated day.
+        #[arg(long, default_value_t = 2000.0)]
+        event_rate: f64,
+    },
+    /// The match stage alone: N generated feeds against generated,
+    /// enriched posts (tokenisation included), against an Aho-Corasick scan
+    /// of the feeds' literal strings.
     Feeds {
         /// Feeds to generate.
         #[arg(long, default_value_t = 10_000)]
@@ -77,6 +100,25 @@ pub enum Bench {
         /// Timed passes over the posts; the fastest is reported.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+    },
+    /// Query latency (p50/p99 per kind) over an index of generated posts,
+    /// built once into a cache directory the way `tidewatch run` builds it.
+    Search {
+        /// Posts in the index.
+        #[arg(long, default_value_t = 10_000_000)]
+        posts: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where the index is kept between runs (default:
+        /// `$XDG_CACHE_HOME` or `~/.cache`, then `tidewatch/bench-search-POSTS-SEED`).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Timed query runs in all, spread evenly over the fixed mix.
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+        /// Worker threads for building the index (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
     },
 }
 
@@ -106,6 +148,24 @@ pub fn run(b: Bench) -> Result<ExitCode> {
             let rate = (event_rate > 0.0).then_some(event_rate);
             pipeline::bench_pipeline(feeds, posts, threads.unwrap_or_else(default_threads), seed, dir, rate)
         }
+        Bench::Index {
+            feeds,
+            posts,
+            threads,
+            seed,
+            dir,
+            event_rate,
+        } => {
+            let rate = (event_rate > 0.0).then_some(event_rate);
+            pipeline::bench_index(feeds, posts, threads.unwrap_or_else(default_threads), seed, dir, rate)
+        }
+        Bench::Search {
+            posts,
+            seed,
+            cache,
+            queries,
+            threads,
+        } => search::bench_search(posts, seed, cache, queries, threads.unwrap_or_else(default_threads)),
     }
 }
 

@@ -1,9 +1,14 @@
 //! `tidewatch bench pipeline`: the whole `run` path — decode, enrich,
 //! match against N generated feeds, event-time windows — measured next to
 //! the same run's decode + enrich pipeline without feeds.
+//!
+//! `tidewatch bench index`: the same path with the store (index, aggregates,
+//! checkpoints, commits every two seconds), next to the same run without it.
 
 use super::feeds::generate_feeds;
 use super::generated_input;
+use crate::commands::run::open_store;
+use anyhow::Context;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,30 +18,124 @@ use tidewatch_core::pseudonym::{Keyring, PseudonymConfig};
 use tidewatch_core::redact::PublicAccounts;
 use tidewatch_core::window::{WindowConfig, WindowView};
 use tidewatch_core::Timestamp;
+use tidewatch_engine::datadir::DataDir;
 use tidewatch_engine::decode::DecodeOptions;
+use tidewatch_engine::decode::Position;
 use tidewatch_engine::feeds::FeedDef;
 use tidewatch_engine::ingest::{self, IngestConfig};
 use tidewatch_engine::live::LiveFeeds;
-use tidewatch_engine::run::{self, MatchedPost, RunConfig, RunSink};
+use tidewatch_engine::persist::{CommitPolicy, Persister};
+use tidewatch_engine::run::{self, MatchedPost, RunConfig, RunSink, SinkError};
 use tidewatch_ingest::Format;
 
-/// Counts what a run produces, and keeps nothing.
+/// Counts what a run produces; keeps it only when given a store.
 #[derive(Default)]
 struct Counter {
     posts: u64,
     matches: u64,
     windows: u64,
+    persist: Option<Persister>,
 }
 
 impl RunSink for Counter {
     fn post(&mut self, post: &MatchedPost) {
         self.posts += 1;
         self.matches += post.feeds.len() as u64;
+        if let Some(p) = &mut self.persist {
+            p.post(post);
+        }
     }
 
     fn window(&mut self, _window: &WindowView<'_>) {
         self.windows += 1;
     }
+
+    fn batch_end(&mut self, at: &Position, finished: &[Position]) -> Result<(), SinkError> {
+        match &mut self.persist {
+            Some(p) => p.batch_end(at, finished),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `bench index`: the run with the store against the run without it.
+pub fn bench_index(
+    feeds: usize,
+    posts: u64,
+    threads: usize,
+    seed: u64,
+    dir: Option<PathBuf>,
+    event_rate: Option<f64>,
+) -> Result<ExitCode> {
+    let tmp = tempfile::tempdir()?;
+    let input = generated_input(dir.as_deref().unwrap_or(tmp.path()), posts, seed, event_rate)?;
+    let defs: Vec<FeedDef> = generate_feeds(feeds, seed)
+        .into_iter()
+        .map(|(name, query)| FeedDef { name, query })
+        .collect();
+    let keyring = Arc::new(Keyring::new(PseudonymConfig::default()));
+    let cfg = RunConfig {
+        decode: DecodeOptions {
+            format: Some(Format::Canonical),
+            ..Default::default()
+        },
+        threads,
+        keyring: keyring.clone(),
+        public_accounts: Arc::new(PublicAccounts::default()),
+        undated_time: Timestamp(0),
+        window: WindowConfig::default(),
+    };
+    let paths = [input];
+
+    // Without the store.
+    let live = LiveFeeds::new(&defs)?;
+    let mut plain = Counter::default();
+    let base = run::run(&paths, &cfg, &live, &mut plain, &mut |_| {}).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let base_rate = base.progress.posts as f64 / base.progress.elapsed.as_secs_f64();
+
+    // With it: a fresh data directory, retention off (the posts span a day).
+    let data_path = tmp.path().join("data");
+    let data = DataDir::open(&data_path)?;
+    let (persist, live, _) = open_store(&data, &paths, &defs, &keyring, 0, CommitPolicy::default())?;
+    let mut stored = Counter {
+        persist: Some(persist),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let with = run::run(&paths, &cfg, &live, &mut stored, &mut |_| {}).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut persist = stored.persist.take().context("the store sink")?;
+    persist.commit()?;
+    let secs = start.elapsed().as_secs_f64();
+    let rate = with.progress.posts as f64 / secs;
+    let index_bytes = persist.store().index().size_bytes();
+    let db_bytes: u64 = ["tidewatch.db", "tidewatch.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(data_path.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    let per_million = |b: u64| (b as f64 * 1e6 / with.progress.posts.max(1) as f64).round();
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "index",
+            "stages": "decode + enrich + match + windows + index + aggregates + commits (every 2 s)",
+            "posts": with.progress.posts,
+            "feeds": defs.len(),
+            "threads": threads,
+            "event_rate_posts_per_s": event_rate,
+            "seconds": secs,
+            "posts_per_s": rate.round(),
+            "commits": persist.totals().seq,
+            "index_bytes": index_bytes,
+            "index_bytes_per_million_posts": per_million(index_bytes),
+            "db_bytes": db_bytes,
+            "matches_per_post": stored.matches as f64 / stored.posts.max(1) as f64,
+            "baseline": "the same run without the store, same process",
+            "baseline_posts_per_s": base_rate.round(),
+            "ratio": rate / base_rate,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn bench_pipeline(
