@@ -212,6 +212,7 @@ impl Persister {
         self.totals.seq = stats.seq;
         self.totals.posts += stats.posts;
         self.totals.deletions += stats.deletions;
+        self.totals.duplicates += stats.duplicates;
         self.totals.retention_cutoff = stats.retention_cutoff.or(self.totals.retention_cutoff);
         Ok(stats)
     }

@@ -23,9 +23,11 @@
 //! - [`search`]: the feed query language translated to tantivy queries, with
 //!   histograms and streaming export;
 //! - [`db`]: the SQLite schema and its transactions ([`db::Db`]);
+//! - [`dedup`]: the Bloom filter that keeps a post from being stored twice;
 //! - [`Store`]: both, committed together, with crash recovery.
 
 pub mod db;
+pub mod dedup;
 pub mod index;
 pub mod search;
 mod store;

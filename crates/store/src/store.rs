@@ -16,8 +16,10 @@
 //! counted and indexed exactly once.
 
 use crate::db::{AlertRow, Checkpoint, CommitDelta, Db, FeedRow, MinuteCounts};
+use crate::dedup::IdFilter;
 use crate::index::PostIndex;
 use crate::StoreError;
+use rustc_hash::FxHashSet;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tidewatch_core::query::SentimentClass;
@@ -62,6 +64,8 @@ pub struct CommitStats {
     pub seq: u64,
     pub posts: u64,
     pub deletions: u64,
+    /// Posts not stored because their id already was.
+    pub duplicates: u64,
     /// Set when this commit applied retention up to this time.
     pub retention_cutoff: Option<Timestamp>,
 }
@@ -79,6 +83,11 @@ pub struct Store {
     pending_deletions: u64,
     newest: Option<Timestamp>,
     retention_applied: Option<Timestamp>,
+    /// Every id in the index or in the open commit (see [`crate::dedup`]).
+    ids: IdFilter,
+    /// The ids added since the last commit (not yet searchable).
+    pending_ids: FxHashSet<String>,
+    pending_duplicates: u64,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -130,6 +139,7 @@ impl Store {
                 data_dir.display()
             )));
         }
+        let ids = id_filter(&index)?;
         Ok((
             Store {
                 dir: data_dir.to_path_buf(),
@@ -142,6 +152,9 @@ impl Store {
                 pending_deletions: 0,
                 newest: None,
                 retention_applied: None,
+                ids,
+                pending_ids: FxHashSet::default(),
+                pending_duplicates: 0,
             },
             recovery,
         ))
@@ -170,8 +183,17 @@ impl Store {
     }
 
     /// Adds a post (enriched, redacted) that matched `feeds`: indexed, and
-    /// counted in the per-minute aggregates of its event time.
+    /// counted in the per-minute aggregates of its event time. A post whose
+    /// id is already stored is a duplicate: it is skipped and counted.
     pub fn add(&mut self, post: &Post, feeds: &[u32]) -> Result<(), StoreError> {
+        if self.ids.may_contain(post.id.as_bytes())
+            && (self.pending_ids.contains(&post.id) || self.index.contains_id(&post.id)?)
+        {
+            self.pending_duplicates += 1;
+            return Ok(());
+        }
+        self.ids.insert(post.id.as_bytes());
+        self.pending_ids.insert(post.id.clone());
         self.index.add(post, feeds, self.seq + 1)?;
         self.pending_posts += 1;
         let Some(t) = post.created_at else {
@@ -237,6 +259,7 @@ impl Store {
             seq,
             posts: self.pending_posts,
             deletions: self.pending_deletions,
+            duplicates: self.pending_duplicates,
             retention_cutoff: None,
         };
         if let (Some(keep), Some(newest)) = (self.config.retention_ms, self.newest) {
@@ -256,8 +279,20 @@ impl Store {
         self.pending = CommitDelta::default();
         self.pending_posts = 0;
         self.pending_deletions = 0;
+        self.pending_duplicates = 0;
+        self.pending_ids.clear();
+        if self.ids.is_full() {
+            self.ids = id_filter(&self.index)?;
+        }
         Ok(stats)
     }
+}
+
+/// A duplicate filter holding every id of the index, with room to grow.
+fn id_filter(index: &PostIndex) -> Result<IdFilter, StoreError> {
+    let mut ids = IdFilter::with_capacity(index.num_docs() * 2 + 1_000_000);
+    index.for_each_id(&mut |id| ids.insert(id))?;
+    Ok(ids)
 }
 
 fn payload(seq: u64) -> String {
@@ -434,6 +469,30 @@ mod tests {
         store.delete("fast").unwrap();
         store.commit().unwrap();
         assert_eq!(ids(&store, "bridge"), vec!["keep"]);
+    }
+
+    #[test]
+    fn a_post_stored_before_is_not_stored_or_counted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut store, _) = Store::open(dir.path(), keep_all()).unwrap();
+            store.add(&post("a", 1, "tide"), &[1]).unwrap();
+            store.add(&post("a", 1, "tide"), &[1]).unwrap();
+            assert_eq!(store.commit().unwrap().duplicates, 1, "within a commit");
+            store.add(&post("a", 1, "tide"), &[1]).unwrap();
+            store.add(&post("b", 1, "tide"), &[1]).unwrap();
+            assert_eq!(store.commit().unwrap().duplicates, 1, "against the index");
+        }
+        // Another run, another input holding the same posts.
+        let (mut store, _) = Store::open(dir.path(), keep_all()).unwrap();
+        store.add(&post("b", 1, "tide"), &[1]).unwrap();
+        store.add(&post("c", 1, "tide"), &[1]).unwrap();
+        assert_eq!(store.commit().unwrap().duplicates, 1, "after reopening");
+        assert_eq!(ids(&store, "tide"), vec!["a", "b", "c"]);
+        assert_eq!(
+            store.db().aggregates_dump().unwrap(),
+            vec!["f 1 1 3 0 0 3 15000 0 0", "v 1 3 3 0 0 0 0 0 0"]
+        );
     }
 
     #[test]

@@ -289,11 +289,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     let totals_store = persist.totals();
     println!(
-        "stored in {}: commit {}, {} posts indexed ({} in the index), {} deletions applied{}",
+        "stored in {}: commit {}, {} posts indexed ({} in the index), {} already stored before (skipped), {} deletions applied{}",
         data.path().display(),
         committed.seq,
         thousands(totals_store.posts),
         thousands(persist.store().index().num_docs()),
+        thousands(totals_store.duplicates),
         thousands(totals_store.deletions),
         totals_store
             .retention_cutoff

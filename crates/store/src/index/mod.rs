@@ -317,6 +317,38 @@ impl PostIndex {
     }
 
     /// The number of committed, non-deleted posts.
+    /// Calls `each` with the id of every committed post (and of deleted
+    /// posts not yet merged away), segment by segment: what the store's
+    /// duplicate filter is built from.
+    pub fn for_each_id(&self, each: &mut dyn FnMut(&[u8])) -> Result<(), StoreError> {
+        let searcher = self.reader.searcher();
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(self.fields.id).map_err(|e| self.err(e))?;
+            let mut terms = inverted
+                .terms()
+                .stream()
+                .map_err(|e| self.err(tantivy::TantivyError::from(e)))?;
+            while terms.advance() {
+                each(terms.key());
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a committed, undeleted post has this id.
+    pub fn contains_id(&self, id: &str) -> Result<bool, StoreError> {
+        let query = tantivy::query::TermQuery::new(
+            Term::from_field_text(self.fields.id, id),
+            tantivy::schema::IndexRecordOption::Basic,
+        );
+        let n = self
+            .reader
+            .searcher()
+            .search(&query, &tantivy::collector::Count)
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
     pub fn num_docs(&self) -> u64 {
         self.reader.searcher().num_docs()
     }

@@ -13,7 +13,8 @@
 //! | wildcard `climat*`, `c*mate`, `wom?n` | the set of `text` terms matching the pattern (read from each segment's term dictionary) | yes |
 //! | `"exact phrase"` | phrase query, each word offset by the positions the previous words span (a tag such as `#東京2020` spans several) | yes |
 //! | `"phrase"~n`, phrase with a wildcard word | AND of its words | no: verified |
-//! | `a NEAR/n b` | AND of both operands | no: verified |
+//! | `a NEAR/n b`, two different plain words | the phrases `a b` and `b a`, each with slop n | yes |
+//! | other `NEAR/n` | AND of both operands | no: verified |
 //! | `lang:`, `platform:`, `domain:`, `sentiment:`, `is:` | one term on an exact key field (see [`crate::index`]) | yes |
 //! | `AND`, `OR` | boolean query | if every child is |
 //! | `NOT x`, `-x` | must-not `x` (next to "all" when nothing else is required) | if `x` is; else "all", verified |
@@ -64,7 +65,10 @@ pub(crate) fn translate(node: &Node, searcher: &Searcher, fields: &Fields) -> ta
                 }
             }
         },
-        Node::Near { left, right, .. } => {
+        Node::Near { left, right, distance } => {
+            if let Some(query) = near_words(left, right, *distance, fields.text) {
+                return Ok(Translated::exact(query));
+            }
             let left = translate(left, searcher, fields)?;
             let right = translate(right, searcher, fields)?;
             Translated {
@@ -152,6 +156,47 @@ fn phrase_offsets(words: &[Pattern], slop: u32) -> Option<Vec<usize>> {
         next += span_of(w)?;
     }
     Some(offsets)
+}
+
+/// `a NEAR/n b` for two different words that each cover one position:
+/// the phrase `a b` or the phrase `b a`, each with slop `n`.
+///
+/// Why this is exact: tantivy's two-word phrase with slop `n` matches when
+/// `|pos(a) - (pos(b) - 1)| <= n`. With `d = pos(b) - pos(a)`, the two
+/// phrases together accept `|d - 1| <= n` or `|d + 1| <= n`, which for
+/// `d != 0` is exactly NEAR's `|d| - 1 <= n` (at most `n` positions
+/// between). `d` is never 0: the tokeniser gives every plain word its own
+/// position (only a tag shares its position, and a tag is not a plain
+/// word). Without slop (`NEAR/0`) tantivy requires adjacency, `d = ±1`,
+/// which is again exactly NEAR/0.
+fn near_words(left: &Node, right: &Node, distance: u32, text: IndexField) -> Option<Box<dyn Query>> {
+    let (Node::Term(Pattern::Exact(a)), Node::Term(Pattern::Exact(b))) = (left, right) else {
+        return None;
+    };
+    if a == b || !is_plain_word(a) || !is_plain_word(b) {
+        return None;
+    }
+    let phrase = |x: &str, y: &str| -> (Occur, Box<dyn Query>) {
+        let mut q = PhraseQuery::new(vec![Term::from_field_text(text, x), Term::from_field_text(text, y)]);
+        q.set_slop(distance);
+        (Occur::Should, Box::new(q))
+    };
+    Some(Box::new(BooleanQuery::new(vec![phrase(a, b), phrase(b, a)])))
+}
+
+/// Whether `word` is one plain token covering one position (a word or a
+/// CJK character, no tag).
+fn is_plain_word(word: &str) -> bool {
+    let t = tokenized(word);
+    match t.tokens() {
+        [only] => {
+            matches!(only.kind, TokenKind::Word | TokenKind::Cjk)
+                && only.position == 0
+                && only.last_position == 0
+                && t.text(only) == word
+        }
+        _ => false,
+    }
 }
 
 /// The number of positions a token with this text covers.
