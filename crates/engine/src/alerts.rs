@@ -8,8 +8,10 @@
 //! once: a restart does not re-emit what was already recorded.
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::collections::{BTreeMap, HashSet};
-use tidewatch_core::spike::{Spike, SpikeConfig, SpikeDetector, SpikeEvent};
+use tidewatch_core::spike::explain::{Driver, SpikeExplainer};
+use tidewatch_core::spike::{Spike, SpikeConfig, SpikeDetector, SpikeEvent, SpikeId};
 use tidewatch_core::window::{Resolution, WindowView};
 use tidewatch_core::Timestamp;
 use tidewatch_store::db::{AlertRow, Db};
@@ -24,6 +26,9 @@ pub struct AlertRecord {
     pub kind: String,
     pub feed_name: String,
     pub spike: Spike,
+    /// What is over-represented in the spike's minutes, strongest first.
+    #[serde(default)]
+    pub why: Vec<Driver>,
 }
 
 /// The stable id of a spike of feed `name` starting at `onset`.
@@ -53,9 +58,10 @@ impl AlertLog {
         })
     }
 
-    /// Records a detector event for feed `feed_name`; returns the record if
-    /// it is new (not recorded before, by this run or an earlier one).
-    pub fn record(&mut self, event: &SpikeEvent, feed_name: &str) -> Option<AlertRecord> {
+    /// Records a detector event for feed `feed_name`, with what drove it;
+    /// returns the record if it is new (not recorded before, by this run or
+    /// an earlier one).
+    pub fn record(&mut self, event: &SpikeEvent, feed_name: &str, why: &[Driver]) -> Option<AlertRecord> {
         let (kind, spike) = match event {
             SpikeEvent::Opened(s) => ("opened", s),
             SpikeEvent::Closed(s) => ("closed", s),
@@ -69,6 +75,7 @@ impl AlertLog {
             kind: kind.into(),
             feed_name: feed_name.into(),
             spike: spike.clone(),
+            why: why.to_vec(),
         };
         self.pending.push(AlertRow {
             id: rec.id.clone(),
@@ -90,6 +97,9 @@ impl AlertLog {
 /// alert log: what a [`RunSink`](crate::run::RunSink) calls for each window.
 pub struct SpikeAlerts {
     detector: SpikeDetector,
+    explainer: SpikeExplainer,
+    /// The drivers of each open spike, found when it opened.
+    why: HashMap<SpikeId, Vec<Driver>>,
     log: AlertLog,
     events: Vec<SpikeEvent>,
 }
@@ -98,6 +108,8 @@ impl SpikeAlerts {
     pub fn new(config: SpikeConfig, log: AlertLog) -> SpikeAlerts {
         SpikeAlerts {
             detector: SpikeDetector::new(config),
+            explainer: SpikeExplainer::new(),
+            why: HashMap::new(),
             log,
             events: Vec::new(),
         }
@@ -109,10 +121,22 @@ impl SpikeAlerts {
         if w.resolution() != Resolution::Minute {
             return Vec::new();
         }
+        self.explainer.observe(w);
         self.detector.observe(w.feed(), w.start(), w.count(), &mut self.events);
         let mut new = Vec::new();
         for ev in std::mem::take(&mut self.events) {
-            if let Some(rec) = self.log.record(&ev, &name_of(ev.spike().feed)) {
+            let s = ev.spike();
+            // Explained when it opens (its minutes are still recent); the
+            // closing record repeats that explanation.
+            let why = match &ev {
+                SpikeEvent::Opened(_) => {
+                    let why = self.explainer.explain(s.feed, s.onset, s.detected_at);
+                    self.why.insert(s.id, why.clone());
+                    why
+                }
+                SpikeEvent::Closed(_) => self.why.remove(&s.id).unwrap_or_default(),
+            };
+            if let Some(rec) = self.log.record(&ev, &name_of(s.feed), &why) {
                 new.push(rec);
             }
         }
@@ -126,13 +150,29 @@ impl SpikeAlerts {
 }
 
 impl AlertRecord {
+    /// `; why: bridge, #bridgecollapse, news.example` (empty without drivers).
+    pub fn why_text(&self) -> String {
+        if self.why.is_empty() {
+            return String::new();
+        }
+        let labels: Vec<String> = self.why.iter().take(5).map(Driver::label).collect();
+        format!("; why: {}", labels.join(", "))
+    }
+
     /// One line for a terminal.
     pub fn summary(&self) -> String {
         let s = &self.spike;
         match self.kind.as_str() {
             "opened" => format!(
-                "ALERT {} feed {:?}: spike from {} — {} posts/min against {:.1} expected (x{:.1}, p=1e{:.0})",
-                self.id, self.feed_name, s.onset, s.peak_count, s.peak_expected, s.magnitude, s.log10_p
+                "ALERT {} feed {:?}: spike from {} — {} posts/min against {:.1} expected (x{:.1}, p=1e{:.0}){}",
+                self.id,
+                self.feed_name,
+                s.onset,
+                s.peak_count,
+                s.peak_expected,
+                s.magnitude,
+                s.log10_p,
+                self.why_text()
             ),
             _ => format!(
                 "ended {} feed {:?}: {} .. {}, peak {} posts/min at {} (x{:.1}), {} posts against {:.0} expected",
@@ -209,14 +249,20 @@ mod tests {
         };
         {
             let mut log = AlertLog::open(&db).unwrap();
-            assert!(log.record(&opened, "quakes").is_some());
-            assert!(log.record(&opened, "quakes").is_none());
+            assert!(log.record(&opened, "quakes", &[]).is_some());
+            assert!(log.record(&opened, "quakes", &[]).is_none());
             commit(&mut db, 1, &mut log);
         }
         let mut log = AlertLog::open(&db).unwrap();
-        assert!(log.record(&opened, "quakes").is_none(), "a restart does not re-emit");
-        assert!(log.record(&closed, "quakes").is_some());
-        assert!(log.record(&opened, "floods").is_some(), "another feed, another alert");
+        assert!(
+            log.record(&opened, "quakes", &[]).is_none(),
+            "a restart does not re-emit"
+        );
+        assert!(log.record(&closed, "quakes", &[]).is_some());
+        assert!(
+            log.record(&opened, "floods", &[]).is_some(),
+            "another feed, another alert"
+        );
         commit(&mut db, 2, &mut log);
         let alerts = current_alerts(&db, None).unwrap();
         assert_eq!(alerts.len(), 2);

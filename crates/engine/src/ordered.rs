@@ -38,37 +38,44 @@ where
             let in_rx = in_rx.clone();
             let out_tx = out_tx.clone();
             let make_worker = &make_worker;
-            s.spawn(move || {
-                let mut work = make_worker();
-                for (seq, batch) in in_rx {
-                    if out_tx.send((seq, work(batch))).is_err() {
-                        break;
+            // Named, so a profile tells the stages apart.
+            let spawned = thread::Builder::new()
+                .name("tw-worker".into())
+                .spawn_scoped(s, move || {
+                    let mut work = make_worker();
+                    for (seq, batch) in in_rx {
+                        if out_tx.send((seq, work(batch))).is_err() {
+                            break;
+                        }
                     }
-                }
-            });
+                });
+            spawned.expect("spawning a worker thread");
         }
         drop(out_tx);
         drop(in_rx);
-        let consumer = s.spawn(move || {
-            let mut next = 0u64;
-            let mut pending = BTreeMap::new();
-            let mut result = Ok(());
-            for (seq, out) in out_rx {
-                if result.is_err() {
-                    continue; // drain so workers can finish
-                }
-                pending.insert(seq, out);
-                while let Some(out) = pending.remove(&next) {
-                    next += 1;
-                    if let Err(e) = consume(out) {
-                        result = Err(e);
-                        let _ = stop_tx.try_send(());
-                        break;
+        let consumer = thread::Builder::new()
+            .name("tw-consumer".into())
+            .spawn_scoped(s, move || {
+                let mut next = 0u64;
+                let mut pending = BTreeMap::new();
+                let mut result = Ok(());
+                for (seq, out) in out_rx {
+                    if result.is_err() {
+                        continue; // drain so workers can finish
+                    }
+                    pending.insert(seq, out);
+                    while let Some(out) = pending.remove(&next) {
+                        next += 1;
+                        if let Err(e) = consume(out) {
+                            result = Err(e);
+                            let _ = stop_tx.try_send(());
+                            break;
+                        }
                     }
                 }
-            }
-            result
-        });
+                result
+            });
+        let consumer = consumer.expect("spawning the consumer thread");
         let mut seq = 0u64;
         let r = produce(&mut |batch| {
             if !stop_rx.is_empty() {

@@ -15,20 +15,28 @@
 //!    the unanchored feeds that must see every post (see below);
 //! 3. walks the bitset in index order and verifies each candidate with its
 //!    compiled query ([`verify`]), which reads the stamps instead of
-//!    scanning tokens. Matches are set in a second bitset, by id rank, so
-//!    the ids come out sorted without a sort.
+//!    scanning tokens. Matches are set in a second bitset, by output slot
+//!    (the feed id itself when ids are dense, else its rank among the
+//!    ids), so the ids come out sorted without a sort. Both bitsets have a
+//!    summary level, so walking a few hundred set bits among 100k costs
+//!    per set word, not per word.
 //!
 //! Feeds are numbered internally so that feeds indexed under the same
 //! anchor are neighbours: a post's candidates then form a few runs, and
 //! their programs and counters are read from memory in sequence instead
-//! of one cache miss each (with 100k feeds, this is most of the cost).
+//! of one cache miss each (with 100k feeds, this is most of the cost). For
+//! the same reason, what the verify stage needs per candidate (program
+//! start, output slot) is packed in one 8-byte [`Unit`].
 //!
 //! **Direct feeds** skip verification: a query that is a term, an `AND` of
 //! exact words, or an `OR` of those (`climate`, `#aurora OR corvex`,
 //! `flood warning`) is indexed by this module itself, one entry per
 //! disjunct, under the disjunct's rarest word with the others as the rest
-//! of its set (a wildcard term under the wildcard itself). An entry whose
-//! set is complete *is* a match.
+//! of its set (a wildcard term under the wildcard itself). Such an entry
+//! is *sure*: when its set is complete, the feed matches. An `OR` with
+//! only some such disjuncts (`"climate change" OR corvex`) gets sure
+//! entries for those and ordinary entries for the others, so a post with
+//! `corvex` skips verification too.
 //!
 //! Identical queries (many users watching the same brand) are compiled,
 //! indexed and verified once; a match is reported for every feed with it.
@@ -92,6 +100,31 @@ fn filter_bit(h: u64) -> usize {
 /// An anchor in a set: a term id, or a prefix id with this bit set.
 const PREFIX_BIT: u32 = 1 << 31;
 
+/// Marks an index entry whose complete set proves a match (see the module
+/// doc): set on the entry's unit index.
+const SURE_BIT: u32 = 1 << 31;
+
+/// Marks [`Unit::out`] as an index into [`FeedMatcher::shared`].
+const SHARED_BIT: u32 = 1 << 31;
+
+/// Feed ids are used as output slots directly when the largest is below
+/// this many times the number of feeds (plus a little): the output bitset
+/// stays small, and reporting a match needs no lookup.
+const DENSE_FACTOR: u64 = 4;
+
+/// What the verify stage reads per candidate, packed in 8 bytes so that
+/// neighbouring units (candidates come in anchor clusters) share a cache
+/// line: with 100k feeds, separate arrays meant a cache miss each.
+#[derive(Clone, Copy, Debug)]
+struct Unit {
+    /// Where the unit's program starts in [`FeedMatcher::code`].
+    prog: u32,
+    /// The output slot of its feed; with [`SHARED_BIT`], the index of its
+    /// feeds' slots in [`FeedMatcher::shared`] (a query several feeds
+    /// share, the rare case).
+    out: u32,
+}
+
 /// A feed to compile: the caller's stable id, a name, and its query.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeedSpec {
@@ -104,6 +137,9 @@ pub struct FeedSpec {
 #[derive(Clone, Debug)]
 struct Wildcard {
     pattern: Box<[u8]>,
+    /// The pattern is its indexed prefix and one final `*` (`climat*`, the
+    /// common wildcard): every token with the prefix matches, no glob.
+    any_suffix: bool,
 }
 
 /// An index entry: `feed` becomes a candidate when the entry's anchor is
@@ -201,16 +237,23 @@ pub struct FeedMatcher {
     /// Distinguishes matchers, so a scratch knows when it must re-bind.
     instance: u64,
     /// Per internal index (a distinct query; clustered by anchor): the ids
-    /// of the feeds with that query, and their ranks among all ids.
+    /// of the feeds with that query (for statistics only).
     unit_ids: Arc<Lists<u32>>,
-    unit_ranks: Lists<u32>,
+    /// Per internal index: what verifying and reporting it needs.
+    units: Vec<Unit>,
+    /// The output slots of units shared by several feeds.
+    shared: Lists<u32>,
+    /// Feed ids by output slot, or empty when a slot *is* the id.
+    slot_ids: Vec<u32>,
+    /// The number of output slots.
+    n_slots: usize,
     /// Feed ids in ascending order, and their names.
     sorted_ids: Vec<u32>,
     names: Vec<String>,
-    /// Every feed's compiled query, and where each starts.
+    /// Every feed's compiled query.
     code: Code,
-    starts: Vec<u32>,
-    /// Bit per feed: a candidate is a match (see the module doc).
+    /// Bit per unit: the query is direct (see the module doc; at match
+    /// time, its entries being sure is what skips verification).
     direct: Vec<u64>,
     /// Every exact word of every query.
     terms: StrTable,
@@ -279,11 +322,14 @@ impl Resolve for Builder {
                     return Word::Wild(id);
                 }
                 let id = self.wilds.len() as u32;
+                let literal = pattern.literal_prefix();
+                let indexed = truncate(literal);
                 self.wilds.push(Wildcard {
                     pattern: p.as_bytes().into(),
+                    any_suffix: indexed.len() + 1 == p.len() && p.ends_with('*'),
                 });
                 self.wild_ids.insert(p.clone(), id);
-                let prefix = self.prefix_id(pattern.literal_prefix());
+                let prefix = self.prefix_id(literal);
                 self.prefix_wilds[prefix as usize].push(id);
                 Word::Wild(id)
             }
@@ -316,24 +362,59 @@ enum Disjunct<'a> {
 /// `OR` of those): such a query matches exactly when one disjunct is
 /// present.
 fn direct_disjuncts(node: &Node) -> Option<Vec<Disjunct<'_>>> {
-    fn one(node: &Node) -> Option<Disjunct<'_>> {
-        match node {
-            Node::Term(p) => Some(Disjunct::Term(p)),
-            Node::And(children) => children
-                .iter()
-                .map(|c| match c {
-                    Node::Term(Pattern::Exact(w)) => Some(w.as_str()),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()
-                .map(Disjunct::All),
-            _ => None,
-        }
-    }
     match node {
         Node::Or(children) => children.iter().map(one).collect(),
         other => one(other).map(|d| vec![d]),
     }
+}
+
+/// A node that matches exactly when its words are present: a term, or an
+/// `AND` of exact words.
+fn one(node: &Node) -> Option<Disjunct<'_>> {
+    match node {
+        Node::Term(p) => Some(Disjunct::Term(p)),
+        Node::And(children) => children
+            .iter()
+            .map(|c| match c {
+                Node::Term(Pattern::Exact(w)) => Some(w.as_str()),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(Disjunct::All),
+        _ => None,
+    }
+}
+
+/// A disjunct of an `OR` that is not direct as a whole.
+enum Part<'a> {
+    /// Present means matched.
+    Sure(Disjunct<'a>),
+    /// Needs verification; present only if one of these sets is.
+    Verify(Vec<Vec<Anchor>>),
+}
+
+/// The disjuncts of an `OR` with at least one direct disjunct and every
+/// disjunct anchored (`"climate change" OR corvex`): a post containing
+/// `corvex` needs no verification.
+fn partly_direct(node: &Node) -> Option<Vec<Part<'_>>> {
+    let Node::Or(children) = node else {
+        return None;
+    };
+    let mut any_sure = false;
+    let parts = children
+        .iter()
+        .map(|c| match one(c) {
+            Some(d) => {
+                any_sure = true;
+                Some(Part::Sure(d))
+            }
+            None => match Anchors::of(c) {
+                Anchors::AnyOf(sets) => Some(Part::Verify(sets)),
+                Anchors::Unanchored => None,
+            },
+        })
+        .collect::<Option<Vec<_>>>()?;
+    any_sure.then_some(parts)
 }
 
 /// The field an unanchored query can be gated by: the query itself if it
@@ -402,9 +483,30 @@ impl Indexer<'_> {
         *self.costs.entry(a.clone()).or_insert_with(|| stats.cost(a))
     }
 
+    /// Indexes a disjunct of `feed` whose presence proves a match.
+    fn add_sure(&mut self, b: &mut Builder, feed: u32, d: Disjunct<'_>) {
+        match d {
+            Disjunct::Term(p) => {
+                let posting = Posting {
+                    feed: feed | SURE_BIT,
+                    rest_start: 0,
+                    rest_len: 0,
+                };
+                match b.word(p) {
+                    Word::Term(id) => self.by_term.add(id, posting),
+                    Word::Wild(id) => self.by_wild.add(id, posting),
+                }
+            }
+            Disjunct::All(words) => {
+                let set: Vec<Anchor> = words.iter().map(|w| Anchor::Token(w.to_string())).collect();
+                self.add_set(b, feed, &set, true);
+            }
+        }
+    }
+
     /// Indexes `feed` under the rarest anchor of `set`, the others as the
     /// rest of the entry.
-    fn add_set(&mut self, b: &mut Builder, feed: u32, set: &[Anchor]) {
+    fn add_set(&mut self, b: &mut Builder, feed: u32, set: &[Anchor], sure: bool) {
         let mut best = 0;
         let mut best_cost = f64::INFINITY;
         for (i, a) in set.iter().enumerate() {
@@ -422,7 +524,7 @@ impl Indexer<'_> {
             }
         }
         let posting = Posting {
-            feed,
+            feed: if sure { feed | SURE_BIT } else { feed },
             rest_start,
             rest_len: self.rest.len() as u32 - rest_start,
         };
@@ -490,6 +592,28 @@ impl FeedMatcher {
             id_lists.push(ranks.iter().map(|&r| feeds[r as usize].id).collect::<Vec<u32>>());
             rank_lists.push(ranks.clone());
         }
+        // Output slots: the ids themselves when they are dense enough
+        // (the usual case: ids handed out in sequence), else ranks.
+        let max_id = sorted_ids.last().map_or(0, |&id| id as u64);
+        let dense = max_id < DENSE_FACTOR * sorted_ids.len() as u64 + 4096;
+        let slot = |rank: u32| if dense { sorted_ids[rank as usize] } else { rank };
+        let n_slots = if dense {
+            sorted_ids.last().map_or(0, |&id| id as usize + 1)
+        } else {
+            sorted_ids.len()
+        };
+        let mut shared_lists: Vec<Vec<u32>> = Vec::new();
+        let mut units_out: Vec<u32> = Vec::with_capacity(rank_lists.len());
+        for ranks in &rank_lists {
+            let slots: Vec<u32> = ranks.iter().map(|&r| slot(r)).collect();
+            match slots[..] {
+                [one] if one & SHARED_BIT == 0 => units_out.push(one),
+                _ => {
+                    units_out.push(shared_lists.len() as u32 | SHARED_BIT);
+                    shared_lists.push(slots);
+                }
+            }
+        }
         let mut code = Code::default();
         let mut starts = Vec::with_capacity(queries.len());
         let mut direct = vec![0u64; queries.len().div_ceil(64)];
@@ -501,21 +625,20 @@ impl FeedMatcher {
             if let Some(disjuncts) = direct_disjuncts(query.root()) {
                 direct[index as usize / 64] |= 1 << (index % 64);
                 for d in disjuncts {
-                    match d {
-                        Disjunct::Term(p) => {
-                            let posting = Posting {
-                                feed: index,
-                                rest_start: 0,
-                                rest_len: 0,
-                            };
-                            match b.word(p) {
-                                Word::Term(id) => ix.by_term.add(id, posting),
-                                Word::Wild(id) => ix.by_wild.add(id, posting),
+                    ix.add_sure(&mut b, index, d);
+                }
+                continue;
+            }
+            if let Some(parts) = partly_direct(query.root()) {
+                // Each disjunct indexed on its own: the direct ones as
+                // sure entries, the others by their anchors.
+                for part in parts {
+                    match part {
+                        Part::Sure(d) => ix.add_sure(&mut b, index, d),
+                        Part::Verify(sets) => {
+                            for set in sets {
+                                ix.add_set(&mut b, index, &set, false);
                             }
-                        }
-                        Disjunct::All(words) => {
-                            let set: Vec<Anchor> = words.iter().map(|w| Anchor::Token(w.to_string())).collect();
-                            ix.add_set(&mut b, index, &set);
                         }
                     }
                 }
@@ -528,7 +651,7 @@ impl FeedMatcher {
                 },
                 Anchors::AnyOf(sets) => {
                     for set in sets {
-                        ix.add_set(&mut b, index, &set);
+                        ix.add_set(&mut b, index, &set, false);
                     }
                 }
             }
@@ -551,11 +674,17 @@ impl FeedMatcher {
         FeedMatcher {
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             unit_ids: Arc::new(Lists::from_buckets(id_lists)),
-            unit_ranks: Lists::from_buckets(rank_lists),
+            units: starts
+                .iter()
+                .zip(&units_out)
+                .map(|(&prog, &out)| Unit { prog, out })
+                .collect(),
+            shared: Lists::from_buckets(shared_lists),
+            slot_ids: if dense { Vec::new() } else { sorted_ids.clone() },
+            n_slots,
             sorted_ids,
             names,
             code,
-            starts,
             direct,
             terms: b.terms,
             by_term: ix.by_term.finish(),
@@ -585,7 +714,7 @@ impl FeedMatcher {
 
     /// The number of distinct queries (each compiled and verified once).
     pub fn distinct_queries(&self) -> usize {
-        self.starts.len()
+        self.units.len()
     }
 
     /// `(id, name)` of every feed, by ascending id.
@@ -612,7 +741,9 @@ impl FeedMatcher {
     /// An estimate of the heap memory the compiled matcher holds, in bytes.
     pub fn memory_bytes(&self) -> usize {
         self.unit_ids.memory_bytes()
-            + self.unit_ranks.memory_bytes()
+            + self.units.capacity() * std::mem::size_of::<Unit>()
+            + self.shared.memory_bytes()
+            + self.slot_ids.capacity() * 4
             + self.sorted_ids.capacity() * 4
             + self
                 .names
@@ -620,7 +751,6 @@ impl FeedMatcher {
                 .map(|n| n.capacity() + std::mem::size_of::<String>())
                 .sum::<usize>()
             + self.code.memory_bytes()
-            + self.starts.capacity() * 4
             + self.direct.capacity() * 8
             + self.terms.memory_bytes()
             + self.by_term.memory_bytes()
@@ -657,7 +787,6 @@ impl FeedMatcher {
         s.present_wilds.clear();
         s.wild_occ.clear();
         s.next_occ.clear();
-        s.touched.clear();
 
         // 1. Look every token up once.
         let folded = tokens.folded().as_bytes();
@@ -701,18 +830,20 @@ impl FeedMatcher {
         }
 
         // 2. Candidates, as bits.
-        let mut cands = Candidates {
-            bits: &mut s.cand_bits,
-            touched: &mut s.touched,
+        let (cands, sure) = (&mut s.cands, &mut s.sure[..]);
+        let present = Present {
+            term_stamp: &s.term_stamp,
+            prefix_stamp: &s.prefix_stamp,
+            gen,
         };
         for &t in &s.present_terms {
-            self.collect(&self.by_term, t, &mut cands, &s.term_stamp, &s.prefix_stamp, gen);
+            self.collect(&self.by_term, t, cands, sure, &present);
         }
         for &p in &s.present_prefixes {
-            self.collect(&self.by_prefix, p, &mut cands, &s.term_stamp, &s.prefix_stamp, gen);
+            self.collect(&self.by_prefix, p, cands, sure, &present);
         }
         for &w in &s.present_wilds {
-            self.collect(&self.by_wild, w, &mut cands, &s.term_stamp, &s.prefix_stamp, gen);
+            self.collect(&self.by_wild, w, cands, sure, &present);
         }
         for (field, feeds) in &self.gates {
             if verify::field_matches(field, post) {
@@ -725,8 +856,7 @@ impl FeedMatcher {
             cands.set(f);
         }
 
-        // 3. Verify, in feed order (so ids come out sorted). Few touched
-        // words are sorted; many, and the whole bitset is scanned.
+        // 3. Verify, in index order.
         let view = PostView {
             post,
             tokens: tokens.tokens(),
@@ -737,64 +867,62 @@ impl FeedMatcher {
             wild_stamp: &s.wild_stamp,
             gen,
         };
-        let scan_all = s.touched.len() * 16 > s.cand_bits.len();
-        if !scan_all {
-            s.touched.sort_unstable();
-        }
-        let words = if scan_all { s.cand_bits.len() } else { s.touched.len() };
-        for k in 0..words {
-            let w = if scan_all { k } else { s.touched[k] as usize };
-            let mut bits = std::mem::take(&mut s.cand_bits[w]);
-            let direct = self.direct[w];
-            while bits != 0 {
-                let bit = bits.trailing_zeros();
-                bits &= bits - 1;
-                let f = w * 64 + bit as usize;
-                let counts = &mut s.counts[f];
-                counts[0] += 1;
-                let hit = if direct & (1 << bit) != 0 {
-                    true
-                } else {
-                    s.verify_counter = s.verify_counter.wrapping_add(1);
-                    let prog = self.starts[f] as usize;
-                    if s.verify_counter & (TIMING_SAMPLE - 1) == 0 {
-                        let start = Instant::now();
-                        let hit = self.code.eval(prog, &view, &mut s.bufs);
-                        let t = &mut s.timing[f];
-                        t.0 += 1;
-                        t.1 += (start.elapsed().as_nanos() as u64).min(MAX_TIMED_NANOS);
-                        hit
-                    } else {
-                        self.code.eval(prog, &view, &mut s.bufs)
-                    }
+        // Matches go into a bitset by output slot (so ids come out sorted
+        // without a sort); `bound` counts the bits set, to size `out` once.
+        let mut bound = 0;
+        for si in 0..s.cands.summary.len() {
+            let mut summary = std::mem::take(&mut s.cands.summary[si]);
+            while summary != 0 {
+                let w = si * 64 + summary.trailing_zeros() as usize;
+                summary &= summary - 1;
+                let Some(word) = s.cands.words.get_mut(w) else {
+                    continue;
                 };
-                if hit {
-                    s.counts[f][1] += 1;
-                    for &r in self.unit_ranks.get(f as u32) {
-                        let w = (r / 64) as usize;
-                        if s.out_bits[w] == 0 {
-                            s.out_touched.push(w as u32);
+                let mut bits = std::mem::take(word);
+                // Sure entries (every entry of a direct query) are matches.
+                let direct = s.sure.get_mut(w).map_or(0, std::mem::take);
+                while bits != 0 {
+                    let bit = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    let f = w * 64 + bit as usize;
+                    let Some(&unit) = self.units.get(f) else {
+                        continue;
+                    };
+                    s.counts[f][0] += 1;
+                    let hit = if direct & (1 << bit) != 0 {
+                        true
+                    } else {
+                        s.verify_counter = s.verify_counter.wrapping_add(1);
+                        let prog = unit.prog as usize;
+                        if s.verify_counter & (TIMING_SAMPLE - 1) == 0 {
+                            let start = Instant::now();
+                            let hit = self.code.eval(prog, &view, &mut s.bufs);
+                            let t = &mut s.timing[f];
+                            t.0 += 1;
+                            t.1 += (start.elapsed().as_nanos() as u64).min(MAX_TIMED_NANOS);
+                            hit
+                        } else {
+                            self.code.eval(prog, &view, &mut s.bufs)
                         }
-                        s.out_bits[w] |= 1 << (r % 64);
+                    };
+                    if hit {
+                        s.counts[f][1] += 1;
+                        if unit.out & SHARED_BIT == 0 {
+                            s.out.set(unit.out);
+                            bound += 1;
+                        } else {
+                            for &slot in self.shared.get(unit.out & !SHARED_BIT) {
+                                s.out.set(slot);
+                                bound += 1;
+                            }
+                        }
                     }
                 }
             }
         }
 
-        // 4. The matches by id rank: ascending ids.
-        if s.out_touched.len() * 16 > s.out_bits.len() {
-            for (w, word) in s.out_bits.iter_mut().enumerate() {
-                push_bits(std::mem::take(word), w, &self.sorted_ids, out);
-            }
-        } else {
-            s.out_touched.sort_unstable();
-            for &w in &s.out_touched {
-                let word = std::mem::take(&mut s.out_bits[w as usize]);
-                push_bits(word, w as usize, &self.sorted_ids, out);
-            }
-        }
-        s.out_touched.clear();
-        out.dedup();
+        // 4. The matches by slot: ascending ids.
+        self.emit(&mut s.out, bound, out);
         s.posts += 1;
         if s.posts >= u32::MAX as u64 - 1 {
             // The per-feed counters are u32 (compact, fewer cache misses):
@@ -824,7 +952,8 @@ impl FeedMatcher {
             s.present_prefixes.push(pid);
         }
         for &w in self.prefix_wilds.get(pid) {
-            if glob(&self.wilds[w as usize].pattern, bytes) {
+            let wild = &self.wilds[w as usize];
+            if wild.any_suffix || glob(&wild.pattern, bytes) {
                 if s.wild_stamp[w as usize] != gen {
                     s.wild_stamp[w as usize] = gen;
                     s.present_wilds.push(w);
@@ -836,68 +965,122 @@ impl FeedMatcher {
 
     /// Marks the feeds indexed under `key` whose sets are complete.
     #[inline]
-    fn collect(
-        &self,
-        index: &Index,
-        key: u32,
-        cands: &mut Candidates<'_>,
-        term_stamp: &[u32],
-        prefix_stamp: &[u32],
-        gen: u32,
-    ) {
+    fn collect(&self, index: &Index, key: u32, cands: &mut Bits, sure: &mut [u64], present: &Present<'_>) {
         for &f in index.plain.get(key) {
-            cands.set(f);
+            cands.set_entry(f, sure);
         }
         for p in index.sets.get(key) {
-            if cands.has(p.feed) {
+            if cands.has(p.feed & !SURE_BIT) {
                 continue;
             }
             let rest = &self.rest[p.rest_start as usize..(p.rest_start + p.rest_len) as usize];
             let complete = rest.iter().all(|&a| {
                 if a & PREFIX_BIT != 0 {
-                    prefix_stamp[(a & !PREFIX_BIT) as usize] == gen
+                    present.prefix_stamp[(a & !PREFIX_BIT) as usize] == present.gen
                 } else {
-                    term_stamp[a as usize] == gen
+                    present.term_stamp[a as usize] == present.gen
                 }
             });
             if complete {
-                cands.set(p.feed);
+                cands.set_entry(p.feed, sure);
             }
         }
     }
 }
 
-/// Appends the ids of the ranks set in one bitset word.
-#[inline]
-fn push_bits(mut word: u64, w: usize, sorted_ids: &[u32], out: &mut Vec<u32>) {
-    while word != 0 {
-        let bit = word.trailing_zeros() as usize;
-        word &= word - 1;
-        if let Some(&id) = sorted_ids.get(w * 64 + bit) {
-            out.push(id);
+/// The terms and prefixes present in the current post: those stamped with
+/// its generation.
+struct Present<'a> {
+    term_stamp: &'a [u32],
+    prefix_stamp: &'a [u32],
+    gen: u32,
+}
+
+/// A bitset with a summary level: bit `w` of the summary says that word
+/// `w` is non-zero. Setting a bit is branch-free, and walking the set bits
+/// in order costs per set word rather than per word (a post sets a few
+/// hundred bits among 100k), without sorting a list of touched words.
+#[derive(Debug, Default)]
+struct Bits {
+    words: Vec<u64>,
+    summary: Vec<u64>,
+}
+
+impl Bits {
+    /// All clear, with room for `n` bits.
+    fn reset(&mut self, n: usize) {
+        let words = n.div_ceil(64);
+        self.words.clear();
+        self.words.resize(words, 0);
+        self.summary.clear();
+        self.summary.resize(words.div_ceil(64), 0);
+    }
+
+    #[inline]
+    fn set(&mut self, i: u32) {
+        let w = (i / 64) as usize;
+        if let (Some(word), Some(sum)) = (self.words.get_mut(w), self.summary.get_mut(w / 64)) {
+            *word |= 1 << (i % 64);
+            *sum |= 1 << (w % 64);
         }
+    }
+
+    /// Sets the bit of an index entry's unit, and its bit in `sure` if the
+    /// entry is (branch-free: whether it is is unpredictable).
+    #[inline]
+    fn set_entry(&mut self, entry: u32, sure: &mut [u64]) {
+        let i = entry & !SURE_BIT;
+        self.set(i);
+        if let Some(word) = sure.get_mut((i / 64) as usize) {
+            *word |= u64::from(entry >> 31) << (i % 64);
+        }
+    }
+
+    #[inline]
+    fn has(&self, i: u32) -> bool {
+        self.words
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 }
 
-/// The candidate bitset of one post, and the words of it that are set.
-struct Candidates<'a> {
-    bits: &'a mut [u64],
-    touched: &'a mut Vec<u32>,
-}
-
-impl Candidates<'_> {
-    #[inline]
-    fn set(&mut self, f: u32) {
-        let w = (f / 64) as usize;
-        if self.bits[w] == 0 {
-            self.touched.push(w as u32);
+impl FeedMatcher {
+    /// Puts the ids of the output slots set into `out` (ascending) and
+    /// clears the bitset. `bound` is at least the number of bits set.
+    fn emit(&self, bits: &mut Bits, bound: usize, out: &mut Vec<u32>) {
+        // Written by index into a sized vector: pushing would re-check the
+        // capacity and store the length on every match.
+        out.resize(bound, 0);
+        let mut k = 0;
+        for si in 0..bits.summary.len() {
+            let mut summary = std::mem::take(&mut bits.summary[si]);
+            while summary != 0 {
+                let w = si * 64 + summary.trailing_zeros() as usize;
+                summary &= summary - 1;
+                let Some(word) = bits.words.get_mut(w) else {
+                    continue;
+                };
+                let mut word = std::mem::take(word);
+                while word != 0 {
+                    let slot = w * 64 + word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    let id = if self.slot_ids.is_empty() {
+                        Some(slot as u32)
+                    } else {
+                        self.slot_ids.get(slot).copied()
+                    };
+                    if let (Some(id), Some(o)) = (id, out.get_mut(k)) {
+                        *o = id;
+                        k += 1;
+                    }
+                }
+            }
         }
-        self.bits[w] |= 1 << (f % 64);
-    }
-
-    #[inline]
-    fn has(&self, f: u32) -> bool {
-        self.bits[(f / 64) as usize] & (1 << (f % 64)) != 0
+        out.truncate(k);
+        if !self.slot_ids.is_empty() {
+            // Several feeds given the same id: reported once.
+            out.dedup();
+        }
     }
 }
 
@@ -989,12 +1172,13 @@ pub struct MatchScratch {
     present_terms: Vec<u32>,
     present_prefixes: Vec<u32>,
     present_wilds: Vec<u32>,
-    /// Candidate feeds of the current post (all zero between posts).
-    cand_bits: Vec<u64>,
-    touched: Vec<u32>,
-    /// Matches of the current post by id rank (all zero between posts).
-    out_bits: Vec<u64>,
-    out_touched: Vec<u32>,
+    /// Candidate units of the current post (all zero between posts), and
+    /// those a sure entry proved matched.
+    cands: Bits,
+    sure: Vec<u64>,
+    /// Matches of the current post by output slot (all zero between
+    /// posts).
+    out: Bits,
     bufs: SpanBufs,
     /// Per feed: `[candidates, matched]` since the last flush.
     counts: Vec<[u32; 2]>,
@@ -1054,11 +1238,12 @@ impl MatchScratch {
         reset(&mut self.last_occ, m.terms.len());
         reset(&mut self.prefix_stamp, m.prefixes.len());
         reset(&mut self.wild_stamp, m.wilds.len());
-        self.cand_bits.clear();
-        let units = m.starts.len();
-        self.cand_bits.resize(units.div_ceil(64), 0);
-        self.out_bits.clear();
-        self.out_bits.resize(m.sorted_ids.len().div_ceil(64), 0);
+        let units = m.units.len();
+        self.cands.reset(units);
+        self.bufs.reset_memo(m.code.exact_phrases());
+        self.sure.clear();
+        self.sure.resize(units.div_ceil(64), 0);
+        self.out.reset(m.n_slots);
         self.counts.clear();
         self.counts.resize(units, [0, 0]);
         self.timing.clear();
@@ -1072,6 +1257,7 @@ impl MatchScratch {
             for v in [&mut self.term_stamp, &mut self.prefix_stamp, &mut self.wild_stamp] {
                 v.fill(0);
             }
+            self.bufs.forget_memo();
             self.gen = 1;
         }
         self.gen

@@ -390,3 +390,23 @@ fn compiled_matcher_equals_the_reference_on_random_queries_and_posts() {
     let share = hits as f64 / pairs as f64;
     assert!((0.1..0.9).contains(&share), "match share {share}");
 }
+
+#[test]
+fn sparse_ids_and_shared_queries_come_out_sorted() {
+    // Ids far apart are reported through the rank table rather than used
+    // as output slots directly; a query shared by feeds reports each.
+    let m = FeedMatcher::build(vec![
+        spec(4_000_000_000, "flood"),
+        spec(7, "flood OR \"river bank\""),
+        spec(3_000_000_000, "flood OR \"river bank\""),
+        spec(12, "river -fire"),
+        spec(5, "\"river bank\" OR lake"),
+    ]);
+    assert_eq!(
+        run(&m, &post("flood near the river bank")),
+        vec![5, 7, 12, 3_000_000_000, 4_000_000_000]
+    );
+    assert_eq!(run(&m, &post("river bank on fire")), vec![5, 7, 3_000_000_000]);
+    assert_eq!(run(&m, &post("bank river")), vec![12]);
+    assert_eq!(run(&m, &post("the lake")), vec![5]);
+}

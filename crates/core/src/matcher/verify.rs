@@ -7,7 +7,9 @@
 //! read; only phrases and `NEAR` look at positions, and only after all their
 //! words are known to be present. `AND`/`OR` short-circuit with their
 //! cheapest children first (reordering a pure boolean is safe). Fields are
-//! read from the [`Post`] without allocating.
+//! read from the [`Post`] without allocating. An exact phrase (the most
+//! common phrase, and shared by many feeds) is checked once per post and
+//! its result remembered by phrase id.
 //!
 //! The semantics are exactly those of the reference evaluator
 //! ([`crate::query::eval`]); the property tests in `tests.rs` hold the two
@@ -16,6 +18,7 @@
 use crate::post::Post;
 use crate::query::{Field, Node, Pattern};
 use crate::text::Token;
+use std::collections::HashMap;
 
 /// A term id that no token has: marks a token that is no known term.
 pub(crate) const NO_TERM: u32 = u32::MAX;
@@ -130,6 +133,15 @@ const K_FIELD: u32 = 4;
 const K_NOT: u32 = 5;
 const K_AND: u32 = 6;
 const K_OR: u32 = 7;
+/// A phrase of exact words with no slop (the common phrase), checked
+/// without the general dynamic programme, and at most once per post: the
+/// same phrase (a topic's name) is in thousands of feeds, so its result
+/// is kept by phrase id for the rest of the post.
+const K_EXACT: u32 = 8;
+
+/// A node header is `kind | len << KIND_BITS`.
+const KIND_BITS: u32 = 4;
+const KIND_MASK: u32 = (1 << KIND_BITS) - 1;
 
 /// A phrase word that is a wildcard id rather than a term id.
 const WILD_BIT: u32 = 1 << 31;
@@ -139,12 +151,13 @@ const WILD_BIT: u32 = 1 << 31;
 /// Why flat: with 100k feeds, a tree of boxes costs a cache miss per node;
 /// here a feed's program is a few contiguous words, and feeds are verified
 /// in index order, so verification walks the array forwards. A node is a
-/// header `kind | len << 3` (`len` counts the node's words, header
+/// header `kind | len << KIND_BITS` (`len` counts the node's words, header
 /// included) followed by its payload:
 ///
 /// - term / wildcard: the id;
 /// - phrase: slop, then the words (term ids, or wildcard ids with
-///   [`WILD_BIT`]);
+///   [`WILD_BIT`]); an exact phrase (no slop, no wildcard): its id among
+///   exact phrases, then the term ids;
 /// - `NEAR`: distance, the number of left alternatives, then the left and
 ///   the right alternatives as term, wildcard or phrase nodes;
 /// - field: an index into `fields`;
@@ -153,6 +166,8 @@ const WILD_BIT: u32 = 1 << 31;
 pub(crate) struct Code {
     code: Vec<u32>,
     fields: Vec<Field>,
+    /// Exact phrases (their term ids) by id, while building.
+    exact_ids: HashMap<Box<[u32]>, u32>,
 }
 
 impl Code {
@@ -168,6 +183,20 @@ impl Code {
         self.code.push(0);
         let kind = match op {
             Op::Word(w) => self.word_node(*w),
+            Op::Phrase { words, slop } if *slop == 0 && words.iter().all(|w| matches!(w, Word::Term(_))) => {
+                let terms: Box<[u32]> = words
+                    .iter()
+                    .filter_map(|w| match w {
+                        Word::Term(id) => Some(*id),
+                        Word::Wild(_) => None,
+                    })
+                    .collect();
+                let next = self.exact_ids.len() as u32;
+                let id = *self.exact_ids.entry(terms.clone()).or_insert(next);
+                self.code.push(id);
+                self.code.extend_from_slice(&terms);
+                K_EXACT
+            }
             Op::Phrase { words, slop } => {
                 self.phrase_payload(words, *slop);
                 K_PHRASE
@@ -185,7 +214,7 @@ impl Code {
                             K_PHRASE
                         }
                     };
-                    self.code[start] = kind | ((self.code.len() - start) as u32) << 3;
+                    self.code[start] = kind | ((self.code.len() - start) as u32) << KIND_BITS;
                 }
                 K_NEAR
             }
@@ -215,7 +244,7 @@ impl Code {
                 }
             }
         };
-        self.code[at] = kind | ((self.code.len() - at) as u32) << 3;
+        self.code[at] = kind | ((self.code.len() - at) as u32) << KIND_BITS;
     }
 
     fn word_node(&mut self, w: Word) -> u32 {
@@ -241,55 +270,113 @@ impl Code {
         }
     }
 
+    /// The number of distinct exact phrases.
+    pub(crate) fn exact_phrases(&self) -> usize {
+        self.exact_ids.len()
+    }
+
     /// Heap bytes held.
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.code.capacity() * 4 + self.fields.capacity() * std::mem::size_of::<Field>()
+        self.code.capacity() * 4
+            + self.fields.capacity() * std::mem::size_of::<Field>()
+            + self
+                .exact_ids
+                .keys()
+                .map(|k| k.len() * 4 + std::mem::size_of::<(Box<[u32]>, u32)>())
+                .sum::<usize>()
     }
 
     #[inline]
     fn len_at(&self, at: usize) -> usize {
-        (self.code[at] >> 3) as usize
+        (self.code[at] >> KIND_BITS) as usize
     }
 
     /// Whether the post described by `v` satisfies the program at `at`.
     pub(crate) fn eval(&self, at: usize, v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
         let header = self.code[at];
-        let end = at + (header >> 3) as usize;
-        match header & 7 {
-            K_TERM => v.has(Word::Term(self.code[at + 1])),
-            K_WILD => v.has(Word::Wild(self.code[at + 1])),
-            K_PHRASE => phrase_present(&self.code[at + 1..end], v) && phrase_hit(&self.code[at + 1..end], v, bufs),
-            K_NEAR => self.near(at, end, v, bufs),
-            K_FIELD => self
-                .fields
-                .get(self.code[at + 1] as usize)
-                .is_some_and(|f| field_matches(f, v.post)),
-            K_NOT => !self.eval(at + 1, v, bufs),
+        let end = at + (header >> KIND_BITS) as usize;
+        match header & KIND_MASK {
             K_AND => {
                 let mut p = at + 1;
                 while p < end {
-                    if !self.eval(p, v, bufs) {
+                    if !self.node(p, v, bufs) {
                         return false;
                     }
                     p += self.len_at(p);
                 }
                 true
             }
-            _ => {
+            K_OR => {
                 let mut p = at + 1;
                 while p < end {
-                    if self.eval(p, v, bufs) {
+                    if self.node(p, v, bufs) {
                         return true;
                     }
                     p += self.len_at(p);
                 }
                 false
             }
+            _ => self.node(at, v, bufs),
         }
+    }
+
+    /// One node. Leaves are checked here, inlined into the `AND`/`OR`
+    /// loops of [`Code::eval`]: most children are terms and phrases, and a
+    /// recursive call per child cost more than the check itself.
+    #[inline(always)]
+    fn node(&self, at: usize, v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
+        let header = self.code[at];
+        let end = at + (header >> KIND_BITS) as usize;
+        match header & KIND_MASK {
+            K_TERM => v.has(Word::Term(self.code[at + 1])),
+            K_WILD => v.has(Word::Wild(self.code[at + 1])),
+            K_EXACT => {
+                let id = self.code[at + 1] as usize;
+                let known = bufs.exact_memo.get(id).copied().unwrap_or(0);
+                if known >> 1 == u64::from(v.gen) {
+                    return known & 1 != 0;
+                }
+                self.exact(id, at + 2, end, v, bufs)
+            }
+            K_PHRASE => self.phrase(at + 1, end, v, bufs),
+            K_NEAR => self.near(at, end, v, bufs),
+            K_FIELD => self
+                .fields
+                .get(self.code[at + 1] as usize)
+                .is_some_and(|f| field_matches(f, v.post)),
+            K_NOT => {
+                // `NOT word` (the usual exclusion) without a call.
+                let child = at + 1;
+                match self.code.get(child..child + 2) {
+                    Some(&[h, id]) if h & KIND_MASK == K_TERM => !v.has(Word::Term(id)),
+                    _ => !self.eval(child, v, bufs),
+                }
+            }
+            _ => self.eval(at, v, bufs),
+        }
+    }
+
+    /// An exact phrase not yet checked in this post (kept out of line, as
+    /// are the other rare paths below, so that the hot loop stays small).
+    #[inline(never)]
+    fn exact(&self, id: usize, from: usize, end: usize, v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
+        let words = &self.code[from..end];
+        let hit = words.iter().all(|&w| v.has(Word::Term(w))) && exact_phrase_hit(words, v);
+        if let Some(m) = bufs.exact_memo.get_mut(id) {
+            *m = u64::from(v.gen) << 1 | hit as u64;
+        }
+        hit
+    }
+
+    #[inline(never)]
+    fn phrase(&self, from: usize, end: usize, v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
+        let payload = &self.code[from..end];
+        phrase_present(payload, v) && phrase_hit(payload, v, bufs)
     }
 
     /// The alternatives of a `NEAR` node: `(left range, right range)` of
     /// node positions, as `(start, count)`.
+    #[inline(never)]
     fn near(&self, at: usize, end: usize, v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
         let distance = self.code[at + 1];
         let n_left = self.code[at + 2] as usize;
@@ -323,8 +410,8 @@ impl Code {
         let mut p = from;
         while p < to {
             let h = self.code[p];
-            let end = p + (h >> 3) as usize;
-            let present = match h & 7 {
+            let end = p + (h >> KIND_BITS) as usize;
+            let present = match h & KIND_MASK {
                 K_TERM => v.has(Word::Term(self.code[p + 1])),
                 K_WILD => v.has(Word::Wild(self.code[p + 1])),
                 _ => phrase_present(&self.code[p + 1..end], v),
@@ -342,8 +429,8 @@ impl Code {
         let mut p = from;
         while p < to {
             let h = self.code[p];
-            let end = p + (h >> 3) as usize;
-            match h & 7 {
+            let end = p + (h >> KIND_BITS) as usize;
+            match h & KIND_MASK {
                 K_TERM => v.word_spans(Word::Term(self.code[p + 1]), out),
                 K_WILD => v.word_spans(Word::Wild(self.code[p + 1]), out),
                 _ => {
@@ -375,9 +462,6 @@ fn phrase_present(payload: &[u32], v: &PostView<'_>) -> bool {
 }
 
 fn phrase_hit(payload: &[u32], v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
-    if payload.first() == Some(&0) && payload.iter().skip(1).all(|&w| w & WILD_BIT == 0) {
-        return exact_phrase_hit(&payload[1..], v);
-    }
     let mut out = bufs.take();
     phrase_spans(payload, v, bufs, &mut out);
     let hit = !out.is_empty();
@@ -491,9 +575,23 @@ pub(crate) struct SpanBufs {
     partial: Vec<(u32, u32, u32)>,
     next: Vec<(u32, u32, u32)>,
     word: Vec<Span>,
+    /// Per exact phrase id: `generation << 1 | hit`, the phrase's result
+    /// for the post of that generation.
+    exact_memo: Vec<u64>,
 }
 
 impl SpanBufs {
+    /// Forgets every remembered phrase result, with room for `phrases`.
+    pub(crate) fn reset_memo(&mut self, phrases: usize) {
+        self.exact_memo.clear();
+        self.exact_memo.resize(phrases, 0);
+    }
+
+    /// Forgets every remembered phrase result (generations wrapped).
+    pub(crate) fn forget_memo(&mut self) {
+        self.exact_memo.fill(0);
+    }
+
     fn take(&mut self) -> Vec<Span> {
         self.pool.pop().unwrap_or_default()
     }

@@ -94,6 +94,7 @@
 //! `max_gap_minutes` is processed as exactly that many zero minutes (the
 //! older ones would no longer matter to the baseline).
 
+pub mod explain;
 mod poisson;
 #[cfg(test)]
 mod tests;
