@@ -46,6 +46,10 @@ enum Command {
     /// Evaluate a detector against labelled data.
     #[command(subcommand)]
     Eval(commands::eval::Eval),
+    /// Search the stored posts of a data directory with the feed query language.
+    Search(commands::search::SearchArgs),
+    /// Stream every stored post matching a query as CSV or JSON Lines.
+    Export(commands::search::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,8 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run::run(a),
         Command::Bench(b) => commands::bench::run(b),
         Command::Eval(e) => commands::eval::run(e),
+        Command::Search(a) => commands::search::search(a),
+        Command::Export(a) => commands::search::export(a),
     };
     match result {
         Ok(code) => code,

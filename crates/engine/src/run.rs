@@ -149,6 +149,7 @@ impl PostProcessor {
             }
             if tok.kind == TokenKind::Word
                 && text.chars().count() >= 3
+                && !is_link_word(text)
                 && !text.bytes().all(|b| b.is_ascii_digit())
                 && !stopwords::is_stop_word(text)
                 && !terms.split(' ').any(|t| t == text)
@@ -172,6 +173,12 @@ impl PostProcessor {
     pub fn deletion(&mut self, d: &mut Deletion) {
         self.enricher.deletion(d);
     }
+}
+
+/// Words the tokeniser makes of a link's scheme and host prefix: never a
+/// topic's term.
+fn is_link_word(word: &str) -> bool {
+    matches!(word, "http" | "https" | "www")
 }
 
 impl Drop for PostProcessor {

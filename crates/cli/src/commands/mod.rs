@@ -8,3 +8,4 @@ pub mod feeds;
 pub mod gen;
 pub mod ingest;
 pub mod run;
+pub mod search;

@@ -358,18 +358,29 @@ impl PostIndex {
         self.reader.searcher().segment_readers().len()
     }
 
-    /// The total size in bytes of the files in the index directory.
+    /// The size in bytes of the last commit: its segments' files and
+    /// `meta.json`. Files a merge left behind when its writer stopped (the
+    /// next writer deletes them) are not counted: they are not the index.
     pub fn size_bytes(&self) -> u64 {
-        std::fs::read_dir(&self.dir)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .filter_map(|e| e.metadata().ok())
-                    .filter(|m| m.is_file())
-                    .map(|m| m.len())
-                    .sum()
+        let Ok(metas) = self.index.searchable_segment_metas() else {
+            return 0;
+        };
+        // A segment's files are named after its id: `<uuid>.<component>`.
+        let live: std::collections::HashSet<String> = metas.iter().map(|m| m.id().uuid_string()).collect();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name == "meta.json" || name.split('.').next().is_some_and(|stem| live.contains(stem))
             })
-            .unwrap_or(0)
+            .filter_map(|e| e.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum()
     }
 }
 

@@ -242,3 +242,65 @@ fn export_visits_each_of_many_hits_once_and_stops_on_error() {
     assert!(matches!(err, Err(StoreError::Invalid(m)) if m == "disk full"));
     assert_eq!(calls, 1);
 }
+
+#[test]
+fn near_between_two_words_is_exact_at_its_boundaries() {
+    // Gaps between `fire` and `river`, both orders; a tag shares the
+    // position of its plain word.
+    let texts = [
+        "fire river",              // gap 0
+        "river fire",              // gap 0, reversed
+        "fire a b river",          // gap 2
+        "river a b fire",          // gap 2, reversed
+        "fire a b c river",        // gap 3
+        "fire #river",             // the tag's plain word counts
+        "fire fire a b c d river", // the nearer fire is 4 away
+        "river",
+    ];
+    let posts: Vec<Post> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| Post {
+            id: format!("n{i}"),
+            platform: "bluesky".into(),
+            created_at: Some(Timestamp(i as i64)),
+            text: text.to_string(),
+            ..Default::default()
+        })
+        .collect();
+    let (_dir, index) = index_of(&posts);
+    let ids = |q: &str| -> BTreeSet<String> {
+        let req = request(q);
+        let plan = index.plan(&req).unwrap();
+        assert!(plan.exact, "{q} translates exactly");
+        let found: BTreeSet<String> = index.search(&req).unwrap().into_iter().map(|h| h.id).collect();
+        assert_eq!(index.count(&req).unwrap(), found.len() as u64, "{q}");
+        found
+    };
+    let set = |v: &[&str]| -> BTreeSet<String> { v.iter().map(|s| s.to_string()).collect() };
+    assert_eq!(ids("fire NEAR/0 river"), set(&["n0", "n1", "n5"]));
+    assert_eq!(ids("river NEAR/2 fire"), set(&["n0", "n1", "n2", "n3", "n5"]));
+    assert_eq!(ids("fire NEAR/3 river"), set(&["n0", "n1", "n2", "n3", "n4", "n5"]));
+    assert_eq!(
+        ids("fire NEAR/4 river"),
+        set(&["n0", "n1", "n2", "n3", "n4", "n5", "n6"])
+    );
+    // Each agrees with the evaluator.
+    for q in [
+        "fire NEAR/0 river",
+        "river NEAR/2 fire",
+        "fire NEAR/3 river",
+        "fire NEAR/4 river",
+    ] {
+        let query = Query::parse(q).unwrap();
+        let want: BTreeSet<String> = posts
+            .iter()
+            .filter(|p| matches_post(&query, p))
+            .map(|p| p.id.clone())
+            .collect();
+        assert_eq!(ids(q), want, "{q}");
+    }
+    // A tag or a repeated word keeps the verified translation.
+    assert!(!index.plan(&request("fire NEAR/2 #river")).unwrap().exact);
+    assert!(!index.plan(&request("fire NEAR/2 fire")).unwrap().exact);
+}

@@ -81,6 +81,9 @@ pub enum Bench {
         /// over a whole simulated day.
         #[arg(long, default_value_t = 2000.0)]
         event_rate: f64,
+        /// Milliseconds between store commits (as `run --commit-ms`).
+        #[arg(long, default_value_t = 2000)]
+        commit_ms: u64,
     },
     /// The match stage alone: N generated feeds against generated,
     /// enriched posts (tokenisation included), against an Aho-Corasick scan
@@ -155,9 +158,11 @@ pub fn run(b: Bench) -> Result<ExitCode> {
             seed,
             dir,
             event_rate,
+            commit_ms,
         } => {
             let rate = (event_rate > 0.0).then_some(event_rate);
-            pipeline::bench_index(feeds, posts, threads.unwrap_or_else(default_threads), seed, dir, rate)
+            let threads = threads.unwrap_or_else(default_threads);
+            pipeline::bench_index(feeds, posts, threads, seed, dir, rate, commit_ms)
         }
         Bench::Search {
             posts,

@@ -66,6 +66,7 @@ pub fn bench_index(
     seed: u64,
     dir: Option<PathBuf>,
     event_rate: Option<f64>,
+    commit_ms: u64,
 ) -> Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
     let input = generated_input(dir.as_deref().unwrap_or(tmp.path()), posts, seed, event_rate)?;
@@ -96,7 +97,11 @@ pub fn bench_index(
     // With it: a fresh data directory, retention off (the posts span a day).
     let data_path = tmp.path().join("data");
     let data = DataDir::open(&data_path)?;
-    let (persist, live, _) = open_store(&data, &paths, &defs, &keyring, 0, CommitPolicy::default())?;
+    let policy = CommitPolicy {
+        interval: std::time::Duration::from_millis(commit_ms),
+        ..Default::default()
+    };
+    let (persist, live, _) = open_store(&data, &paths, &defs, &keyring, 0, policy)?;
     let mut stored = Counter {
         persist: Some(persist),
         ..Default::default()
@@ -118,7 +123,8 @@ pub fn bench_index(
         "{}",
         serde_json::json!({
             "bench": "index",
-            "stages": "decode + enrich + match + windows + index + aggregates + commits (every 2 s)",
+            "stages": "decode + enrich + match + windows + index + aggregates + commits",
+            "commit_ms": commit_ms,
             "posts": with.progress.posts,
             "feeds": defs.len(),
             "threads": threads,

@@ -239,7 +239,7 @@ fn mix(feeds: &[(String, u32)]) -> Result<Vec<Case>> {
     for q in ["climat*", "stad*", "geomag*"] {
         add("wildcard_prefix", Op::Search, q, all, None)?;
     }
-    for q in ["c*mate", "st?dium", "*flare"] {
+    for q in ["c*mate", "st?dium", "sol*r"] {
         add("wildcard_infix", Op::Search, q, all, None)?;
     }
     for q in ["#climate", "#aurora", "#matchday"] {
