@@ -140,12 +140,26 @@ impl PostProcessor {
         let feeds = &mut self.feeds;
         feeds.clear();
         live.matcher.match_post(&post, &self.tokens, &mut self.scratch, feeds);
+        // Terms come from the redacted text: they end up in series, alerts
+        // and the dashboard, where a handle or an e-mail address must never
+        // appear. Matching above saw the raw text (mentions are queryable).
+        self.enricher.redact(&mut post);
+        tokenize(&post.text, &mut self.tokens);
         let terms = &mut self.terms;
         terms.clear();
         let mut n = 0;
+        // The plain word inside a mention (`@user` gives `@user`, `user`).
+        let mut mention_until: Option<u32> = None;
         for (text, tok) in self.tokens.iter() {
             if n >= self.max_terms {
                 break;
+            }
+            if tok.kind == TokenKind::Mention {
+                mention_until = Some(tok.last_position);
+                continue;
+            }
+            if mention_until.is_some_and(|last| tok.position <= last) {
+                continue;
             }
             if tok.kind == TokenKind::Word
                 && text.chars().count() >= 3
@@ -161,7 +175,6 @@ impl PostProcessor {
                 n += 1;
             }
         }
-        self.enricher.redact(&mut post);
         MatchedPost {
             post,
             feeds: self.feeds.as_slice().to_vec(),
