@@ -24,9 +24,12 @@
 //! - [`window`]: per-feed event-time windows (minute, hour, day) closed by a
 //!   watermark, with heavy-hitter sketches;
 //! - [`spike`]: per-feed spike detection on the minute counts;
+//! - [`emerging`]: emerging topics over the whole stream, without any feed,
+//!   and suggested feeds for them;
 //! - [`narrative`]: streaming near-duplicate clusters ("narratives");
 //! - [`stopwords`]: function words left out of term statistics.
 
+pub mod emerging;
 pub mod enrich;
 pub mod entities;
 pub mod lang;
