@@ -34,7 +34,7 @@ pub struct CommitPolicy {
 impl Default for CommitPolicy {
     fn default() -> Self {
         CommitPolicy {
-            interval: Duration::from_secs(2),
+            interval: Duration::from_secs(5),
             max_posts: 200_000,
         }
     }

@@ -64,7 +64,7 @@ pub struct Args {
     pub retention_days: u32,
     /// Milliseconds between store commits (a crash re-reads at most this
     /// much input).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 5000)]
     pub commit_ms: u64,
 }
 

@@ -27,7 +27,7 @@
 
 mod translate;
 
-use crate::index::{feeds_of, post_of, Fields, PostIndex};
+use crate::index::{post_of, Fields, PostIndex, FEEDS_FIELD};
 use crate::StoreError;
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -110,7 +110,8 @@ impl PostIndex {
         if plan.exact {
             for key in plan.top(req.limit).map_err(|e| self.err(e))? {
                 let doc = stores.doc(key).map_err(|e| self.err(e))?;
-                hits.push(hit_of(&plan.fields, &doc));
+                let feeds = stores.feeds(key).map_err(|e| self.err(e))?;
+                hits.push(hit_of(&plan.fields, &doc, feeds));
             }
             return Ok(hits);
         }
@@ -124,7 +125,8 @@ impl PostIndex {
             for &key in candidates.iter().skip(checked) {
                 let doc = stores.doc(key).map_err(|e| self.err(e))?;
                 if matches_post(&plan.query, &post_of(&plan.fields, &doc)) {
-                    hits.push(hit_of(&plan.fields, &doc));
+                    let feeds = stores.feeds(key).map_err(|e| self.err(e))?;
+                    hits.push(hit_of(&plan.fields, &doc, feeds));
                     if hits.len() == req.limit {
                         return Ok(hits);
                     }
@@ -149,7 +151,7 @@ impl PostIndex {
             return Ok(n);
         }
         let mut n = 0u64;
-        plan.each_hit(|_, _| {
+        plan.each_hit(|_, _, _| {
             n += 1;
             Ok(())
         })
@@ -181,7 +183,7 @@ impl PostIndex {
             })
             .map_err(|e| self.map_err(e))?;
         } else {
-            plan.each_hit(|time, _| {
+            plan.each_hit(|time, _, _| {
                 add(time);
                 Ok(())
             })
@@ -211,9 +213,9 @@ impl PostIndex {
     ) -> Result<u64, StoreError> {
         let plan = self.plan(req)?;
         let mut n = 0u64;
-        plan.each_hit(|_, doc| {
+        plan.each_hit(|_, doc, feeds| {
             n += 1;
-            each(&hit_of(&plan.fields, doc)).map_err(Stop::Caller)
+            each(&hit_of(&plan.fields, doc, feeds())).map_err(Stop::Caller)
         })
         .map_err(|e| self.map_err(e))?;
         Ok(n)
@@ -343,40 +345,75 @@ impl Plan {
 
     /// Calls `f(time, document)` on every hit, in index order, verifying
     /// candidates when the translation is not exact.
-    fn each_hit(&self, mut f: impl FnMut(Option<i64>, &TantivyDocument) -> Result<(), Stop>) -> Result<(), Stop> {
-        // One store reader at a time: segments are visited in turn.
-        let mut store: Option<(usize, StoreReader)> = None;
+    fn each_hit(
+        &self,
+        mut f: impl FnMut(Option<i64>, &TantivyDocument, &dyn Fn() -> Vec<u32>) -> Result<(), Stop>,
+    ) -> Result<(), Stop> {
+        // One store reader (and feed column) at a time: segments are
+        // visited in turn.
+        let mut store: Option<(usize, StoreReader, Option<Column<u64>>)> = None;
         self.each_candidate(|ord, segment, time, doc| {
-            let reader = match &mut store {
-                Some((current, reader)) if *current == ord => reader,
+            let (reader, column) = match &mut store {
+                Some((current, reader, column)) if *current == ord => (reader, column),
                 _ => {
                     let reader = segment
                         .get_store_reader(STORE_CACHE_BLOCKS)
                         .map_err(|e| Stop::Index(e.into()))?;
-                    &mut store.insert((ord, reader)).1
+                    let column = feed_column(segment);
+                    let slot = store.insert((ord, reader, column));
+                    (&mut slot.1, &mut slot.2)
                 }
             };
             let document: TantivyDocument = reader.get(doc)?;
             if self.exact || matches_post(&self.query, &post_of(&self.fields, &document)) {
-                f(time, &document)?;
+                let column = &*column;
+                f(time, &document, &|| feeds_at(column.as_ref(), doc))?;
             }
             Ok(true)
         })
     }
 }
 
-/// Store readers of a searcher's segments, opened when first needed.
+/// The `feeds` fast-field column of a segment (`None` when the segment
+/// has no feed ids at all).
+fn feed_column(segment: &SegmentReader) -> Option<Column<u64>> {
+    segment.fast_fields().u64(FEEDS_FIELD).ok()
+}
+
+/// The feed ids of `doc`, ascending.
+fn feeds_at(column: Option<&Column<u64>>, doc: DocId) -> Vec<u32> {
+    column.map_or_else(Vec::new, |c| {
+        c.values_for_doc(doc).filter_map(|v| u32::try_from(v).ok()).collect()
+    })
+}
+
+/// Store readers and feed columns of a searcher's segments, opened when
+/// first needed.
 struct Stores<'a> {
     searcher: &'a Searcher,
     readers: Vec<Option<StoreReader>>,
+    columns: Vec<Option<Option<Column<u64>>>>,
 }
 
 impl<'a> Stores<'a> {
     fn new(searcher: &'a Searcher) -> Stores<'a> {
+        let n = searcher.segment_readers().len();
         Stores {
             searcher,
-            readers: (0..searcher.segment_readers().len()).map(|_| None).collect(),
+            readers: (0..n).map(|_| None).collect(),
+            columns: (0..n).map(|_| None).collect(),
         }
+    }
+
+    /// The feed ids of a hit, from the fast field (they are not stored).
+    fn feeds(&mut self, (_, segment, doc): Key) -> tantivy::Result<Vec<u32>> {
+        let ord = segment as usize;
+        let slot = self
+            .columns
+            .get_mut(ord)
+            .ok_or_else(|| tantivy::TantivyError::InvalidArgument(format!("no segment {ord}")))?;
+        let column = slot.get_or_insert_with(|| feed_column(self.searcher.segment_reader(segment)));
+        Ok(feeds_at(column.as_ref(), doc))
     }
 
     fn doc(&mut self, (_, segment, doc): Key) -> tantivy::Result<TantivyDocument> {
@@ -398,14 +435,14 @@ impl<'a> Stores<'a> {
 }
 
 /// The hit a stored document shows.
-fn hit_of(f: &Fields, doc: &TantivyDocument) -> Hit {
+fn hit_of(f: &Fields, doc: &TantivyDocument, feeds: Vec<u32>) -> Hit {
     let post: Post = post_of(f, doc);
     Hit {
         sentiment: post
             .sentiment
             .map(|s| SentimentClass::of_compound(s.compound).as_str().to_string())
             .unwrap_or_default(),
-        feeds: feeds_of(f, doc),
+        feeds,
         id: post.id,
         created_at: post.created_at,
         platform: post.platform,

@@ -82,7 +82,7 @@ pub enum Bench {
         #[arg(long, default_value_t = 2000.0)]
         event_rate: f64,
         /// Milliseconds between store commits (as `run --commit-ms`).
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 5000)]
         commit_ms: u64,
     },
     /// The match stage alone: N generated feeds against generated,
