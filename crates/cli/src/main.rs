@@ -33,7 +33,9 @@ enum Command {
     Ingest(commands::ingest::Args),
     /// List the alerts (feed volume spikes) recorded in a data directory.
     Alerts(commands::alerts::Args),
-    /// Check queries and feeds files.
+    /// List the emerging topics recorded in a data directory, with suggested feeds.
+    Topics(commands::topics::Args),
+    /// Check queries and feeds files; add a topic's suggested feed.
     #[command(subcommand)]
     Feeds(commands::feeds::Feeds),
     /// Run posts through enrichment and the detection feeds, keeping per-feed series.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => commands::demo::run(a),
         Command::Ingest(a) => commands::ingest::run(a),
         Command::Alerts(a) => commands::alerts::run(a),
+        Command::Topics(a) => commands::topics::run(a),
         Command::Feeds(f) => commands::feeds::run(f),
         Command::Gen(a) => commands::gen::run(a),
         Command::Run(a) => commands::run::run(a),

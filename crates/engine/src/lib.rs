@@ -16,7 +16,8 @@
 //!   while a run goes on.
 //! - [`run`]: decode → enrich → match → event-time windows, as run by
 //!   `tidewatch run`; [`series`] writes the windows as CSV and JSON Lines;
-//!   [`alerts`] tests them for spikes and records each alert once.
+//!   [`alerts`] tests them for spikes and records each alert once;
+//!   [`topics`] finds emerging topics over the whole stream.
 //! - [`datadir`]: the data directory (today: the keyring).
 
 pub mod alerts;
@@ -29,3 +30,4 @@ pub mod ordered;
 pub mod persist;
 pub mod run;
 pub mod series;
+pub mod topics;

@@ -163,6 +163,13 @@ impl Persister {
         }
     }
 
+    /// Emerging topics to record with the next commit.
+    pub fn topics(&mut self, rows: Vec<tidewatch_store::db::TopicRow>) {
+        for r in rows {
+            self.store.topic(r);
+        }
+    }
+
     /// Records where the inputs stand after a batch; commits when due.
     pub fn batch_end(&mut self, at: &Position, finished: &[Position]) -> Result<(), SinkError> {
         if let Some(e) = self.error.take() {

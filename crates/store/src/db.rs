@@ -2,8 +2,8 @@
 //! with the `sqlite3` shell.
 //!
 //! Everything in it changes in one transaction per store commit
-//! ([`Db::commit`]): aggregate deltas, feeds, alerts, key epochs, source
-//! checkpoints and the commit's sequence number. Aggregates are integer
+//! ([`Db::commit`]): aggregate deltas, feeds, alerts, emerging topics, key
+//! epochs, source checkpoints and the commit's sequence number. Aggregates are integer
 //! sums keyed by (feed, minute), so adding the deltas of one commit is
 //! associative: however a stream is cut into commits (or restarted after a
 //! crash), the totals are the same.
@@ -17,6 +17,7 @@
 //! | `feed_minute`       | feed × minute with matches: posts, sentiment classes, sentiment sum (×10⁴), reposts, replies |
 //! | `volume_minute`     | minute: all posts, posts matching any feed    |
 //! | `alerts`            | alert event (`opened`/`closed`) with its JSON |
+//! | `topics`            | emerging topic: first and last seen, score, terms, suggested query, its JSON |
 //! | `key_epochs`        | pseudonymisation epoch: when its key was deleted (never the key) |
 //! | `checkpoints`       | input: events consumed, byte offset, done     |
 //! | `feed_minutes` (view), `feed_hours` (view), `feed_days` (view) | the series by feed name and readable time |
@@ -65,6 +66,15 @@ CREATE TABLE IF NOT EXISTS alerts (
     onset     INTEGER NOT NULL,      -- unix ms
     record    TEXT NOT NULL,         -- the whole alert as JSON
     PRIMARY KEY (id, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS topics (
+    id              TEXT PRIMARY KEY,  -- stable: hash of the topic's founding key
+    first_seen      INTEGER NOT NULL,  -- unix ms, event time
+    last_seen       INTEGER NOT NULL,  -- unix ms, event time: last listed as emerging
+    score           REAL NOT NULL,
+    terms           TEXT NOT NULL,     -- its keys in query form, comma-separated
+    suggested_query TEXT,              -- a detection feed for it, when one was found
+    record          TEXT NOT NULL      -- the whole topic as JSON
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS key_epochs (
     epoch      INTEGER PRIMARY KEY,  -- epoch number (event time / epoch length)
@@ -150,6 +160,20 @@ pub struct AlertRow {
     pub record: String,
 }
 
+/// An emerging topic as recorded in the `topics` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopicRow {
+    pub id: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub score: f64,
+    /// Its keys in query form, comma-separated.
+    pub terms: String,
+    pub suggested_query: Option<String>,
+    /// The whole topic, JSON.
+    pub record: String,
+}
+
 /// Everything one store commit writes to SQLite.
 #[derive(Debug, Default)]
 pub struct CommitDelta {
@@ -159,6 +183,8 @@ pub struct CommitDelta {
     /// The full feed table, when it changed since the last commit.
     pub feeds: Option<Vec<FeedRow>>,
     pub alerts: Vec<AlertRow>,
+    /// Emerging topics, new or updated (upserted on id).
+    pub topics: Vec<TopicRow>,
     pub checkpoints: Vec<(String, Checkpoint)>,
     /// Epochs whose keys were deleted.
     pub deleted_epochs: Vec<i64>,
@@ -170,6 +196,7 @@ impl CommitDelta {
             && self.volume_minutes.is_empty()
             && self.feeds.is_none()
             && self.alerts.is_empty()
+            && self.topics.is_empty()
             && self.checkpoints.is_empty()
             && self.deleted_epochs.is_empty()
     }
@@ -387,6 +414,32 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
+    /// Emerging topics last seen at or after `since_ms` (all without it),
+    /// in order of first sighting.
+    pub fn topics(&self, since_ms: Option<i64>) -> Result<Vec<TopicRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, first_seen, last_seen, score, terms, suggested_query, record FROM topics
+                 WHERE last_seen >= ?1 ORDER BY first_seen, id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([since_ms.unwrap_or(i64::MIN)], |r| {
+                Ok(TopicRow {
+                    id: r.get(0)?,
+                    first_seen_ms: r.get(1)?,
+                    last_seen_ms: r.get(2)?,
+                    score: r.get(3)?,
+                    terms: r.get(4)?,
+                    suggested_query: r.get(5)?,
+                    record: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     /// Epochs whose keys have been deleted.
     pub fn deleted_epochs(&self) -> Result<Vec<i64>, StoreError> {
         let mut st = self
@@ -455,6 +508,30 @@ fn write_delta(tx: &Transaction<'_>, d: &CommitDelta) -> rusqlite::Result<()> {
         )?;
         for a in &d.alerts {
             st.execute(params![a.id, a.kind, a.feed, a.onset_ms, a.record])?;
+        }
+    }
+    {
+        // A topic keeps its earliest sighting; the rest is the latest
+        // record (a replay that is behind does not overwrite a newer one).
+        let mut st = tx.prepare_cached(
+            "INSERT INTO topics (id, first_seen, last_seen, score, terms, suggested_query, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (id) DO UPDATE SET
+               first_seen = min(first_seen, excluded.first_seen), last_seen = excluded.last_seen,
+               score = excluded.score, terms = excluded.terms,
+               suggested_query = excluded.suggested_query, record = excluded.record
+             WHERE excluded.last_seen >= topics.last_seen",
+        )?;
+        for t in &d.topics {
+            st.execute(params![
+                t.id,
+                t.first_seen_ms,
+                t.last_seen_ms,
+                t.score,
+                t.terms,
+                t.suggested_query,
+                t.record
+            ])?;
         }
     }
     {
@@ -646,6 +723,39 @@ mod tests {
         assert!(db.has_alert("abc", "opened").unwrap());
         assert!(!db.has_alert("abc", "closed").unwrap());
         assert!(db.alerts(Some(60_001)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn topics_are_upserted_and_keep_their_first_sighting() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("t.db")).unwrap();
+        let row = |first: i64, last: i64, score: f64, query: &str| TopicRow {
+            id: "00000000000000aa".into(),
+            first_seen_ms: first,
+            last_seen_ms: last,
+            score,
+            terms: "quorvex, #quorvex".into(),
+            suggested_query: Some(query.into()),
+            record: format!("{{\"score\":{score}}}"),
+        };
+        let commit = |db: &mut Db, seq, r: TopicRow| {
+            db.commit(
+                seq,
+                &CommitDelta {
+                    topics: vec![r],
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        };
+        commit(&mut db, 1, row(60_000, 120_000, 10.0, "quorvex"));
+        commit(&mut db, 2, row(90_000, 180_000, 25.0, "quorvex OR #quorvex"));
+        // Behind the recorded sighting: ignored.
+        commit(&mut db, 3, row(30_000, 150_000, 1.0, "stale"));
+        let got = db.topics(None).unwrap();
+        assert_eq!(got, vec![row(60_000, 180_000, 25.0, "quorvex OR #quorvex")]);
+        assert_eq!(db.topics(Some(180_000)).unwrap().len(), 1);
+        assert!(db.topics(Some(180_001)).unwrap().is_empty());
     }
 
     #[test]

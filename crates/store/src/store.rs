@@ -1,8 +1,8 @@
 //! [`Store`]: the index and the database committed together.
 //!
 //! Between commits the store collects: documents in the index writer,
-//! aggregate deltas, deletions, alerts and the inputs' checkpoints. A
-//! commit then writes
+//! aggregate deltas, deletions, alerts, emerging topics and the inputs'
+//! checkpoints. A commit then writes
 //!
 //! 1. the index, with payload `{"seq": N}`, every document of the batch
 //!    carrying batch number N;
@@ -15,7 +15,7 @@
 //! database's checkpoint, from which the sources resume: every post is
 //! counted and indexed exactly once.
 
-use crate::db::{AlertRow, Checkpoint, CommitDelta, Db, FeedRow, MinuteCounts};
+use crate::db::{AlertRow, Checkpoint, CommitDelta, Db, FeedRow, MinuteCounts, TopicRow};
 use crate::dedup::IdFilter;
 use crate::index::PostIndex;
 use crate::StoreError;
@@ -245,6 +245,11 @@ impl Store {
     /// An alert event, recorded with the next commit (once per id and kind).
     pub fn alert(&mut self, alert: AlertRow) {
         self.pending.alerts.push(alert);
+    }
+
+    /// An emerging topic, recorded with the next commit (upserted on id).
+    pub fn topic(&mut self, topic: TopicRow) {
+        self.pending.topics.push(topic);
     }
 
     /// Pseudonymisation epochs whose keys were deleted.

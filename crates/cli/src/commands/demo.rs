@@ -16,6 +16,7 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tidewatch_core::emerging::EmergingConfig;
 use tidewatch_core::pseudonym::PseudonymConfig;
 use tidewatch_core::redact::PublicAccounts;
 use tidewatch_core::spike::SpikeConfig;
@@ -31,6 +32,7 @@ use tidewatch_engine::persist::{CommitPolicy, Persister};
 use tidewatch_engine::run::SinkError;
 use tidewatch_engine::run::{self, MatchedPost, RunConfig, RunSink};
 use tidewatch_engine::series::SeriesWriter;
+use tidewatch_engine::topics::TopicWatch;
 use tidewatch_gen::{EventKind, GenConfig, Generator, PUBLIC_ACCOUNTS};
 use tidewatch_ingest::Format;
 use tidewatch_store::Store;
@@ -57,6 +59,7 @@ pub struct Args {
 struct DemoSink {
     series: SeriesWriter,
     alerts: SpikeAlerts,
+    topics: TopicWatch,
     names: Vec<String>,
     raised: Vec<AlertRecord>,
     persist: Persister,
@@ -67,6 +70,9 @@ impl RunSink for DemoSink {
     fn post(&mut self, post: &MatchedPost) {
         self.series.post(post);
         self.persist.post(post);
+        for rec in self.topics.post(post) {
+            println!("{}", rec.summary());
+        }
     }
 
     fn deletion(&mut self, deletion: &Deletion) {
@@ -90,6 +96,7 @@ impl RunSink for DemoSink {
     }
 
     fn batch_end(&mut self, at: &Position, finished: &[Position]) -> Result<(), SinkError> {
+        self.persist.topics(self.topics.take_pending());
         self.persist.batch_end(at, finished)
     }
 }
@@ -176,13 +183,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut sink = DemoSink {
         series: SeriesWriter::create(&series_dir, names.clone())?,
         alerts: SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(persist.store().db())?),
+        topics: TopicWatch::open(EmergingConfig::default(), persist.store().db())?,
         names: names.clone(),
         raised: Vec::new(),
         persist,
         minutes: HashMap::new(),
     };
-    println!("live alerts (event time):");
+    println!("live alerts and emerging topics (event time):");
     let summary = run::run(&paths, &cfg, &live, &mut sink, &mut |r| eprintln!("{r}"));
+    for rec in sink.topics.finish() {
+        println!("{}", rec.summary());
+    }
+    sink.persist.topics(sink.topics.take_pending());
     let committed = sink.persist.commit();
     let summary = summary
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -208,7 +220,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     println!("series per feed and minute/hour/day: {}", series_dir.display());
     println!(
-        "stored: {} posts in the index, aggregates and alerts in {} (try `tidewatch alerts --data {dir}` and `tidewatch search --data {dir} 'earthquake'`)",
+        "stored: {} posts in the index, aggregates and alerts in {} (try `tidewatch alerts --data {dir}`, `tidewatch topics --data {dir}` and `tidewatch search --data {dir} 'earthquake'`)",
         thousands(persist.store().index().num_docs()),
         Store::db_path(&data_path).display(),
         dir = data_path.display()

@@ -16,6 +16,8 @@ pub enum Feeds {
     },
     /// Validate a feeds file (TOML, `[[feed]] name = ..., query = ...`).
     Validate { path: PathBuf },
+    /// Append the suggested feed of an emerging topic to a feeds file.
+    Add(crate::commands::topics::AddFromTopic),
 }
 
 pub fn run(f: Feeds) -> Result<ExitCode> {
@@ -39,5 +41,6 @@ pub fn run(f: Feeds) -> Result<ExitCode> {
             println!("{}: {} feeds, all valid", path.display(), feeds.len());
             Ok(ExitCode::SUCCESS)
         }
+        Feeds::Add(args) => crate::commands::topics::add_from_topic(args),
     }
 }

@@ -9,3 +9,4 @@ pub mod gen;
 pub mod ingest;
 pub mod run;
 pub mod search;
+pub mod topics;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tidewatch_core::emerging::EmergingConfig;
 use tidewatch_core::pseudonym::Keyring;
 use tidewatch_core::pseudonym::PseudonymConfig;
 use tidewatch_core::spike::SpikeConfig;
@@ -26,6 +27,7 @@ use tidewatch_engine::live::LiveFeeds;
 use tidewatch_engine::persist::{resume_points, CommitPolicy, Persister};
 use tidewatch_engine::run::{self, MatchedPost, RunConfig, RunProgress, RunSink, SinkError};
 use tidewatch_engine::series::SeriesWriter;
+use tidewatch_engine::topics::TopicWatch;
 use tidewatch_store::{Store, StoreConfig};
 
 #[derive(clap::Args)]
@@ -129,6 +131,7 @@ fn watch_feeds(path: PathBuf, live: Arc<LiveFeeds>, stop: Arc<AtomicBool>) -> st
 struct TerminalSink {
     series: SeriesWriter,
     alerts: SpikeAlerts,
+    topics: TopicWatch,
     persist: Persister,
     live: Arc<LiveFeeds>,
     bar: indicatif::ProgressBar,
@@ -139,6 +142,9 @@ impl RunSink for TerminalSink {
     fn post(&mut self, post: &MatchedPost) {
         self.series.post(post);
         self.persist.post(post);
+        for rec in self.topics.post(post) {
+            self.say(&rec.summary());
+        }
     }
 
     fn deletion(&mut self, deletion: &Deletion) {
@@ -162,6 +168,7 @@ impl RunSink for TerminalSink {
     }
 
     fn batch_end(&mut self, at: &Position, finished: &[Position]) -> Result<(), SinkError> {
+        self.persist.topics(self.topics.take_pending());
         self.persist.batch_end(at, finished)
     }
 
@@ -188,6 +195,17 @@ impl RunSink for TerminalSink {
             p.watermark.map_or("-".into(), |t| t.to_string()),
             top.join(", ")
         ));
+    }
+}
+
+impl TerminalSink {
+    /// A line above the live summary.
+    fn say(&self, line: &str) {
+        if self.bar.is_hidden() {
+            println!("{line}");
+        } else {
+            self.bar.println(line);
+        }
     }
 }
 
@@ -227,9 +245,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch_feeds(args.feeds.clone(), live.clone(), stop.clone());
     let alerts = SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(persist.store().db())?);
+    let topics = TopicWatch::open(EmergingConfig::default(), persist.store().db())?;
     let mut sink = TerminalSink {
         series,
         alerts,
+        topics,
         persist,
         live: live.clone(),
         bar: spinner(),
@@ -244,6 +264,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     });
     // Whatever happened, what was processed is committed.
+    for rec in sink.topics.finish() {
+        sink.say(&rec.summary());
+    }
+    sink.persist.topics(sink.topics.take_pending());
     let committed = sink.persist.commit();
     let summary = summary
         .map_err(|e| anyhow::anyhow!("{e}"))
