@@ -30,6 +30,16 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// Ends a command whose output pipe was closed (`tidewatch ... | head`):
+/// success, nothing more printed; any other write error is reported.
+pub fn quiet_on_closed_pipe(e: std::io::Error) -> anyhow::Result<std::process::ExitCode> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        Err(anyhow::Error::new(e).context("writing the output"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

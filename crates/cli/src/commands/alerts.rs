@@ -1,6 +1,8 @@
 //! `tidewatch alerts`: the alerts a data directory has recorded.
 
+use crate::output::quiet_on_closed_pipe;
 use anyhow::{Context, Result};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tidewatch_core::query::Query;
@@ -92,47 +94,61 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let index = (args.posts || args.format == "json")
         .then(|| PostIndex::open_read_only(&index_dir).ok())
         .flatten();
-    match args.format.as_str() {
-        "json" => {
-            for a in &alerts {
-                let mut v = serde_json::to_value(a)?;
-                v["posts"] = serde_json::to_value(representative_posts(index.as_ref(), a))?;
-                println!("{v}");
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if !matches!(args.format.as_str(), "json" | "table") {
+        anyhow::bail!("--format {:?}: expected table or json", args.format);
+    }
+    let written = (|| -> std::io::Result<()> {
+        match args.format.as_str() {
+            "json" => {
+                for a in &alerts {
+                    let mut v = serde_json::to_value(a)?;
+                    v["posts"] = serde_json::to_value(representative_posts(index.as_ref(), a))?;
+                    writeln!(out, "{v}")?;
+                }
             }
-        }
-        "table" => {
-            println!(
-                "{:<16} {:<20} {:<20} {:<20} {:>6} {:>9} {:>7}  why",
-                "id", "feed", "onset", "end", "peak", "expected", "x"
-            );
-            for a in &alerts {
-                let s = &a.spike;
-                let why: Vec<String> = a.why.iter().take(5).map(|d| d.label()).collect();
-                println!(
-                    "{:<16} {:<20} {:<20} {:<20} {:>6} {:>9.1} {:>7.1}  {}",
-                    a.id,
-                    a.feed_name,
-                    s.onset.to_string(),
-                    s.end.map_or("open".to_string(), |e| e.to_string()),
-                    s.peak_count,
-                    s.peak_expected,
-                    s.magnitude,
-                    why.join(", ")
-                );
-                if args.posts {
-                    for h in representative_posts(index.as_ref(), a) {
-                        let text: String = h.text.chars().take(140).collect();
-                        println!(
-                            "    {} {} {}",
-                            h.created_at.map_or("-".to_string(), |t| t.to_string()),
-                            h.platform,
-                            text.replace('\n', " ")
-                        );
+            "table" => {
+                writeln!(
+                    out,
+                    "{:<16} {:<20} {:<20} {:<20} {:>6} {:>9} {:>7}  why",
+                    "id", "feed", "onset", "end", "peak", "expected", "x"
+                )?;
+                for a in &alerts {
+                    let s = &a.spike;
+                    let why: Vec<String> = a.why.iter().take(5).map(|d| d.label()).collect();
+                    writeln!(
+                        out,
+                        "{:<16} {:<20} {:<20} {:<20} {:>6} {:>9.1} {:>7.1}  {}",
+                        a.id,
+                        a.feed_name,
+                        s.onset.to_string(),
+                        s.end.map_or("open".to_string(), |e| e.to_string()),
+                        s.peak_count,
+                        s.peak_expected,
+                        s.magnitude,
+                        why.join(", ")
+                    )?;
+                    if args.posts {
+                        for h in representative_posts(index.as_ref(), a) {
+                            let text: String = h.text.chars().take(140).collect();
+                            writeln!(
+                                out,
+                                "    {} {} {}",
+                                h.created_at.map_or("-".to_string(), |t| t.to_string()),
+                                h.platform,
+                                text.replace('\n', " ")
+                            )?;
+                        }
                     }
                 }
             }
+            _ => {}
         }
-        other => anyhow::bail!("--format {other:?}: expected table or json"),
+        out.flush()
+    })();
+    match written {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => quiet_on_closed_pipe(e),
     }
-    Ok(ExitCode::SUCCESS)
 }

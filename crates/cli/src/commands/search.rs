@@ -14,11 +14,12 @@
 //!   so memory stays constant however many posts match; a reader that
 //!   closes the pipe early (`| head`) simply ends it.
 
+use crate::output::quiet_on_closed_pipe;
 use crate::output::thousands;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::io::{BufWriter, ErrorKind, Write};
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tidewatch_core::query::Query;
@@ -300,15 +301,6 @@ fn table_time(t: Option<Timestamp>) -> String {
         let s = t.to_string();
         s.get(..19).map_or(s.clone(), |d| d.replace('T', " "))
     })
-}
-
-/// Ends a command whose output pipe was closed: success, nothing printed.
-fn quiet_on_closed_pipe(e: std::io::Error) -> Result<ExitCode> {
-    if e.kind() == ErrorKind::BrokenPipe {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(anyhow::Error::new(e).context("writing the output"))
-    }
 }
 
 pub fn search(args: SearchArgs) -> Result<ExitCode> {
