@@ -9,11 +9,16 @@
 //! 1. walks the post's tokens once, looking each up in one term table (a
 //!    single hash of its bytes; the same running hash also probes the prefix
 //!    table at the prefix lengths wildcards use, see [`table`]), and stamps
-//!    the terms, prefixes and wildcards present;
+//!    the terms, prefixes and wildcards present; then checks each exact
+//!    phrase of any query (`"climate change"`) whose rarest word is
+//!    present, once, and stamps those found: a phrase is then as cheap to
+//!    test, and to index under, as a term;
 //! 2. collects candidates into a bitset over the feeds: the feeds indexed
-//!    under a present term or prefix whose whole anchor set is present, plus
-//!    the unanchored feeds that must see every post (see below);
-//! 3. walks the bitset in index order and verifies each candidate with its
+//!    under a present term, prefix, wildcard or phrase whose entry is
+//!    complete, plus the unanchored feeds that must see every post (see
+//!    below);
+//! 3. walks the bitset in index order: a candidate that a *sure* entry
+//!    proved (see below) is a match; the others are verified with their
 //!    compiled query ([`verify`]), which reads the stamps instead of
 //!    scanning tokens. Matches are set in a second bitset, by output slot
 //!    (the feed id itself when ids are dense, else its rank among the
@@ -28,15 +33,19 @@
 //! the same reason, what the verify stage needs per candidate (program
 //! start, output slot) is packed in one 8-byte [`Unit`].
 //!
-//! **Direct feeds** skip verification: a query that is a term, an `AND` of
-//! exact words, or an `OR` of those (`climate`, `#aurora OR corvex`,
-//! `flood warning`) is indexed by this module itself, one entry per
-//! disjunct, under the disjunct's rarest word with the others as the rest
-//! of its set (a wildcard term under the wildcard itself). Such an entry
-//! is *sure*: when its set is complete, the feed matches. An `OR` with
-//! only some such disjuncts (`"climate change" OR corvex`) gets sure
-//! entries for those and ordinary entries for the others, so a post with
-//! `corvex` skips verification too.
+//! **Direct feeds** skip verification. A *literal* is an exact word, a
+//! wildcard or an exact phrase: the matcher stamps each one present. A
+//! query that is a boolean of literals with `NOT` only on literals
+//! (`climate`, `#aurora OR corvex`, `flood warning`, `"climate change"
+//! -hoax`, `"sea level" AND (rise OR surge) -film`) is multiplied out into
+//! an `OR` of disjuncts, each some literals present and some absent (at
+//! most [`MAX_DISJUNCTS`]), and indexed by this module itself: one entry
+//! per disjunct, under its rarest present literal, with the other
+//! literals to require and those to forbid as the rest of the entry. Such
+//! an entry is *sure*: when it is complete, the feed matches. An `OR` with
+//! only some such disjuncts (`"climate change" OR (corvex NEAR/2 bird)`)
+//! gets sure entries for those and ordinary entries (anchor sets) for the
+//! others, so a post with the phrase skips verification too.
 //!
 //! Identical queries (many users watching the same brand) are compiled,
 //! indexed and verified once; a match is reported for every feed with it.
@@ -97,8 +106,15 @@ fn filter_bit(h: u64) -> usize {
     (h >> 40) as usize & (PREFIX_FILTER_BITS - 1)
 }
 
-/// An anchor in a set: a term id, or a prefix id with this bit set.
-const PREFIX_BIT: u32 = 1 << 31;
+/// An item of an index entry (its key, the other anchors of its set, the
+/// literals of a sure disjunct): an id tagged with its kind in the top two
+/// bits, so that one list holds every kind and one stamp read checks one.
+const TAG_SHIFT: u32 = 30;
+const ID_MASK: u32 = (1 << TAG_SHIFT) - 1;
+const TAG_TERM: u32 = 0;
+const TAG_PREFIX: u32 = 1 << TAG_SHIFT;
+const TAG_WILD: u32 = 2 << TAG_SHIFT;
+const TAG_PHRASE: u32 = 3 << TAG_SHIFT;
 
 /// Marks an index entry whose complete set proves a match (see the module
 /// doc): set on the entry's unit index.
@@ -106,6 +122,11 @@ const SURE_BIT: u32 = 1 << 31;
 
 /// Marks [`Unit::out`] as an index into [`FeedMatcher::shared`].
 const SHARED_BIT: u32 = 1 << 31;
+
+/// A candidate, and a match, in a unit's packed counters
+/// (`MatchScratch::counts`).
+const ONE_CANDIDATE: u64 = 1;
+const ONE_MATCH: u64 = 1 << 32;
 
 /// Feed ids are used as output slots directly when the largest is below
 /// this many times the number of feeds (plus a little): the output bitset
@@ -140,16 +161,57 @@ struct Wildcard {
     /// The pattern is its indexed prefix and one final `*` (`climat*`, the
     /// common wildcard): every token with the prefix matches, no glob.
     any_suffix: bool,
+    /// Cheap necessary conditions checked before the glob (most tokens
+    /// sharing a short prefix like `re` fail them): the token's length in
+    /// bytes is within `min_len..=max_len`, and it ends with the pattern's
+    /// bytes from `tail` (its literal end, after the last `*` or `?`).
+    min_len: usize,
+    max_len: usize,
+    tail: usize,
 }
 
-/// An index entry: `feed` becomes a candidate when the entry's anchor is
-/// present and so are the other anchors of its set,
-/// `rest[rest_start..rest_start + rest_len]`.
+impl Wildcard {
+    fn new(pattern: &str, any_suffix: bool) -> Wildcard {
+        let bytes = pattern.as_bytes();
+        let stars = bytes.iter().filter(|&&b| b == b'*').count();
+        let singles = bytes.iter().filter(|&&b| b == b'?').count();
+        // Each `?` is one character: 1 to 4 bytes.
+        let literal = bytes.len() - stars - singles;
+        Wildcard {
+            pattern: bytes.into(),
+            any_suffix,
+            min_len: literal + singles,
+            max_len: if stars > 0 { usize::MAX } else { literal + 4 * singles },
+            tail: bytes.iter().rposition(|&b| b == b'*' || b == b'?').map_or(0, |i| i + 1),
+        }
+    }
+
+    /// Whether a folded token matches the pattern.
+    #[inline]
+    fn matches(&self, token: &[u8]) -> bool {
+        self.any_suffix
+            || ((self.min_len..=self.max_len).contains(&token.len())
+                && ends_with(token, &self.pattern[self.tail..])
+                && glob(&self.pattern, token))
+    }
+}
+
+/// `a.ends_with(b)` for short `b`, inline (no `memcmp` call).
+#[inline]
+fn ends_with(a: &[u8], b: &[u8]) -> bool {
+    a.len() >= b.len() && a.iter().rev().zip(b.iter().rev()).all(|(x, y)| x == y)
+}
+
+/// An index entry: `feed` becomes a candidate when the entry's key is
+/// present, and so are the `need` items from `rest[rest_start]` (the other
+/// anchors of its set, or literals of its disjunct), and none of the
+/// `forbid` items after them is (negated literals, sure entries only).
 #[derive(Clone, Copy, Debug)]
 struct Posting {
     feed: u32,
     rest_start: u32,
-    rest_len: u32,
+    need: u16,
+    forbid: u16,
 }
 
 /// Lists indexed by a dense id, in one flat vector.
@@ -178,6 +240,11 @@ impl<T: Copy> Lists<T> {
             (Some(&a), Some(&b)) => &self.items[a as usize..b as usize],
             _ => &[],
         }
+    }
+
+    /// The number of lists.
+    fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
     }
 
     fn memory_bytes(&self) -> usize {
@@ -210,7 +277,7 @@ struct IndexBuilder {
 impl IndexBuilder {
     fn add(&mut self, key: u32, p: Posting) {
         let k = key as usize;
-        if p.rest_len == 0 {
+        if p.need == 0 && p.forbid == 0 {
             if self.plain.len() <= k {
                 self.plain.resize_with(k + 1, Vec::new);
             }
@@ -275,8 +342,12 @@ pub struct FeedMatcher {
     prefix_wilds: Lists<u32>,
     wilds: Vec<Wildcard>,
     by_wild: Index,
-    /// The other anchors of indexed sets (term ids, or prefix ids with
-    /// [`PREFIX_BIT`]).
+    /// Exact phrases (the term ids of each, by phrase id), and the phrases
+    /// to check when a term is present: each under its rarest word.
+    phrase_words: Lists<u32>,
+    phrases_by_term: Lists<u32>,
+    by_phrase: Index,
+    /// The other items of index entries (tagged ids, see [`TAG_SHIFT`]).
     rest: Vec<u32>,
     /// Unanchored feeds gated by a field.
     gates: Vec<(Field, Vec<u32>)>,
@@ -308,7 +379,21 @@ impl Builder {
     fn anchor_id(&mut self, a: &Anchor) -> u32 {
         match a {
             Anchor::Token(t) => self.terms.intern(t.as_bytes()),
-            Anchor::Prefix(p) => self.prefix_id(p) | PREFIX_BIT,
+            Anchor::Prefix(p) => self.prefix_id(p) | TAG_PREFIX,
+        }
+    }
+
+    /// The tagged id of a literal of a sure disjunct.
+    fn lit_item(&mut self, code: &mut Code, l: Lit<'_>) -> u32 {
+        match l {
+            Lit::Word(p) => match self.word(p) {
+                Word::Term(id) => id | TAG_TERM,
+                Word::Wild(id) => id | TAG_WILD,
+            },
+            Lit::Phrase(words) => {
+                let terms: Vec<u32> = words.iter().map(|w| self.terms.intern(w.as_str().as_bytes())).collect();
+                code.exact_phrase_id(&terms) | TAG_PHRASE
+            }
         }
     }
 }
@@ -324,10 +409,8 @@ impl Resolve for Builder {
                 let id = self.wilds.len() as u32;
                 let literal = pattern.literal_prefix();
                 let indexed = truncate(literal);
-                self.wilds.push(Wildcard {
-                    pattern: p.as_bytes().into(),
-                    any_suffix: indexed.len() + 1 == p.len() && p.ends_with('*'),
-                });
+                self.wilds
+                    .push(Wildcard::new(p, indexed.len() + 1 == p.len() && p.ends_with('*')));
                 self.wild_ids.insert(p.clone(), id);
                 let prefix = self.prefix_id(literal);
                 self.prefix_wilds[prefix as usize].push(id);
@@ -350,52 +433,110 @@ fn truncate(s: &str) -> &str {
     &s[..end]
 }
 
-/// One disjunct of a direct query.
-enum Disjunct<'a> {
-    /// A single term (exact or wildcard).
-    Term(&'a Pattern),
-    /// An `AND` of exact words.
-    All(Vec<&'a str>),
+/// At most this many sure disjuncts per query (an `AND` of `OR`s is
+/// multiplied out; beyond this, the query is verified instead).
+const MAX_DISJUNCTS: usize = 16;
+
+/// At most this many literals in one sure disjunct.
+const MAX_LITERALS: usize = 64;
+
+/// A literal of a sure disjunct: something the matcher stamps per post.
+#[derive(Clone, Copy, Debug)]
+enum Lit<'a> {
+    /// An exact word or a wildcard (some token matches it).
+    Word(&'a Pattern),
+    /// An exact phrase: exact words, no slop (looked up once per post).
+    Phrase(&'a [Pattern]),
 }
 
-/// The disjuncts of a direct query (a term, an `AND` of exact words, or an
-/// `OR` of those): such a query matches exactly when one disjunct is
-/// present.
-fn direct_disjuncts(node: &Node) -> Option<Vec<Disjunct<'_>>> {
-    match node {
-        Node::Or(children) => children.iter().map(one).collect(),
-        other => one(other).map(|d| vec![d]),
+/// A sure disjunct: every literal of `pos` present and none of `neg`.
+#[derive(Clone, Debug, Default)]
+struct Conj<'a> {
+    pos: Vec<Lit<'a>>,
+    neg: Vec<Lit<'a>>,
+}
+
+impl<'a> Conj<'a> {
+    /// Both conjunctions at once.
+    fn and(&self, other: &Conj<'a>) -> Conj<'a> {
+        Conj {
+            pos: self.pos.iter().chain(&other.pos).copied().collect(),
+            neg: self.neg.iter().chain(&other.neg).copied().collect(),
+        }
     }
 }
 
-/// A node that matches exactly when its words are present: a term, or an
-/// `AND` of exact words.
-fn one(node: &Node) -> Option<Disjunct<'_>> {
+/// The literal a node is, if it is one.
+fn lit(node: &Node) -> Option<Lit<'_>> {
     match node {
-        Node::Term(p) => Some(Disjunct::Term(p)),
-        Node::And(children) => children
-            .iter()
-            .map(|c| match c {
-                Node::Term(Pattern::Exact(w)) => Some(w.as_str()),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()
-            .map(Disjunct::All),
+        Node::Term(p) => Some(Lit::Word(p)),
+        Node::Phrase { words, slop: 0 } if words.iter().all(|w| matches!(w, Pattern::Exact(_))) => {
+            Some(Lit::Phrase(words))
+        }
         _ => None,
     }
+}
+
+/// A node as an `OR` of conjunctions of literals and negated literals
+/// (an `AND` over an `OR` multiplied out: `a (b OR c) -d` is
+/// `(a b -d) OR (a c -d)`), if it is a boolean of literals small enough.
+fn conjunctions(node: &Node) -> Option<Vec<Conj<'_>>> {
+    let out = match node {
+        Node::Not(child) => vec![Conj {
+            pos: Vec::new(),
+            neg: vec![lit(child)?],
+        }],
+        Node::Or(children) => {
+            let mut all = Vec::new();
+            for c in children {
+                all.extend(conjunctions(c)?);
+                if all.len() > MAX_DISJUNCTS {
+                    return None;
+                }
+            }
+            all
+        }
+        Node::And(children) => {
+            let mut acc = vec![Conj::default()];
+            for c in children {
+                let alts = conjunctions(c)?;
+                if acc.len() * alts.len() > MAX_DISJUNCTS {
+                    return None;
+                }
+                acc = acc.iter().flat_map(|a| alts.iter().map(move |b| a.and(b))).collect();
+            }
+            acc
+        }
+        other => vec![Conj {
+            pos: vec![lit(other)?],
+            neg: Vec::new(),
+        }],
+    };
+    if out.iter().any(|c| c.pos.len() + c.neg.len() > MAX_LITERALS) {
+        return None;
+    }
+    Some(out)
+}
+
+/// The disjuncts of a direct query (see the module doc): such a query
+/// matches exactly when one disjunct's positive literals are all present
+/// and none of its negated ones is. Each disjunct needs a positive literal
+/// to be indexed under.
+fn direct_disjuncts(node: &Node) -> Option<Vec<Conj<'_>>> {
+    conjunctions(node).filter(|all| all.iter().all(|c| !c.pos.is_empty()))
 }
 
 /// A disjunct of an `OR` that is not direct as a whole.
 enum Part<'a> {
     /// Present means matched.
-    Sure(Disjunct<'a>),
+    Sure(Vec<Conj<'a>>),
     /// Needs verification; present only if one of these sets is.
     Verify(Vec<Vec<Anchor>>),
 }
 
 /// The disjuncts of an `OR` with at least one direct disjunct and every
-/// disjunct anchored (`"climate change" OR corvex`): a post containing
-/// `corvex` needs no verification.
+/// disjunct anchored (`"climate change" OR (corvex NEAR/2 bird)`): a post
+/// with the phrase needs no verification.
 fn partly_direct(node: &Node) -> Option<Vec<Part<'_>>> {
     let Node::Or(children) = node else {
         return None;
@@ -403,7 +544,7 @@ fn partly_direct(node: &Node) -> Option<Vec<Part<'_>>> {
     let mut any_sure = false;
     let parts = children
         .iter()
-        .map(|c| match one(c) {
+        .map(|c| match direct_disjuncts(c) {
             Some(d) => {
                 any_sure = true;
                 Some(Part::Sure(d))
@@ -448,6 +589,7 @@ struct Indexer<'s> {
     by_term: IndexBuilder,
     by_prefix: IndexBuilder,
     by_wild: IndexBuilder,
+    by_phrase: IndexBuilder,
     rest: Vec<u32>,
 }
 
@@ -455,25 +597,26 @@ impl Indexer<'_> {
     /// The anchor a feed is (mostly) indexed under, to number feeds
     /// sharing it consecutively.
     fn cluster_key(&mut self, node: &Node) -> String {
-        let rarest = |ix: &mut Self, set: &[Anchor]| {
-            set.iter()
-                .map(|a| (ix.cost(a), a))
-                .min_by(|x, y| x.0.total_cmp(&y.0))
-                .map(|(_, a)| a.to_string())
-                .unwrap_or_default()
-        };
         if let Some(disjuncts) = direct_disjuncts(node) {
-            return match disjuncts.first() {
-                Some(Disjunct::Term(p)) => p.as_str().to_string(),
-                Some(Disjunct::All(words)) => {
-                    let set: Vec<Anchor> = words.iter().map(|w| Anchor::Token(w.to_string())).collect();
-                    rarest(self, &set)
+            return match disjuncts.first().and_then(|c| self.key_of(c)) {
+                Some(Lit::Word(p)) => p.as_str().to_string(),
+                Some(Lit::Phrase(words)) => {
+                    let words: Vec<&str> = words.iter().map(Pattern::as_str).collect();
+                    format!("\"{}\"", words.join(" "))
                 }
                 None => String::new(),
             };
         }
         match Anchors::of(node) {
-            Anchors::AnyOf(sets) => sets.first().map(|set| rarest(self, set)).unwrap_or_default(),
+            Anchors::AnyOf(sets) => sets
+                .first()
+                .and_then(|set| {
+                    set.iter()
+                        .map(|a| (self.cost(a), a))
+                        .min_by(|x, y| x.0.total_cmp(&y.0))
+                        .map(|(_, a)| a.to_string())
+                })
+                .unwrap_or_default(),
             Anchors::Unanchored => String::new(),
         }
     }
@@ -483,30 +626,75 @@ impl Indexer<'_> {
         *self.costs.entry(a.clone()).or_insert_with(|| stats.cost(a))
     }
 
-    /// Indexes a disjunct of `feed` whose presence proves a match.
-    fn add_sure(&mut self, b: &mut Builder, feed: u32, d: Disjunct<'_>) {
-        match d {
-            Disjunct::Term(p) => {
-                let posting = Posting {
-                    feed: feed | SURE_BIT,
-                    rest_start: 0,
-                    rest_len: 0,
-                };
-                match b.word(p) {
-                    Word::Term(id) => self.by_term.add(id, posting),
-                    Word::Wild(id) => self.by_wild.add(id, posting),
-                }
-            }
-            Disjunct::All(words) => {
-                let set: Vec<Anchor> = words.iter().map(|w| Anchor::Token(w.to_string())).collect();
-                self.add_set(b, feed, &set, true);
+    /// A literal's rarity: its word's, a wildcard's prefix's, or for a
+    /// phrase, half its rarest word's (a phrase is rarer than its words).
+    fn lit_cost(&mut self, l: Lit<'_>) -> f64 {
+        let anchor = |p: &Pattern| match p {
+            Pattern::Exact(w) => Anchor::Token(w.clone()),
+            Pattern::Wildcard(_) => Anchor::Prefix(p.literal_prefix().to_string()),
+        };
+        match l {
+            Lit::Word(p) => self.cost(&anchor(p)),
+            Lit::Phrase(words) => {
+                words
+                    .iter()
+                    .map(|w| self.cost(&anchor(w)))
+                    .fold(f64::INFINITY, f64::min)
+                    * 0.5
             }
         }
     }
 
+    /// The rarest positive literal of a disjunct: the one to index it
+    /// under.
+    fn key_of<'a>(&mut self, c: &Conj<'a>) -> Option<Lit<'a>> {
+        let mut best = None;
+        let mut best_cost = f64::INFINITY;
+        for &l in &c.pos {
+            let cost = self.lit_cost(l);
+            if best.is_none() || cost < best_cost {
+                best = Some(l);
+                best_cost = cost;
+            }
+        }
+        best
+    }
+
+    /// Indexes a disjunct of `feed` whose presence proves a match, under
+    /// its rarest positive literal.
+    fn add_sure(&mut self, b: &mut Builder, code: &mut Code, feed: u32, c: &Conj<'_>) {
+        let Some(key) = self.key_of(c) else {
+            return;
+        };
+        let rest_start = self.rest.len() as u32;
+        let mut key_seen = false;
+        for &l in &c.pos {
+            // The key once (a literal may be repeated: `a AND a`).
+            if !key_seen && same_lit(l, key) {
+                key_seen = true;
+                continue;
+            }
+            let item = b.lit_item(code, l);
+            self.rest.push(item);
+        }
+        for &l in &c.neg {
+            let item = b.lit_item(code, l);
+            self.rest.push(item);
+        }
+        // `conjunctions` keeps disjuncts below `MAX_LITERALS`.
+        let posting = Posting {
+            feed: feed | SURE_BIT,
+            rest_start,
+            need: (c.pos.len() - 1) as u16,
+            forbid: c.neg.len() as u16,
+        };
+        let key = b.lit_item(code, key);
+        self.add(key, posting);
+    }
+
     /// Indexes `feed` under the rarest anchor of `set`, the others as the
     /// rest of the entry.
-    fn add_set(&mut self, b: &mut Builder, feed: u32, set: &[Anchor], sure: bool) {
+    fn add_set(&mut self, b: &mut Builder, feed: u32, set: &[Anchor]) {
         let mut best = 0;
         let mut best_cost = f64::INFINITY;
         for (i, a) in set.iter().enumerate() {
@@ -518,22 +706,44 @@ impl Indexer<'_> {
         }
         let rest_start = self.rest.len() as u32;
         for (i, a) in set.iter().enumerate() {
-            if i != best {
+            // A filter may require fewer anchors than it could (sound,
+            // only weaker): the entry's count is a `u16`.
+            if i != best && self.rest.len() - (rest_start as usize) < u16::MAX as usize {
                 let id = b.anchor_id(a);
                 self.rest.push(id);
             }
         }
-        let posting = Posting {
-            feed: if sure { feed | SURE_BIT } else { feed },
-            rest_start,
-            rest_len: self.rest.len() as u32 - rest_start,
+        let Some(anchor) = set.get(best) else {
+            return;
         };
-        let id = b.anchor_id(&set[best]);
-        if id & PREFIX_BIT != 0 {
-            self.by_prefix.add(id & !PREFIX_BIT, posting);
-        } else {
-            self.by_term.add(id, posting);
+        let posting = Posting {
+            feed,
+            rest_start,
+            need: (self.rest.len() - rest_start as usize) as u16,
+            forbid: 0,
+        };
+        let key = b.anchor_id(anchor);
+        self.add(key, posting);
+    }
+
+    /// Adds an entry under a tagged key.
+    fn add(&mut self, key: u32, posting: Posting) {
+        let id = key & ID_MASK;
+        match key & !ID_MASK {
+            TAG_TERM => self.by_term.add(id, posting),
+            TAG_PREFIX => self.by_prefix.add(id, posting),
+            TAG_WILD => self.by_wild.add(id, posting),
+            _ => self.by_phrase.add(id, posting),
         }
+    }
+}
+
+/// Whether two literals are the same pattern or phrase.
+fn same_lit(a: Lit<'_>, b: Lit<'_>) -> bool {
+    match (a, b) {
+        (Lit::Word(x), Lit::Word(y)) => x == y,
+        (Lit::Phrase(x), Lit::Phrase(y)) => x == y,
+        _ => false,
     }
 }
 
@@ -563,6 +773,7 @@ impl FeedMatcher {
             by_term: IndexBuilder::default(),
             by_prefix: IndexBuilder::default(),
             by_wild: IndexBuilder::default(),
+            by_phrase: IndexBuilder::default(),
             rest: Vec::new(),
         };
         // Identical queries (common when many users watch the same brand)
@@ -624,8 +835,8 @@ impl FeedMatcher {
             starts.push(code.push(&Op::compile(query.root(), &mut b)));
             if let Some(disjuncts) = direct_disjuncts(query.root()) {
                 direct[index as usize / 64] |= 1 << (index % 64);
-                for d in disjuncts {
-                    ix.add_sure(&mut b, index, d);
+                for d in &disjuncts {
+                    ix.add_sure(&mut b, &mut code, index, d);
                 }
                 continue;
             }
@@ -634,10 +845,14 @@ impl FeedMatcher {
                 // sure entries, the others by their anchors.
                 for part in parts {
                     match part {
-                        Part::Sure(d) => ix.add_sure(&mut b, index, d),
+                        Part::Sure(disjuncts) => {
+                            for d in &disjuncts {
+                                ix.add_sure(&mut b, &mut code, index, d);
+                            }
+                        }
                         Part::Verify(sets) => {
                             for set in sets {
-                                ix.add_set(&mut b, index, &set, false);
+                                ix.add_set(&mut b, index, &set);
                             }
                         }
                     }
@@ -651,7 +866,7 @@ impl FeedMatcher {
                 },
                 Anchors::AnyOf(sets) => {
                     for set in sets {
-                        ix.add_set(&mut b, index, &set, false);
+                        ix.add_set(&mut b, index, &set);
                     }
                 }
             }
@@ -669,6 +884,21 @@ impl FeedMatcher {
         for id in 0..b.terms.len() as u32 {
             let bit = (table::hash_bytes(b.terms.key(id)) >> 32) as usize & (term_filter_bits - 1);
             term_filter[bit / 64] |= 1 << (bit % 64);
+        }
+        // Each exact phrase is checked per post under its rarest word.
+        let phrase_words = code.exact_phrase_terms();
+        let mut phrases_by_term: Vec<Vec<u32>> = vec![Vec::new(); b.terms.len()];
+        for (id, words) in phrase_words.iter().enumerate() {
+            let rarest = words.iter().copied().min_by(|&x, &y| {
+                let cost = |ix: &mut Indexer<'_>, t: u32| {
+                    let word = String::from_utf8_lossy(b.terms.key(t)).into_owned();
+                    ix.cost(&Anchor::Token(word))
+                };
+                cost(&mut ix, x).total_cmp(&cost(&mut ix, y))
+            });
+            if let Some(list) = rarest.and_then(|t| phrases_by_term.get_mut(t as usize)) {
+                list.push(id as u32);
+            }
         }
         let names: Vec<String> = feeds.into_iter().map(|f| f.name).collect();
         FeedMatcher {
@@ -697,6 +927,9 @@ impl FeedMatcher {
             prefix_wilds: Lists::from_buckets(b.prefix_wilds),
             wilds: b.wilds,
             by_wild: ix.by_wild.finish(),
+            phrase_words: Lists::from_buckets(phrase_words.into_iter().map(Vec::from).collect()),
+            phrases_by_term: Lists::from_buckets(phrases_by_term),
+            by_phrase: ix.by_phrase.finish(),
             rest: ix.rest,
             gates: gates.into_iter().collect(),
             always,
@@ -763,6 +996,9 @@ impl FeedMatcher {
                 .map(|w| w.pattern.len() + std::mem::size_of::<Wildcard>())
                 .sum::<usize>()
             + self.by_wild.memory_bytes()
+            + self.phrase_words.memory_bytes()
+            + self.phrases_by_term.memory_bytes()
+            + self.by_phrase.memory_bytes()
             + self.rest.capacity() * 4
             + self.prefix_filter.capacity() * 8
             + self.term_filter.capacity() * 8
@@ -785,6 +1021,7 @@ impl FeedMatcher {
         s.present_terms.clear();
         s.present_prefixes.clear();
         s.present_wilds.clear();
+        s.present_phrases.clear();
         s.wild_occ.clear();
         s.next_occ.clear();
 
@@ -829,15 +1066,47 @@ impl FeedMatcher {
             }
         }
 
+        // 1b. The exact phrases present, each checked once, when its
+        // rarest word is present. (This view reads no phrase stamp: they
+        // are what this step fills in.)
+        let view = PostView {
+            post,
+            tokens: tokens.tokens(),
+            first_occ: &s.first_occ,
+            next_occ: &s.next_occ,
+            wild_occ: &s.wild_occ,
+            term_stamp: &s.term_stamp,
+            wild_stamp: &s.wild_stamp,
+            phrase_stamp: &[],
+            gen,
+        };
+        for &t in &s.present_terms {
+            for &ph in self.phrases_by_term.get(t) {
+                let words = self.phrase_words.get(ph);
+                let all_present = words.iter().all(|&w| s.term_stamp.get(w as usize) == Some(&gen));
+                if all_present && verify::exact_phrase_hit(words, &view) {
+                    s.present_phrases.push(ph);
+                }
+            }
+        }
+        for &ph in &s.present_phrases {
+            if let Some(stamp) = s.phrase_stamp.get_mut(ph as usize) {
+                *stamp = gen;
+            }
+        }
+
         // 2. Candidates, as bits.
         let (cands, sure) = (&mut s.cands, &mut s.sure[..]);
         let present = Present {
-            term_stamp: &s.term_stamp,
-            prefix_stamp: &s.prefix_stamp,
+            // By tag (see `TAG_SHIFT`).
+            stamps: [&s.term_stamp, &s.prefix_stamp, &s.wild_stamp, &s.phrase_stamp],
             gen,
         };
         for &t in &s.present_terms {
             self.collect(&self.by_term, t, cands, sure, &present);
+        }
+        for &p in &s.present_phrases {
+            self.collect(&self.by_phrase, p, cands, sure, &present);
         }
         for &p in &s.present_prefixes {
             self.collect(&self.by_prefix, p, cands, sure, &present);
@@ -865,6 +1134,7 @@ impl FeedMatcher {
             wild_occ: &s.wild_occ,
             term_stamp: &s.term_stamp,
             wild_stamp: &s.wild_stamp,
+            phrase_stamp: &s.phrase_stamp,
             gen,
         };
         // Matches go into a bitset by output slot (so ids come out sorted
@@ -878,44 +1148,44 @@ impl FeedMatcher {
                 let Some(word) = s.cands.words.get_mut(w) else {
                     continue;
                 };
-                let mut bits = std::mem::take(word);
-                // Sure entries (every entry of a direct query) are matches.
-                let direct = s.sure.get_mut(w).map_or(0, std::mem::take);
-                while bits != 0 {
-                    let bit = bits.trailing_zeros();
-                    bits &= bits - 1;
-                    let f = w * 64 + bit as usize;
-                    let Some(&unit) = self.units.get(f) else {
+                let cands = std::mem::take(word);
+                // Candidates a sure entry proved matched (every candidate of
+                // a direct query) need no program: taken apart from the
+                // others, a whole word at a time, without a branch per bit.
+                let sure = s.sure.get_mut(w).map_or(0, std::mem::take);
+                let mut proven = cands & sure;
+                while proven != 0 {
+                    let f = w * 64 + proven.trailing_zeros() as usize;
+                    proven &= proven - 1;
+                    if let (Some(unit), Some(c)) = (self.units.get(f), s.counts.get_mut(f)) {
+                        *c += ONE_CANDIDATE | ONE_MATCH;
+                        bound += self.report(unit, &mut s.out);
+                    }
+                }
+                let mut verify = cands & !sure;
+                while verify != 0 {
+                    let f = w * 64 + verify.trailing_zeros() as usize;
+                    verify &= verify - 1;
+                    let Some(unit) = self.units.get(f) else {
                         continue;
                     };
-                    s.counts[f][0] += 1;
-                    let hit = if direct & (1 << bit) != 0 {
-                        true
+                    s.verify_counter = s.verify_counter.wrapping_add(1);
+                    let prog = unit.prog as usize;
+                    let hit = if s.verify_counter & (TIMING_SAMPLE - 1) == 0 {
+                        let start = Instant::now();
+                        let hit = self.code.eval(prog, &view, &mut s.bufs);
+                        let t = &mut s.timing[f];
+                        t.0 += 1;
+                        t.1 += (start.elapsed().as_nanos() as u64).min(MAX_TIMED_NANOS);
+                        hit
                     } else {
-                        s.verify_counter = s.verify_counter.wrapping_add(1);
-                        let prog = unit.prog as usize;
-                        if s.verify_counter & (TIMING_SAMPLE - 1) == 0 {
-                            let start = Instant::now();
-                            let hit = self.code.eval(prog, &view, &mut s.bufs);
-                            let t = &mut s.timing[f];
-                            t.0 += 1;
-                            t.1 += (start.elapsed().as_nanos() as u64).min(MAX_TIMED_NANOS);
-                            hit
-                        } else {
-                            self.code.eval(prog, &view, &mut s.bufs)
-                        }
+                        self.code.eval(prog, &view, &mut s.bufs)
                     };
+                    if let Some(c) = s.counts.get_mut(f) {
+                        *c += ONE_CANDIDATE | if hit { ONE_MATCH } else { 0 };
+                    }
                     if hit {
-                        s.counts[f][1] += 1;
-                        if unit.out & SHARED_BIT == 0 {
-                            s.out.set(unit.out);
-                            bound += 1;
-                        } else {
-                            for &slot in self.shared.get(unit.out & !SHARED_BIT) {
-                                s.out.set(slot);
-                                bound += 1;
-                            }
-                        }
+                        bound += self.report(unit, &mut s.out);
                     }
                 }
             }
@@ -928,6 +1198,21 @@ impl FeedMatcher {
             // The per-feed counters are u32 (compact, fewer cache misses):
             // flush them long before they could overflow.
             s.flush_stats();
+        }
+    }
+
+    /// Sets the output slots of a matched unit; returns how many.
+    #[inline]
+    fn report(&self, unit: &Unit, out: &mut Bits) -> usize {
+        if unit.out & SHARED_BIT == 0 {
+            out.set(unit.out);
+            1
+        } else {
+            let slots = self.shared.get(unit.out & !SHARED_BIT);
+            for &slot in slots {
+                out.set(slot);
+            }
+            slots.len()
         }
     }
 
@@ -952,8 +1237,7 @@ impl FeedMatcher {
             s.present_prefixes.push(pid);
         }
         for &w in self.prefix_wilds.get(pid) {
-            let wild = &self.wilds[w as usize];
-            if wild.any_suffix || glob(&wild.pattern, bytes) {
+            if self.wilds[w as usize].matches(bytes) {
                 if s.wild_stamp[w as usize] != gen {
                     s.wild_stamp[w as usize] = gen;
                     s.present_wilds.push(w);
@@ -963,37 +1247,45 @@ impl FeedMatcher {
         }
     }
 
-    /// Marks the feeds indexed under `key` whose sets are complete.
+    /// Marks the feeds indexed under `key` whose entries are complete.
     #[inline]
     fn collect(&self, index: &Index, key: u32, cands: &mut Bits, sure: &mut [u64], present: &Present<'_>) {
         for &f in index.plain.get(key) {
             cands.set_entry(f, sure);
         }
         for p in index.sets.get(key) {
+            // Already a candidate (through another entry): nothing to add
+            // but, for a sure entry, the proof (then it is verified).
             if cands.has(p.feed & !SURE_BIT) {
                 continue;
             }
-            let rest = &self.rest[p.rest_start as usize..(p.rest_start + p.rest_len) as usize];
-            let complete = rest.iter().all(|&a| {
-                if a & PREFIX_BIT != 0 {
-                    present.prefix_stamp[(a & !PREFIX_BIT) as usize] == present.gen
-                } else {
-                    present.term_stamp[a as usize] == present.gen
-                }
-            });
-            if complete {
+            let start = p.rest_start as usize;
+            let mid = start + p.need as usize;
+            let end = mid + p.forbid as usize;
+            let (Some(need), Some(forbid)) = (self.rest.get(start..mid), self.rest.get(mid..end)) else {
+                continue;
+            };
+            if need.iter().all(|&a| present.has(a)) && !forbid.iter().any(|&a| present.has(a)) {
                 cands.set_entry(p.feed, sure);
             }
         }
     }
 }
 
-/// The terms and prefixes present in the current post: those stamped with
-/// its generation.
+/// The terms, prefixes, wildcards and phrases present in the current
+/// post: those stamped with its generation.
 struct Present<'a> {
-    term_stamp: &'a [u32],
-    prefix_stamp: &'a [u32],
+    /// Stamps by item tag: terms, prefixes, wildcards, phrases.
+    stamps: [&'a [u32]; 4],
     gen: u32,
+}
+
+impl Present<'_> {
+    /// Whether a tagged item is present.
+    #[inline]
+    fn has(&self, item: u32) -> bool {
+        self.stamps[(item >> TAG_SHIFT) as usize].get((item & ID_MASK) as usize) == Some(&self.gen)
+    }
 }
 
 /// A bitset with a summary level: bit `w` of the summary says that word
@@ -1172,6 +1464,9 @@ pub struct MatchScratch {
     present_terms: Vec<u32>,
     present_prefixes: Vec<u32>,
     present_wilds: Vec<u32>,
+    /// Per exact phrase: stamped when it occurs in the post; those that do.
+    phrase_stamp: Vec<u32>,
+    present_phrases: Vec<u32>,
     /// Candidate units of the current post (all zero between posts), and
     /// those a sure entry proved matched.
     cands: Bits,
@@ -1180,8 +1475,9 @@ pub struct MatchScratch {
     /// posts).
     out: Bits,
     bufs: SpanBufs,
-    /// Per feed: `[candidates, matched]` since the last flush.
-    counts: Vec<[u32; 2]>,
+    /// Per unit: candidates (low 32 bits) and matches (high 32 bits)
+    /// since the last flush, one add per candidate.
+    counts: Vec<u64>,
     /// Per feed: timed verifications and their nanoseconds.
     timing: Vec<(u32, u64)>,
     posts: u64,
@@ -1205,14 +1501,14 @@ impl MatchScratch {
         self.pending.posts += std::mem::take(&mut self.posts);
         if let Some(ids) = &self.ids {
             for (i, (c, t)) in self.counts.iter_mut().zip(self.timing.iter_mut()).enumerate() {
-                if c[0] > 0 || t.0 > 0 {
+                if *c > 0 || t.0 > 0 {
                     let stats = FeedStats {
-                        candidates: c[0] as u64,
-                        matched: c[1] as u64,
+                        candidates: *c & u64::from(u32::MAX),
+                        matched: *c >> 32,
                         timed: t.0 as u64,
                         timed_nanos: t.1,
                     };
-                    *c = [0, 0];
+                    *c = 0;
                     *t = (0, 0);
                     // Feeds sharing a query share its counters.
                     for &id in ids.get(i as u32) {
@@ -1240,12 +1536,12 @@ impl MatchScratch {
         reset(&mut self.wild_stamp, m.wilds.len());
         let units = m.units.len();
         self.cands.reset(units);
-        self.bufs.reset_memo(m.code.exact_phrases());
+        reset(&mut self.phrase_stamp, m.phrase_words.len());
         self.sure.clear();
         self.sure.resize(units.div_ceil(64), 0);
         self.out.reset(m.n_slots);
         self.counts.clear();
-        self.counts.resize(units, [0, 0]);
+        self.counts.resize(units, 0);
         self.timing.clear();
         self.timing.resize(units, (0, 0));
     }
@@ -1254,10 +1550,14 @@ impl MatchScratch {
         self.gen = self.gen.wrapping_add(1);
         if self.gen == 0 {
             // Wrapped: clear the stamps once every 4 billion posts.
-            for v in [&mut self.term_stamp, &mut self.prefix_stamp, &mut self.wild_stamp] {
+            for v in [
+                &mut self.term_stamp,
+                &mut self.prefix_stamp,
+                &mut self.wild_stamp,
+                &mut self.phrase_stamp,
+            ] {
                 v.fill(0);
             }
-            self.bufs.forget_memo();
             self.gen = 1;
         }
         self.gen

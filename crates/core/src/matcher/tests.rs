@@ -137,6 +137,51 @@ fn identical_queries_are_compiled_once_and_reported_for_every_feed() {
 }
 
 #[test]
+fn booleans_of_words_phrases_and_exclusions_are_matched_without_verification() {
+    let queries = [
+        "\"climate change\" -hoax",
+        "\"sea level\" AND (rise OR surge) -film",
+        "flood NOT \"flood warning\"",
+        "river -bank*",
+        "\"climate change\" OR (storm NEAR/1 coast)",
+        "wom?n OR r?ver",
+    ];
+    let m = FeedMatcher::build((1..=6).map(|id| spec(id, queries[id as usize - 1])).collect());
+    // 1 to 4 are direct (sure entries only); 5 has a sure disjunct; 6 is
+    // an OR of wildcards.
+    assert_eq!(m.direct_count(), 5);
+    let none: &[u32] = &[];
+    let cases: &[(&str, &[u32])] = &[
+        ("Climate change is real", &[1, 5]),
+        ("climate change hoax", &[5]),
+        ("change the climate", none),
+        ("the sea level will rise", &[2]),
+        ("sea level surge, the film", none),
+        ("level sea rise", none),
+        ("flood warning issued", none),
+        ("warning: flood", &[3]),
+        ("the river bank", &[6]),
+        ("the river banks", &[6]),
+        ("a river in spring", &[4, 6]),
+        ("coast storm", &[5]),
+        // `?` is one character, of any length in bytes: the cheap length
+        // and suffix checks before the glob must agree with it.
+        ("woman", &[6]),
+        ("womén", &[6]),
+        ("womn wooman womans", none),
+    ];
+    for &(text, want) in cases {
+        let p = post(text);
+        assert_eq!(run(&m, &p), want, "{text}");
+        let t = tokenized(text);
+        let reference: Vec<u32> = (1..=6)
+            .filter(|&id| eval::matches(&spec(id, queries[id as usize - 1]).query, &p, &t))
+            .collect();
+        assert_eq!(reference, want, "reference on {text}");
+    }
+}
+
+#[test]
 fn anchor_sets_skip_posts_missing_an_anchor() {
     let m = FeedMatcher::build(vec![spec(1, "\"earthquake warning\"")]);
     let mut scratch = MatchScratch::new();

@@ -8,8 +8,9 @@
 //! words are known to be present. `AND`/`OR` short-circuit with their
 //! cheapest children first (reordering a pure boolean is safe). Fields are
 //! read from the [`Post`] without allocating. An exact phrase (the most
-//! common phrase, and shared by many feeds) is checked once per post and
-//! its result remembered by phrase id.
+//! common phrase, and shared by many feeds) is looked up once per post by
+//! the matcher, like a term, before any feed is verified: here it is one
+//! stamp read too.
 //!
 //! The semantics are exactly those of the reference evaluator
 //! ([`crate::query::eval`]); the property tests in `tests.rs` hold the two
@@ -191,8 +192,7 @@ impl Code {
                         Word::Wild(_) => None,
                     })
                     .collect();
-                let next = self.exact_ids.len() as u32;
-                let id = *self.exact_ids.entry(terms.clone()).or_insert(next);
+                let id = self.exact_phrase_id(&terms);
                 self.code.push(id);
                 self.code.extend_from_slice(&terms);
                 K_EXACT
@@ -270,9 +270,22 @@ impl Code {
         }
     }
 
-    /// The number of distinct exact phrases.
-    pub(crate) fn exact_phrases(&self) -> usize {
-        self.exact_ids.len()
+    /// The id of an exact phrase (its term ids), interned: the matcher
+    /// indexes sure entries under phrases by the same ids.
+    pub(crate) fn exact_phrase_id(&mut self, terms: &[u32]) -> u32 {
+        let next = self.exact_ids.len() as u32;
+        *self.exact_ids.entry(terms.into()).or_insert(next)
+    }
+
+    /// The term ids of every exact phrase, by phrase id.
+    pub(crate) fn exact_phrase_terms(&self) -> Vec<Box<[u32]>> {
+        let mut all = vec![Box::default(); self.exact_ids.len()];
+        for (terms, &id) in &self.exact_ids {
+            if let Some(slot) = all.get_mut(id as usize) {
+                *slot = terms.clone();
+            }
+        }
+        all
     }
 
     /// Heap bytes held.
@@ -330,14 +343,8 @@ impl Code {
         match header & KIND_MASK {
             K_TERM => v.has(Word::Term(self.code[at + 1])),
             K_WILD => v.has(Word::Wild(self.code[at + 1])),
-            K_EXACT => {
-                let id = self.code[at + 1] as usize;
-                let known = bufs.exact_memo.get(id).copied().unwrap_or(0);
-                if known >> 1 == u64::from(v.gen) {
-                    return known & 1 != 0;
-                }
-                self.exact(id, at + 2, end, v, bufs)
-            }
+            // Found (or not) before verification began: see `exact_phrase_hit`.
+            K_EXACT => v.phrase_stamp.get(self.code[at + 1] as usize) == Some(&v.gen),
             K_PHRASE => self.phrase(at + 1, end, v, bufs),
             K_NEAR => self.near(at, end, v, bufs),
             K_FIELD => self
@@ -356,18 +363,8 @@ impl Code {
         }
     }
 
-    /// An exact phrase not yet checked in this post (kept out of line, as
-    /// are the other rare paths below, so that the hot loop stays small).
-    #[inline(never)]
-    fn exact(&self, id: usize, from: usize, end: usize, v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
-        let words = &self.code[from..end];
-        let hit = words.iter().all(|&w| v.has(Word::Term(w))) && exact_phrase_hit(words, v);
-        if let Some(m) = bufs.exact_memo.get_mut(id) {
-            *m = u64::from(v.gen) << 1 | hit as u64;
-        }
-        hit
-    }
-
+    /// A general phrase (kept out of line, as are the other rare paths
+    /// below, so that the hot loop stays small).
     #[inline(never)]
     fn phrase(&self, from: usize, end: usize, v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
         let payload = &self.code[from..end];
@@ -472,8 +469,10 @@ fn phrase_hit(payload: &[u32], v: &PostView<'_>, bufs: &mut SpanBufs) -> bool {
 /// The common case of a phrase, exact words with no slop, without the
 /// dynamic programme: each word must start right after the previous one
 /// ends, and a term occurs at most once per position, so every occurrence
-/// of the first word extends in at most one way.
-fn exact_phrase_hit(words: &[u32], v: &PostView<'_>) -> bool {
+/// of the first word extends in at most one way. The matcher calls this
+/// once per post for each exact phrase whose words are all present, before
+/// verification, and stamps the phrases found ([`PostView::phrase_stamp`]).
+pub(crate) fn exact_phrase_hit(words: &[u32], v: &PostView<'_>) -> bool {
     let Some((&first, rest)) = words.split_first() else {
         return false;
     };
@@ -509,6 +508,8 @@ pub(crate) struct PostView<'a> {
     pub wild_occ: &'a [(u32, u32)],
     pub term_stamp: &'a [u32],
     pub wild_stamp: &'a [u32],
+    /// Per exact phrase id: stamped when the phrase occurs.
+    pub phrase_stamp: &'a [u32],
     pub gen: u32,
 }
 
@@ -575,23 +576,9 @@ pub(crate) struct SpanBufs {
     partial: Vec<(u32, u32, u32)>,
     next: Vec<(u32, u32, u32)>,
     word: Vec<Span>,
-    /// Per exact phrase id: `generation << 1 | hit`, the phrase's result
-    /// for the post of that generation.
-    exact_memo: Vec<u64>,
 }
 
 impl SpanBufs {
-    /// Forgets every remembered phrase result, with room for `phrases`.
-    pub(crate) fn reset_memo(&mut self, phrases: usize) {
-        self.exact_memo.clear();
-        self.exact_memo.resize(phrases, 0);
-    }
-
-    /// Forgets every remembered phrase result (generations wrapped).
-    pub(crate) fn forget_memo(&mut self) {
-        self.exact_memo.fill(0);
-    }
-
     fn take(&mut self) -> Vec<Span> {
         self.pool.pop().unwrap_or_default()
     }
