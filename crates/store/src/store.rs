@@ -39,7 +39,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             retention_ms: Some(30 * Timestamp::DAY),
-            writer_heap_bytes: 128 << 20,
+            writer_heap_bytes: 256 << 20,
         }
     }
 }
