@@ -61,14 +61,16 @@ impl Enricher {
 
     /// The last step before a post leaves the pipeline: masks its text and
     /// pseudonymises mentions of non-public accounts in its entities.
-    pub fn redact(&mut self, post: &mut Post) {
+    /// Returns false when the text certainly did not change (nothing in it
+    /// to mask), so a caller may keep what it derived from the text.
+    pub fn redact(&mut self, post: &mut Post) -> bool {
         entities::scan_into(&post.text, &mut self.spans);
-        self.redact_scanned(post);
+        self.redact_scanned(post)
     }
 
     /// [`Enricher::redact`] with `self.spans` already holding the spans of
     /// `post.text`.
-    fn redact_scanned(&mut self, post: &mut Post) {
+    fn redact_scanned(&mut self, post: &mut Post) -> bool {
         // Most posts hold nothing to mask; don't copy their text.
         let clean = self
             .spans
@@ -86,6 +88,7 @@ impl Enricher {
                 }
             }
         }
+        !clean
     }
 
     /// Pseudonymises a deletion notice so that it names the stored post.

@@ -143,8 +143,9 @@ impl PostProcessor {
         // Terms come from the redacted text: they end up in series, alerts
         // and the dashboard, where a handle or an e-mail address must never
         // appear. Matching above saw the raw text (mentions are queryable).
-        self.enricher.redact(&mut post);
-        tokenize(&post.text, &mut self.tokens);
+        if self.enricher.redact(&mut post) {
+            tokenize(&post.text, &mut self.tokens);
+        }
         let terms = &mut self.terms;
         terms.clear();
         let mut n = 0;

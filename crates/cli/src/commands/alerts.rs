@@ -1,5 +1,6 @@
 //! `tidewatch alerts`: the alerts a data directory has recorded.
 
+use crate::commands::topics::open_db;
 use crate::output::quiet_on_closed_pipe;
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -10,7 +11,6 @@ use tidewatch_core::spike::explain::DriverKind;
 use tidewatch_core::Timestamp;
 use tidewatch_engine::alerts::{current_alerts, AlertRecord};
 use tidewatch_engine::datadir::DEFAULT_DATA_DIR;
-use tidewatch_store::db::Db;
 use tidewatch_store::index::PostIndex;
 use tidewatch_store::search::{Hit, SearchRequest};
 use tidewatch_store::Store;
@@ -80,16 +80,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .as_deref()
         .map(|s| Timestamp::parse(s).with_context(|| format!("--since {s:?}")))
         .transpose()?;
-    let path = Store::db_path(&args.data);
-    if !path.exists() {
-        anyhow::bail!(
-            "{}: no tidewatch database here (run `tidewatch run --data {}` first)",
-            path.display(),
-            args.data.display()
-        );
-    }
-    let db = Db::open(&path)?;
-    let alerts = current_alerts(&db, since).with_context(|| format!("reading {}", path.display()))?;
+    let db = open_db(&args.data)?;
+    let alerts = current_alerts(&db, since).with_context(|| format!("reading {}", db.path().display()))?;
     let index_dir = Store::index_dir(&args.data);
     let index = (args.posts || args.format == "json")
         .then(|| PostIndex::open_read_only(&index_dir).ok())

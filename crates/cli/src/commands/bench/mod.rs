@@ -21,6 +21,22 @@ pub mod feeds;
 mod pipeline;
 mod search;
 
+/// How every run benchmark runs the pipeline: canonical input, `threads`
+/// workers, no public accounts, windows as `run` has them.
+fn run_config(threads: usize, keyring: Arc<Keyring>) -> tidewatch_engine::run::RunConfig {
+    tidewatch_engine::run::RunConfig {
+        decode: DecodeOptions {
+            format: Some(Format::Canonical),
+            ..Default::default()
+        },
+        threads,
+        keyring,
+        public_accounts: Arc::new(PublicAccounts::default()),
+        undated_time: Timestamp(0),
+        window: tidewatch_core::window::WindowConfig::default(),
+    }
+}
+
 #[derive(clap::Subcommand)]
 pub enum Bench {
     /// Decode + pseudonymise + enrich + redact + serialise generated posts,

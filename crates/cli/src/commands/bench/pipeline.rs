@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tidewatch_core::pseudonym::{Keyring, PseudonymConfig};
 use tidewatch_core::redact::PublicAccounts;
-use tidewatch_core::window::{WindowConfig, WindowView};
+use tidewatch_core::window::WindowView;
 use tidewatch_core::Timestamp;
 use tidewatch_engine::datadir::DataDir;
 use tidewatch_engine::decode::DecodeOptions;
@@ -25,7 +25,7 @@ use tidewatch_engine::feeds::FeedDef;
 use tidewatch_engine::ingest::{self, IngestConfig};
 use tidewatch_engine::live::LiveFeeds;
 use tidewatch_engine::persist::{CommitPolicy, Persister};
-use tidewatch_engine::run::{self, MatchedPost, RunConfig, RunSink, SinkError};
+use tidewatch_engine::run::{self, MatchedPost, RunSink, SinkError};
 use tidewatch_ingest::Format;
 
 /// Counts what a run produces; keeps it only when given a store.
@@ -75,17 +75,7 @@ pub fn bench_index(
         .map(|(name, query)| FeedDef { name, query })
         .collect();
     let keyring = Arc::new(Keyring::new(PseudonymConfig::default()));
-    let cfg = RunConfig {
-        decode: DecodeOptions {
-            format: Some(Format::Canonical),
-            ..Default::default()
-        },
-        threads,
-        keyring: keyring.clone(),
-        public_accounts: Arc::new(PublicAccounts::default()),
-        undated_time: Timestamp(0),
-        window: WindowConfig::default(),
-    };
+    let cfg = super::run_config(threads, keyring.clone());
     let paths = [input];
 
     // Without the store.
@@ -180,14 +170,7 @@ pub fn bench_pipeline(
     let base = ingest::run_without_output(std::slice::from_ref(&input), &base_cfg)?;
     let base_rate = base.posts as f64 / base.elapsed.as_secs_f64();
 
-    let cfg = RunConfig {
-        decode,
-        threads,
-        keyring,
-        public_accounts,
-        undated_time: Timestamp(0),
-        window: WindowConfig::default(),
-    };
+    let cfg = super::run_config(threads, keyring);
     let mut counter = Counter::default();
     let summary = run::run(std::slice::from_ref(&input), &cfg, &live, &mut counter, &mut |_| {})
         .map_err(|e| anyhow::anyhow!("{e}"))?;

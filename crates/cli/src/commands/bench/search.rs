@@ -24,17 +24,15 @@ use std::sync::Arc;
 use std::time::Instant;
 use tidewatch_core::pseudonym::{Keyring, PseudonymConfig};
 use tidewatch_core::query::Query;
-use tidewatch_core::redact::PublicAccounts;
-use tidewatch_core::window::{WindowConfig, WindowView};
+use tidewatch_core::window::WindowView;
 use tidewatch_core::{Deletion, Timestamp};
 use tidewatch_engine::datadir::DataDir;
-use tidewatch_engine::decode::{DecodeOptions, Position};
+use tidewatch_engine::decode::Position;
 use tidewatch_engine::feeds::FeedDef;
 use tidewatch_engine::persist::{CommitPolicy, Persister};
-use tidewatch_engine::run::{self, MatchedPost, RunConfig, RunProgress, RunSink, SinkError};
+use tidewatch_engine::run::{self, MatchedPost, RunProgress, RunSink, SinkError};
 use tidewatch_gen::GenConfig;
 use tidewatch_gen::TOPICS;
-use tidewatch_ingest::Format;
 use tidewatch_store::db::Db;
 use tidewatch_store::index::PostIndex;
 use tidewatch_store::search::SearchRequest;
@@ -124,17 +122,7 @@ fn build(cache: &Path, posts: u64, seed: u64, threads: usize) -> Result<Built> {
         })
         .collect();
     let keyring = Arc::new(Keyring::new(PseudonymConfig::default()));
-    let cfg = RunConfig {
-        decode: DecodeOptions {
-            format: Some(Format::Canonical),
-            ..Default::default()
-        },
-        threads,
-        keyring: keyring.clone(),
-        public_accounts: Arc::new(PublicAccounts::default()),
-        undated_time: Timestamp(0),
-        window: WindowConfig::default(),
-    };
+    let cfg = super::run_config(threads, keyring.clone());
     let paths = [input.clone()];
     let data = DataDir::open(&data_path)?;
     // Retention off: the generated day is far in the past of the clock,
