@@ -27,5 +27,9 @@
 //! [`Post`]: https://docs.rs/tidewatch-core
 
 pub mod health;
+pub mod jetstream;
+pub mod replay;
+pub mod mastodon;
+pub mod rss;
 
 pub use health::{Gap, HealthSnapshot, Received, SourceHealth, SourceMessage};
