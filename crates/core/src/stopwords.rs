@@ -4,7 +4,7 @@
 //! They are left out of "top terms" and emerging-term statistics, where
 //! they would otherwise always lead; queries may still use them.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 use std::sync::OnceLock;
 
 const WORDS: &str = "
@@ -33,8 +33,8 @@ loro ma mi ne nei nel nella non noi per piu quella quello questa questo se si so
 un una uno voi
 ";
 
-fn set() -> &'static HashSet<&'static str> {
-    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+fn set() -> &'static FxHashSet<&'static str> {
+    static SET: OnceLock<FxHashSet<&'static str>> = OnceLock::new();
     SET.get_or_init(|| WORDS.split_whitespace().collect())
 }
 

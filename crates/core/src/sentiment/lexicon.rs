@@ -8,7 +8,7 @@
 //! text, so a lookup never allocates.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use rustc_hash::FxBuildHasher;
 use std::sync::OnceLock;
 
 const LEXICON_TXT: &str = include_str!("../../data/vader_lexicon.txt");
@@ -27,9 +27,9 @@ pub(super) const N_SCALAR: f64 = -0.74;
 pub(super) struct Lexicon {
     /// Lower-case token → what the rules know about it. One lookup per
     /// token answers both "is it rated" and "is it a degree adverb".
-    pub words: HashMap<&'static str, Word, FastHash>,
+    pub words: HashMap<&'static str, Word, FxBuildHasher>,
     /// Single-code-point emoji → its English description ("red heart").
-    pub emoji: HashMap<char, &'static str, FastHash>,
+    pub emoji: HashMap<char, &'static str, FxBuildHasher>,
 }
 
 /// What the lexicon knows about one lower-case token.
@@ -53,8 +53,8 @@ pub(super) fn lexicon() -> &'static Lexicon {
 /// `token<TAB>mean<TAB>stddev<TAB>ratings` per line, plus the degree
 /// adverbs. A token listed twice keeps its last rating, as the reference
 /// does.
-fn parse_words(text: &'static str) -> HashMap<&'static str, Word, FastHash> {
-    let mut words = HashMap::with_capacity_and_hasher(8192, FastHash::default());
+fn parse_words(text: &'static str) -> HashMap<&'static str, Word, FxBuildHasher> {
+    let mut words = HashMap::with_capacity_and_hasher(8192, FxBuildHasher);
     for line in text.lines() {
         let mut fields = line.trim().split('\t');
         let (Some(word), Some(rating)) = (fields.next(), fields.next()) else {
@@ -77,8 +77,8 @@ fn parse_words(text: &'static str) -> HashMap<&'static str, Word, FastHash> {
 /// `emoji<TAB>description` per line (CRLF endings). Only keys made of one
 /// code point can ever match, because the reference looks text up one code
 /// point at a time; multi-code-point sequences are therefore left out.
-fn parse_emoji(text: &'static str) -> HashMap<char, &'static str, FastHash> {
-    let mut emoji = HashMap::with_capacity_and_hasher(2048, FastHash::default());
+fn parse_emoji(text: &'static str) -> HashMap<char, &'static str, FxBuildHasher> {
+    let mut emoji = HashMap::with_capacity_and_hasher(2048, FxBuildHasher);
     for line in text.lines() {
         let mut fields = line.trim().split('\t');
         let (Some(key), Some(description)) = (fields.next(), fields.next()) else {
@@ -259,29 +259,3 @@ pub(super) fn idiom_triple(first: &str, second: &str, third: &str) -> Option<f64
     }
 }
 
-/// FNV-1a: the keys are short words, for which it is several times faster
-/// than the default SipHash, and the lexicon is fixed data, so there is no
-/// hash-flooding concern.
-#[derive(Clone, Copy)]
-pub(super) struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
-/// Builds [`Fnv`] hashers for the lexicon maps.
-pub(super) type FastHash = BuildHasherDefault<Fnv>;

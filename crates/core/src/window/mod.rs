@@ -80,7 +80,8 @@ pub use stats::{push_csv_field, ClosedWindow, Ranked, Resolution, WindowRow, Win
 use crate::post::Post;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, VecDeque};
 
 /// The language key for posts without a language.
 pub const UNKNOWN_LANG: &str = "und";
@@ -539,7 +540,7 @@ struct FeedState {
 /// Strings to dense ids, so open sketches hold 4-byte keys.
 #[derive(Debug, Default)]
 struct Interner {
-    ids: HashMap<Box<str>, u32>,
+    ids: FxHashMap<Box<str>, u32>,
     strings: Vec<Box<str>>,
 }
 
