@@ -29,6 +29,7 @@
 //! - [`narrative`]: streaming near-duplicate clusters ("narratives");
 //! - [`stopwords`]: function words left out of term statistics.
 
+pub mod coordination;
 pub mod emerging;
 pub mod enrich;
 pub mod entities;
