@@ -18,11 +18,14 @@
 //!   `tidewatch run`; [`series`] writes the windows as CSV and JSON Lines;
 //!   [`alerts`] tests them for spikes and records each alert once;
 //!   [`topics`] finds emerging topics over the whole stream.
+//! - [`evaluate`]: alerts and emerging topics scored against planted or
+//!   labelled truth, as `tidewatch eval spikes` reports them.
 //! - [`datadir`]: the data directory (today: the keyring).
 
 pub mod alerts;
 pub mod datadir;
 pub mod decode;
+pub mod evaluate;
 pub mod feeds;
 pub mod ingest;
 pub mod live;

@@ -44,6 +44,10 @@ pub enum Eval {
         #[arg(long)]
         json: bool,
     },
+    /// Spike alerts and emerging topics, run as `tidewatch run` runs them,
+    /// against a generator's planted events (`--truth`) or labelled posts
+    /// (one feed per group: first positive post against first alert).
+    Spikes(crate::commands::eval_spikes::Args),
 }
 
 pub fn run(e: Eval) -> Result<ExitCode> {
@@ -56,6 +60,7 @@ pub fn run(e: Eval) -> Result<ExitCode> {
             positive,
             json,
         } => eval_feeds(&feeds, &data, &group, &positive, json),
+        Eval::Spikes(args) => crate::commands::eval_spikes::run(args),
     }
 }
 

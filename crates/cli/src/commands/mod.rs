@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod bench;
 pub mod demo;
 pub mod eval;
+pub mod eval_spikes;
 pub mod feeds;
 pub mod gen;
 pub mod ingest;

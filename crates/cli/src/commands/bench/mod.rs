@@ -17,6 +17,7 @@ use tidewatch_engine::ingest::{self, IngestConfig};
 use tidewatch_gen::{GenConfig, Generator};
 use tidewatch_ingest::Format;
 
+mod emerging;
 pub mod feeds;
 mod pipeline;
 mod search;
@@ -139,6 +140,21 @@ pub enum Bench {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Memory of the emerging-topic detector over a long generated stream:
+    /// process RSS and the detector's own estimate every N posts.
+    Emerging {
+        /// Posts to generate.
+        #[arg(long, default_value_t = 50_000_000)]
+        posts: u64,
+        /// Simulated days the posts span.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Posts between two reports.
+        #[arg(long, default_value_t = 10_000_000)]
+        every: u64,
+    },
 }
 
 pub fn run(b: Bench) -> Result<ExitCode> {
@@ -187,6 +203,12 @@ pub fn run(b: Bench) -> Result<ExitCode> {
             queries,
             threads,
         } => search::bench_search(posts, seed, cache, queries, threads.unwrap_or_else(default_threads)),
+        Bench::Emerging {
+            posts,
+            days,
+            seed,
+            every,
+        } => emerging::bench_emerging(posts, days, seed, every),
     }
 }
 
