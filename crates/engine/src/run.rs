@@ -109,6 +109,8 @@ pub struct PostProcessor {
     /// an empty list) instead of a few growth steps per post.
     feeds: Vec<u32>,
     terms: String,
+    /// Where each term sits in `terms`, to keep them distinct.
+    term_ranges: Vec<std::ops::Range<usize>>,
     max_terms: usize,
     /// Where this worker's matcher statistics go when it is done.
     stats: Option<Arc<Mutex<MatchStats>>>,
@@ -122,6 +124,7 @@ impl PostProcessor {
             scratch: MatchScratch::default(),
             feeds: Vec::new(),
             terms: String::new(),
+            term_ranges: Vec::new(),
             max_terms: cfg.window.max_terms_per_post,
             stats: None,
         }
@@ -148,6 +151,7 @@ impl PostProcessor {
         }
         let terms = &mut self.terms;
         terms.clear();
+        self.term_ranges.clear();
         let mut n = 0;
         // The plain word inside a mention (`@user` gives `@user`, `user`).
         let mut mention_until: Option<u32> = None;
@@ -167,11 +171,12 @@ impl PostProcessor {
                 && !is_link_word(text)
                 && !text.bytes().all(|b| b.is_ascii_digit())
                 && !stopwords::is_stop_word(text)
-                && !terms.split(' ').any(|t| t == text)
+                && !self.term_ranges.iter().any(|r| terms.get(r.clone()) == Some(text))
             {
                 if n > 0 {
                     terms.push(' ');
                 }
+                self.term_ranges.push(terms.len()..terms.len() + text.len());
                 terms.push_str(text);
                 n += 1;
             }
