@@ -76,6 +76,10 @@ pub enum Bench {
         /// the posts over a whole simulated day.
         #[arg(long, default_value_t = 2000.0)]
         event_rate: f64,
+        /// Also run the detectors `run` runs on the stream: spike alerts
+        /// with their explanations and emerging topics.
+        #[arg(long)]
+        detectors: bool,
     },
     /// The whole `run` with the store (index, aggregates, checkpoints,
     /// commits), against the same run without it.
@@ -179,9 +183,11 @@ pub fn run(b: Bench) -> Result<ExitCode> {
             seed,
             dir,
             event_rate,
+            detectors,
         } => {
             let rate = (event_rate > 0.0).then_some(event_rate);
-            pipeline::bench_pipeline(feeds, posts, threads.unwrap_or_else(default_threads), seed, dir, rate)
+            let threads = threads.unwrap_or_else(default_threads);
+            pipeline::bench_pipeline(feeds, posts, threads, seed, dir, rate, detectors)
         }
         Bench::Index {
             feeds,

@@ -1,6 +1,7 @@
 //! `tidewatch bench pipeline`: the whole `run` path — decode, enrich,
 //! match against N generated feeds, event-time windows — measured next to
-//! the same run's decode + enrich pipeline without feeds.
+//! the same run's decode + enrich pipeline without feeds; `--detectors`
+//! adds the spike alerts and emerging topics `run` keeps.
 //!
 //! `tidewatch bench index`: the same path with the store (index, aggregates,
 //! checkpoints, commits every two seconds), next to the same run without it.
@@ -25,16 +26,31 @@ use tidewatch_engine::feeds::FeedDef;
 use tidewatch_engine::ingest::{self, IngestConfig};
 use tidewatch_engine::live::LiveFeeds;
 use tidewatch_engine::persist::{CommitPolicy, Persister};
+use tidewatch_core::emerging::EmergingConfig;
+use tidewatch_core::spike::SpikeConfig;
+use tidewatch_engine::alerts::{AlertLog, SpikeAlerts};
 use tidewatch_engine::run::{self, MatchedPost, RunSink, SinkError};
+use tidewatch_engine::topics::TopicWatch;
+use tidewatch_store::db::Db;
 use tidewatch_ingest::Format;
 
-/// Counts what a run produces; keeps it only when given a store.
+/// Counts what a run produces; keeps it only when given a store, and runs
+/// the detectors when given them.
 #[derive(Default)]
 struct Counter {
     posts: u64,
     matches: u64,
     windows: u64,
     persist: Option<Persister>,
+    detectors: Option<Detectors>,
+}
+
+/// The detectors `tidewatch run` runs in its sink.
+struct Detectors {
+    alerts: SpikeAlerts,
+    topics: TopicWatch,
+    raised: u64,
+    announced: u64,
 }
 
 impl RunSink for Counter {
@@ -44,10 +60,17 @@ impl RunSink for Counter {
         if let Some(p) = &mut self.persist {
             p.post(post);
         }
+        if let Some(d) = &mut self.detectors {
+            d.announced += d.topics.post(post).len() as u64;
+        }
     }
 
-    fn window(&mut self, _window: &WindowView<'_>) {
+    fn window(&mut self, window: &WindowView<'_>) {
         self.windows += 1;
+        if let Some(d) = &mut self.detectors {
+            d.raised += d.alerts.window(window, |id| id.to_string()).len() as u64;
+            d.alerts.take_pending();
+        }
     }
 
     fn batch_end(&mut self, at: &Position, finished: &[Position]) -> Result<(), SinkError> {
@@ -141,6 +164,7 @@ pub fn bench_pipeline(
     seed: u64,
     dir: Option<PathBuf>,
     rate: Option<f64>,
+    detectors: bool,
 ) -> Result<ExitCode> {
     let event_rate = rate;
     let tmp = tempfile::tempdir()?;
@@ -171,7 +195,21 @@ pub fn bench_pipeline(
     let base_rate = base.posts as f64 / base.elapsed.as_secs_f64();
 
     let cfg = super::run_config(threads, keyring);
-    let mut counter = Counter::default();
+    // The alert log needs a database; a scratch one, so every alert is new.
+    let db = Db::open(&tmp.path().join("alerts.db"))?;
+    let mut counter = Counter {
+        detectors: detectors
+            .then(|| -> Result<Detectors> {
+                Ok(Detectors {
+                    alerts: SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(&db)?),
+                    topics: TopicWatch::new(EmergingConfig::default()),
+                    raised: 0,
+                    announced: 0,
+                })
+            })
+            .transpose()?,
+        ..Default::default()
+    };
     let summary = run::run(std::slice::from_ref(&input), &cfg, &live, &mut counter, &mut |_| {})
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let secs = summary.progress.elapsed.as_secs_f64();
@@ -180,7 +218,13 @@ pub fn bench_pipeline(
         "{}",
         serde_json::json!({
             "bench": "pipeline",
-            "stages": "decode + enrich + match + windows",
+            "stages": if detectors {
+                "decode + enrich + match + windows + spike alerts + emerging topics"
+            } else {
+                "decode + enrich + match + windows"
+            },
+            "alerts": counter.detectors.as_ref().map(|d| d.raised),
+            "topics_announced": counter.detectors.as_ref().map(|d| d.announced),
             "posts": summary.progress.posts,
             "feeds": live.current().set.len(),
             "threads": threads,
