@@ -52,6 +52,11 @@ enum Command {
     Search(commands::search::SearchArgs),
     /// Stream every stored post matching a query as CSV or JSON Lines.
     Export(commands::search::ExportArgs),
+    /// Check a configuration file (`tidewatch.toml`).
+    #[command(subcommand)]
+    Config(commands::config::ConfigCmd),
+    /// Show the health of a run's live sources: events/s, lag, reconnects, errors, gaps.
+    Status(commands::status::Args),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +73,8 @@ fn main() -> ExitCode {
         Command::Eval(e) => commands::eval::run(e),
         Command::Search(a) => commands::search::search(a),
         Command::Export(a) => commands::search::export(a),
+        Command::Config(c) => commands::config::run(c),
+        Command::Status(a) => commands::status::run(a),
     };
     match result {
         Ok(code) => code,

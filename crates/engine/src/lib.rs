@@ -20,9 +20,14 @@
 //!   [`topics`] finds emerging topics over the whole stream.
 //! - [`evaluate`]: alerts and emerging topics scored against planted or
 //!   labelled truth, as `tidewatch eval spikes` reports them.
+//! - [`sources`]: the decode stage for live sources (Jetstream, Mastodon,
+//!   RSS, HTTP push): per-source batches with resume cursors, and the
+//!   `status.json` a run writes; [`config`]: the `tidewatch.toml` file that
+//!   declares them.
 //! - [`datadir`]: the data directory (today: the keyring).
 
 pub mod alerts;
+pub mod config;
 pub mod datadir;
 pub mod decode;
 pub mod evaluate;
@@ -33,4 +38,5 @@ pub mod ordered;
 pub mod persist;
 pub mod run;
 pub mod series;
+pub mod sources;
 pub mod topics;

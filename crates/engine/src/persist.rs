@@ -14,7 +14,7 @@ use crate::live::LiveFeeds;
 use crate::run::{MatchedPost, SinkError};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tidewatch_core::pseudonym::Keyring;
 use tidewatch_core::Deletion;
@@ -82,6 +82,32 @@ pub fn feed_rows(live: &LiveFeeds, previous: &[FeedRow]) -> Vec<FeedRow> {
         .collect()
 }
 
+/// The cursors (checkpoint offsets) the store has committed, by checkpoint
+/// name: what an HTTP push source waits for before it acknowledges a
+/// request.
+#[derive(Debug, Default)]
+pub struct CommitWatch {
+    committed: Mutex<HashMap<String, u64>>,
+}
+
+impl CommitWatch {
+    /// The offset of `checkpoint` as of the last commit of this run.
+    pub fn committed(&self, checkpoint: &str) -> Option<u64> {
+        self.lock().get(checkpoint).copied()
+    }
+
+    fn publish(&self, offsets: &mut HashMap<String, u64>) {
+        let mut committed = self.lock();
+        for (name, offset) in offsets.drain() {
+            committed.insert(name, offset);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.committed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Writes a run into the store.
 pub struct Persister {
     store: Store,
@@ -100,6 +126,10 @@ pub struct Persister {
     /// the batch, which stops the run.
     error: Option<StoreError>,
     totals: CommitStats,
+    /// Checkpoint offsets recorded since the last commit, published to
+    /// `watch` once committed.
+    pending_offsets: HashMap<String, u64>,
+    watch: Arc<CommitWatch>,
 }
 
 impl Persister {
@@ -111,13 +141,28 @@ impl Persister {
         keyring: Arc<Keyring>,
         policy: CommitPolicy,
     ) -> Result<Persister, StoreError> {
+        let inputs = paths
+            .iter()
+            .map(|p| (p.as_os_str() != "-").then(|| p.display().to_string()))
+            .collect();
+        Persister::with_inputs(store, inputs, live, data, keyring, policy)
+    }
+
+    /// A persister whose inputs have these checkpoint names, by position
+    /// (`None`: not resumable, no checkpoint): file paths, then
+    /// `source:NAME` for live sources ([`crate::sources::checkpoint_name`]).
+    pub fn with_inputs(
+        store: Store,
+        inputs: Vec<Option<String>>,
+        live: Arc<LiveFeeds>,
+        data: DataDir,
+        keyring: Arc<Keyring>,
+        policy: CommitPolicy,
+    ) -> Result<Persister, StoreError> {
         let recorded_feeds = store.db().feeds()?;
         Ok(Persister {
             store,
-            inputs: paths
-                .iter()
-                .map(|p| (p.as_os_str() != "-").then(|| p.display().to_string()))
-                .collect(),
+            inputs,
             live,
             feeds_version: None,
             recorded_feeds,
@@ -128,7 +173,14 @@ impl Persister {
             last_commit: Instant::now(),
             error: None,
             totals: CommitStats::default(),
+            pending_offsets: HashMap::new(),
+            watch: Arc::default(),
         })
+    }
+
+    /// What the store has committed of each input's offset (cursor).
+    pub fn commit_watch(&self) -> Arc<CommitWatch> {
+        self.watch.clone()
     }
 
     pub fn store(&self) -> &Store {
@@ -185,6 +237,9 @@ impl Persister {
                         done: p.done,
                     },
                 );
+                if let Some(offset) = p.offset {
+                    self.pending_offsets.insert(source.clone(), offset);
+                }
             }
         }
         if self.last_commit.elapsed() >= self.policy.interval || self.store.pending_posts() >= self.policy.max_posts {
@@ -215,6 +270,7 @@ impl Persister {
             self.feeds_version = Some(version);
         }
         let stats = self.store.commit()?;
+        self.watch.publish(&mut self.pending_offsets);
         self.last_commit = Instant::now();
         self.totals.seq = stats.seq;
         self.totals.posts += stats.posts;

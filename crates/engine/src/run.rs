@@ -12,6 +12,7 @@
 use crate::decode::{decode_inputs_expiring_keys, DecodeOptions, Decoded, FileReport, Position, Reject};
 use crate::live::LiveFeeds;
 use crate::ordered;
+use crate::sources::LiveSources;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -217,10 +218,69 @@ impl WindowSink for SinkAdapter<'_> {
     }
 }
 
+/// What a run reads.
+pub enum Inputs<'a> {
+    /// Files (`-` for standard input), each to its end.
+    Files(&'a [PathBuf]),
+    /// Files first, then live sources until they stop (Ctrl-C, or idle
+    /// for their `until_idle`). The sources are inputs `files.len()..` of
+    /// the run's positions.
+    Live {
+        files: &'a [PathBuf],
+        sources: &'a mut LiveSources,
+    },
+}
+
+impl Inputs<'_> {
+    /// The producer of a run: decodes the inputs, handing batches to
+    /// `emit`; returns the files' reports.
+    fn produce(
+        self,
+        opts: &DecodeOptions,
+        keyring: &Keyring,
+        emit: &mut dyn FnMut(Decoded) -> bool,
+        on_reject: &mut dyn FnMut(&Reject),
+    ) -> Vec<FileReport> {
+        match self {
+            Inputs::Files(paths) => decode_inputs_expiring_keys(paths, opts, keyring, emit, on_reject),
+            Inputs::Live { files, sources } => {
+                let mut going = true;
+                let reports = decode_inputs_expiring_keys(
+                    files,
+                    opts,
+                    keyring,
+                    &mut |batch| {
+                        going = going && emit(batch) && !sources.stopping();
+                        going
+                    },
+                    on_reject,
+                );
+                if going {
+                    sources.decode(keyring, emit, on_reject);
+                } else {
+                    sources.stop_clients();
+                }
+                reports
+            }
+        }
+    }
+}
+
 /// Runs the pipeline over `paths`. Bad records go to `on_reject`. Fails
 /// only when the sink fails ([`RunSink::batch_end`]).
 pub fn run(
     paths: &[PathBuf],
+    cfg: &RunConfig,
+    live: &LiveFeeds,
+    sink: &mut (dyn RunSink + Send),
+    on_reject: &mut dyn FnMut(&Reject),
+) -> Result<RunSummary, SinkError> {
+    run_inputs(Inputs::Files(paths), cfg, live, sink, on_reject)
+}
+
+/// Runs the pipeline over files and live sources ([`Inputs`]).
+pub fn run_inputs(
+    inputs: Inputs<'_>,
     cfg: &RunConfig,
     live: &LiveFeeds,
     sink: &mut (dyn RunSink + Send),
@@ -257,7 +317,7 @@ pub fn run(
             }
         },
         |emit| {
-            decode_inputs_expiring_keys(paths, &cfg.decode, &cfg.keyring, emit, &mut |r: &Reject| {
+            inputs.produce(&cfg.decode, &cfg.keyring, emit, &mut |r: &Reject| {
                 rejected.fetch_add(1, Ordering::Relaxed);
                 on_reject(r);
             })

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod bench;
+pub mod config;
 pub mod demo;
 pub mod eval;
 pub mod eval_spikes;
@@ -10,4 +11,5 @@ pub mod gen;
 pub mod ingest;
 pub mod run;
 pub mod search;
+pub mod status;
 pub mod topics;

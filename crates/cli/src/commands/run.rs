@@ -3,13 +3,13 @@
 
 use crate::commands::ingest::{default_threads, load_public_accounts, parse_csv_mapping, parse_format};
 use crate::output::{spinner, thousands};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tidewatch_core::emerging::EmergingConfig;
 use tidewatch_core::pseudonym::Keyring;
@@ -20,28 +20,38 @@ use tidewatch_core::window::WindowView;
 use tidewatch_core::Deletion;
 use tidewatch_core::Timestamp;
 use tidewatch_engine::alerts::{AlertLog, SpikeAlerts};
+use tidewatch_engine::config::{Config, Feeds};
 use tidewatch_engine::datadir::{DataDir, DEFAULT_DATA_DIR};
 use tidewatch_engine::decode::{DecodeOptions, Position, Resume};
 use tidewatch_engine::feeds::{load_feeds, FeedDef, FeedSet};
 use tidewatch_engine::live::LiveFeeds;
 use tidewatch_engine::persist::{resume_points, CommitPolicy, Persister};
-use tidewatch_engine::run::{self, MatchedPost, RunConfig, RunProgress, RunSink, SinkError};
+use tidewatch_engine::run::{self, Inputs, MatchedPost, RunConfig, RunProgress, RunSink, SinkError};
 use tidewatch_engine::series::SeriesWriter;
+use tidewatch_engine::sources::{
+    checkpoint_name, LiveOptions, LiveSources, RunStatus, SourceStats, StatusWriter, STATUS_FILE,
+};
 use tidewatch_engine::topics::TopicWatch;
 use tidewatch_store::{Store, StoreConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Input files (`-` for standard input), any supported format.
-    #[arg(required = true)]
+    /// Input files (`-` for standard input), any supported format; read
+    /// after the config's `file` sources.
+    #[arg(required_unless_present = "config")]
     pub paths: Vec<PathBuf>,
+    /// The configuration file (`tidewatch.toml`): sources, feeds, privacy,
+    /// data directory. Options given here override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// The feeds file (TOML: `[[feed]] name = "...", query = "..."`). It is
     /// re-read when it changes during the run.
+    #[arg(long, required_unless_present = "config")]
+    pub feeds: Option<PathBuf>,
+    /// The data directory (keyring, store, status.json; series go to
+    /// DATA/series unless --out) [default: tidewatch-data].
     #[arg(long)]
-    pub feeds: PathBuf,
-    /// The data directory (keyring; series go to DATA/series unless --out).
-    #[arg(long, default_value = DEFAULT_DATA_DIR)]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
     /// Directory for the per-feed series (CSV per resolution and JSON Lines).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -61,13 +71,19 @@ pub struct Args {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Days of posts (event time, behind the newest) kept in the index;
-    /// older ones are deleted, their aggregates stay. 0 keeps every post.
-    #[arg(long, default_value_t = 30)]
-    pub retention_days: u32,
+    /// older ones are deleted, their aggregates stay. 0 keeps every post
+    /// [default: 30].
+    #[arg(long)]
+    pub retention_days: Option<u32>,
     /// Milliseconds between store commits (a crash re-reads at most this
-    /// much input).
-    #[arg(long, default_value_t = 5000)]
-    pub commit_ms: u64,
+    /// much input) [default: 5000].
+    #[arg(long)]
+    pub commit_ms: Option<u64>,
+    /// End the run once the live sources have delivered nothing for this
+    /// many seconds (for scripts and tests); without it a run with live
+    /// sources goes on until Ctrl-C.
+    #[arg(long, value_name = "SECS")]
+    pub until_idle: Option<f64>,
 }
 
 /// The store of a data directory, opened for a run over `paths` with the
@@ -77,6 +93,28 @@ pub struct Args {
 pub fn open_store(
     data: &DataDir,
     paths: &[PathBuf],
+    defs: &[FeedDef],
+    keyring: &Arc<Keyring>,
+    retention_days: u32,
+    commit: CommitPolicy,
+) -> Result<(Persister, Arc<LiveFeeds>, HashMap<String, Resume>)> {
+    open_store_for(data, file_inputs(paths), defs, keyring, retention_days, commit)
+}
+
+/// The checkpoint names of file inputs: their paths (standard input has
+/// none).
+fn file_inputs(paths: &[PathBuf]) -> Vec<Option<String>> {
+    paths
+        .iter()
+        .map(|p| (p.as_os_str() != "-").then(|| p.display().to_string()))
+        .collect()
+}
+
+/// [`open_store`] for inputs given by checkpoint name (files, then live
+/// sources as `source:NAME`).
+pub fn open_store_for(
+    data: &DataDir,
+    inputs: Vec<Option<String>>,
     defs: &[FeedDef],
     keyring: &Arc<Keyring>,
     retention_days: u32,
@@ -98,7 +136,7 @@ pub fn open_store(
     let known: Vec<(String, u32)> = store.db().feeds()?.into_iter().map(|f| (f.name, f.id)).collect();
     let live = Arc::new(LiveFeeds::from_set(FeedSet::with_known_ids(&known, defs)?));
     let resume = resume_points(&store)?;
-    let persister = Persister::new(store, paths, live.clone(), data.clone(), keyring.clone(), commit)?;
+    let persister = Persister::with_inputs(store, inputs, live.clone(), data.clone(), keyring.clone(), commit)?;
     Ok((persister, live, resume))
 }
 
@@ -136,6 +174,10 @@ struct TerminalSink {
     live: Arc<LiveFeeds>,
     bar: indicatif::ProgressBar,
     names_version: u64,
+    /// Live sources' counters, for the terminal line.
+    sources: Vec<Arc<SourceStats>>,
+    /// The latest totals, shared with the status writer.
+    shared_progress: Arc<Mutex<RunProgress>>,
 }
 
 impl RunSink for TerminalSink {
@@ -187,13 +229,15 @@ impl RunSink for TerminalSink {
             .take(3)
             .map(|(_, f, c)| format!("{} {c}", current.set.name_of(*f).unwrap_or("?")))
             .collect();
+        *self.shared_progress.lock().unwrap_or_else(|e| e.into_inner()) = *p;
         self.bar.set_message(format!(
-            "{} posts, {:.0} posts/s, {} matched, watermark {}; top feeds last minute: {}",
+            "{} posts, {:.0} posts/s, {} matched, watermark {}; top feeds last minute: {}{}",
             thousands(p.posts),
             p.posts as f64 / secs,
             thousands(p.matched),
             p.watermark.map_or("-".into(), |t| t.to_string()),
-            top.join(", ")
+            top.join(", "),
+            sources_line(&self.sources)
         ));
     }
 }
@@ -209,25 +253,182 @@ impl TerminalSink {
     }
 }
 
+/// `; sources: bsky 12,345 events (lag 0.4 s, 2 reconnects, 1 gap)`, or
+/// nothing without live sources.
+fn sources_line(sources: &[Arc<SourceStats>]) -> String {
+    if sources.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = sources
+        .iter()
+        .map(|s| {
+            let st = s.status();
+            let mut part = format!("{} {} events", st.name, thousands(st.events));
+            let mut notes = Vec::new();
+            if let Some(lag) = st.lag_ms {
+                notes.push(format!("lag {:.1} s", lag as f64 / 1000.0));
+            }
+            if st.reconnects > 0 {
+                notes.push(format!("{} reconnects", st.reconnects));
+            }
+            if st.malformed + st.rejected > 0 {
+                notes.push(format!("{} malformed", st.malformed + st.rejected));
+            }
+            if !st.gaps.is_empty() {
+                notes.push(format!("{} GAPS", st.gaps.len()));
+            }
+            if !notes.is_empty() {
+                part.push_str(&format!(" ({})", notes.join(", ")));
+            }
+            part
+        })
+        .collect();
+    format!("; sources: {}", parts.join(", "))
+}
+
+/// Writes `DATA/status.json` every two seconds until `stop` is set, then
+/// once more with `running: false`.
+fn write_status(
+    dir: PathBuf,
+    sources: Vec<Arc<SourceStats>>,
+    progress: Arc<Mutex<RunProgress>>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let started_at = chrono::Utc::now().timestamp_millis();
+        let mut writer = StatusWriter::default();
+        let mut warned = false;
+        loop {
+            let last = stop.load(Ordering::Relaxed);
+            let p = *progress.lock().unwrap_or_else(|e| e.into_inner());
+            let status = RunStatus {
+                updated_at: chrono::Utc::now().timestamp_millis(),
+                started_at,
+                pid: std::process::id(),
+                running: !last,
+                posts: p.posts,
+                matched: p.matched,
+                rejected: p.rejected,
+                sources: writer.snapshot(&sources),
+            };
+            if let Err(e) = status.write(&dir) {
+                if !warned {
+                    eprintln!("cannot write {}: {e}", dir.join(STATUS_FILE).display());
+                    warned = true;
+                }
+            }
+            if last {
+                return;
+            }
+            // Sleep in short steps so the end of a run is not delayed.
+            for _ in 0..20 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    })
+}
+
+/// Sets `flag` on Ctrl-C; a second Ctrl-C ends the process at once (what
+/// was committed stays; the rest is read again by the next run).
+fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
+    let installed = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+        eprintln!("stopping: the sources are closed and what they delivered is committed (Ctrl-C again to quit now)");
+    });
+    if let Err(e) = installed {
+        eprintln!("Ctrl-C will not stop the run cleanly: {e}");
+    }
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
-    let defs = load_feeds(&args.feeds)?;
-    let data = DataDir::open(&args.data)?;
-    let keyring = Arc::new(data.load_keyring(PseudonymConfig::default())?);
+    let config = args.config.as_deref().map(Config::load).transpose()?;
+    if let Some(nats) = config.as_ref().and_then(|c| c.nats.first()) {
+        bail!(
+            "source {:?}: NATS sources are not available in this build yet (scale-out is planned); \
+             remove it from {} to run the other sources",
+            nats.name,
+            config.as_ref().map_or(String::new(), |c| c.path.display().to_string())
+        );
+    }
+    let privacy = config.as_ref().map(|c| c.privacy.clone()).unwrap_or_default();
+    // Files: the config's first, then those on the command line.
+    let mut paths = config.as_ref().map(Config::file_paths).unwrap_or_default();
+    paths.extend(args.paths.iter().cloned());
+    let specs = config.as_ref().map(|c| c.sources.clone()).unwrap_or_default();
+    let (defs, feeds_file) = match (&args.feeds, config.as_ref().map(|c| &c.feeds)) {
+        (Some(path), _) => (load_feeds(path)?, Some(path.clone())),
+        (None, Some(Feeds::File(path))) => (load_feeds(path)?, Some(path.clone())),
+        (None, Some(Feeds::Inline(defs))) => (defs.clone(), None),
+        (None, Some(Feeds::None) | None) => (Vec::new(), None),
+    };
+    let data_path = args
+        .data
+        .clone()
+        .or_else(|| config.as_ref().and_then(|c| c.data.clone()))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let data = DataDir::open(&data_path)?;
+    let keyring = Arc::new(data.load_keyring(PseudonymConfig {
+        epoch_ms: privacy.epoch_hours * Timestamp::HOUR,
+        linkage_window_ms: privacy.linkage_days * Timestamp::DAY,
+    })?);
+    let commit_ms = args
+        .commit_ms
+        .or_else(|| config.as_ref().and_then(|c| c.commit_ms))
+        .unwrap_or(5000);
     let policy = CommitPolicy {
-        interval: Duration::from_millis(args.commit_ms),
+        interval: Duration::from_millis(commit_ms),
         ..Default::default()
     };
-    let (persist, live, resume) = open_store(&data, &args.paths, &defs, &keyring, args.retention_days, policy)?;
+    let retention_days = args.retention_days.unwrap_or(privacy.retention_days);
+    let mut inputs = file_inputs(&paths);
+    inputs.extend(specs.iter().map(|s| Some(checkpoint_name(s.name()))));
+    let (persist, live, resume) = open_store_for(&data, inputs, &defs, &keyring, retention_days, policy)?;
+    let format = match parse_format(&args.format)? {
+        Some(f) => Some(f),
+        None => config.as_ref().and_then(Config::file_format),
+    };
+    let public_accounts = args.public_accounts.clone().or(privacy.public_accounts.clone());
+    let interrupted = Arc::new(AtomicBool::new(false));
+    stop_on_ctrl_c(interrupted.clone());
+    let mut sources = if specs.is_empty() {
+        None
+    } else {
+        let opts = LiveOptions {
+            until_idle: args.until_idle.map(|s| Duration::from_secs_f64(s.max(0.0))),
+            ..LiveOptions::default()
+        };
+        let started = LiveSources::start(
+            specs,
+            paths.len(),
+            &resume,
+            opts,
+            interrupted.clone(),
+            Some(persist.commit_watch()),
+        )
+        .context("starting the live sources")?;
+        for (name, addr) in started.push_addrs() {
+            eprintln!(
+                "push source {name}: POST NDJSON to http://{addr}{}",
+                tidewatch_sources::push::INGEST_PATH
+            );
+        }
+        Some(started)
+    };
     let cfg = RunConfig {
         decode: DecodeOptions {
-            format: parse_format(&args.format)?,
+            format,
             csv_mapping: args.csv.as_deref().map(parse_csv_mapping).transpose()?,
             resume,
             ..Default::default()
         },
         threads: args.threads.unwrap_or_else(default_threads),
         keyring: keyring.clone(),
-        public_accounts: Arc::new(load_public_accounts(args.public_accounts.as_ref())?),
+        public_accounts: Arc::new(load_public_accounts(public_accounts.as_ref())?),
         undated_time: Timestamp(chrono::Utc::now().timestamp_millis()),
         window: WindowConfig {
             allowed_lateness_ms: args.lateness_minutes.max(0) * Timestamp::MINUTE,
@@ -243,7 +444,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
 
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch_feeds(args.feeds.clone(), live.clone(), stop.clone());
+    let watcher = feeds_file.map(|path| watch_feeds(path, live.clone(), stop.clone()));
+    let source_stats = sources.as_ref().map(LiveSources::stats).unwrap_or_default();
+    let shared_progress = Arc::new(Mutex::new(RunProgress::default()));
+    let status = write_status(
+        data.path().to_path_buf(),
+        source_stats.clone(),
+        shared_progress.clone(),
+        stop.clone(),
+    );
     let alerts = SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(persist.store().db())?);
     let topics = TopicWatch::open(EmergingConfig::default(), persist.store().db())?;
     let mut sink = TerminalSink {
@@ -254,15 +463,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
         live: live.clone(),
         bar: spinner(),
         names_version: live.current().version(),
+        sources: source_stats.clone(),
+        shared_progress: shared_progress.clone(),
     };
     let mut reject_error = None;
-    let summary = run::run(&args.paths, &cfg, &live, &mut sink, &mut |r| {
+    let inputs = match sources.as_mut() {
+        Some(sources) => Inputs::Live { files: &paths, sources },
+        None => Inputs::Files(&paths),
+    };
+    let summary = run::run_inputs(inputs, &cfg, &live, &mut sink, &mut |r| {
         if reject_error.is_none() {
             if let Err(e) = writeln!(rejects, "{r}") {
                 reject_error = Some(e);
             }
         }
     });
+    drop(sources);
     // Whatever happened, what was processed is committed.
     for rec in sink.topics.finish() {
         sink.say(&rec.summary());
@@ -279,8 +495,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let TerminalSink {
         series, bar, persist, ..
     } = sink;
+    *shared_progress.lock().unwrap_or_else(|e| e.into_inner()) = summary.progress;
     stop.store(true, Ordering::Relaxed);
-    let _ = watcher.join();
+    if let Some(watcher) = watcher {
+        let _ = watcher.join();
+    }
+    let _ = status.join();
     bar.finish_and_clear();
     rejects.flush()?;
     data.save_keyring(&keyring)?;
@@ -377,10 +597,32 @@ pub fn run(args: Args) -> Result<ExitCode> {
     println!("series written to {}", out_dir.display());
     // Failure when no input gave anything: all unreadable, or not posts.
     // Inputs an earlier run already stored count as read.
-    let read_anything = summary
-        .files
-        .iter()
-        .any(|f| f.posts + f.deletions + f.ignored + f.resumed > 0);
+    for st in source_stats.iter().map(|s| s.status()) {
+        println!(
+            "source {} ({}): {} events, {} posts, {} deletions, {} rejected, {} malformed, {} reconnects, {} errors{}",
+            st.name,
+            st.kind,
+            thousands(st.events),
+            thousands(st.posts),
+            thousands(st.deletions),
+            thousands(st.rejected),
+            thousands(st.malformed),
+            st.reconnects,
+            st.errors,
+            st.last_error
+                .as_deref()
+                .map_or(String::new(), |e| format!("; last error: {e}"))
+        );
+        for g in &st.gaps {
+            println!("  GAP in {}: {}", st.name, g.what);
+        }
+    }
+    // A run of live sources succeeds when it ends as asked, even quiet.
+    let read_anything = !source_stats.is_empty()
+        || summary
+            .files
+            .iter()
+            .any(|f| f.posts + f.deletions + f.ignored + f.resumed > 0);
     Ok(if read_anything {
         ExitCode::SUCCESS
     } else {
