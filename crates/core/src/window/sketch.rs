@@ -57,12 +57,11 @@ fn find<K>(keys: &[K], eq: impl Fn(&K) -> bool) -> Option<usize> {
     let mut chunks = keys.chunks_exact(8);
     let mut base = 0;
     for chunk in &mut chunks {
-        let mask = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |m, (i, k)| m | (u32::from(eq(k)) << i));
-        if mask != 0 {
-            return Some(base + mask.trailing_zeros() as usize);
+        // An OR over the block (no positions) is what vectorises; the
+        // position is looked for only in the one block that has the key.
+        let any = chunk.iter().fold(false, |any, k| any | eq(k));
+        if any {
+            return chunk.iter().position(&eq).map(|i| base + i);
         }
         base += 8;
     }
