@@ -147,7 +147,7 @@ impl PostProcessor {
         // Terms come from the redacted text: they end up in series, alerts
         // and the dashboard, where a handle or an e-mail address must never
         // appear. Matching above saw the raw text (mentions are queryable).
-        if self.enricher.redact(&mut post) {
+        if self.enricher.redact_enriched(&mut post) {
             tokenize(&post.text, &mut self.tokens);
         }
         let terms = &mut self.terms;
