@@ -19,6 +19,7 @@ use tidewatch_ingest::Format;
 
 mod emerging;
 pub mod feeds;
+mod jetstream;
 mod pipeline;
 mod search;
 
@@ -144,6 +145,22 @@ pub enum Bench {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// The whole pipeline fed by the Jetstream client over loopback: the
+    /// replay server sends generated events, the run decodes, enriches,
+    /// matches and windows them; against the same events from a file.
+    Jetstream {
+        /// Events the replay server generates and sends.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Feeds to generate (as `bench feeds` does).
+        #[arg(long, default_value_t = 10_000)]
+        feeds: usize,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Memory of the emerging-topic detector over a long generated stream:
     /// process RSS and the detector's own estimate every N posts.
     Emerging {
@@ -209,6 +226,12 @@ pub fn run(b: Bench) -> Result<ExitCode> {
             queries,
             threads,
         } => search::bench_search(posts, seed, cache, queries, threads.unwrap_or_else(default_threads)),
+        Bench::Jetstream {
+            events,
+            feeds,
+            threads,
+            seed,
+        } => jetstream::bench_jetstream(events, feeds, threads.unwrap_or_else(default_threads), seed),
         Bench::Emerging {
             posts,
             days,

@@ -15,10 +15,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
+use tidewatch_core::emerging::EmergingConfig;
 use tidewatch_core::pseudonym::{Keyring, PseudonymConfig};
 use tidewatch_core::redact::PublicAccounts;
+use tidewatch_core::spike::SpikeConfig;
 use tidewatch_core::window::WindowView;
 use tidewatch_core::Timestamp;
+use tidewatch_engine::alerts::{AlertLog, SpikeAlerts};
 use tidewatch_engine::datadir::DataDir;
 use tidewatch_engine::decode::DecodeOptions;
 use tidewatch_engine::decode::Position;
@@ -26,13 +29,10 @@ use tidewatch_engine::feeds::FeedDef;
 use tidewatch_engine::ingest::{self, IngestConfig};
 use tidewatch_engine::live::LiveFeeds;
 use tidewatch_engine::persist::{CommitPolicy, Persister};
-use tidewatch_core::emerging::EmergingConfig;
-use tidewatch_core::spike::SpikeConfig;
-use tidewatch_engine::alerts::{AlertLog, SpikeAlerts};
 use tidewatch_engine::run::{self, MatchedPost, RunSink, SinkError};
 use tidewatch_engine::topics::TopicWatch;
-use tidewatch_store::db::Db;
 use tidewatch_ingest::Format;
+use tidewatch_store::db::Db;
 
 /// Counts what a run produces; keeps it only when given a store, and runs
 /// the detectors when given them.
