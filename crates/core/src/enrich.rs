@@ -178,7 +178,11 @@ mod tests {
             let changed_a = e.redact_enriched(&mut a);
             e.enrich(&mut b);
             let changed_b = e.redact(&mut b);
-            assert_eq!((a.text, a.entities, changed_a), (b.text, b.entities, changed_b), "{text}");
+            assert_eq!(
+                (a.text, a.entities, changed_a),
+                (b.text, b.entities, changed_b),
+                "{text}"
+            );
         }
     }
 

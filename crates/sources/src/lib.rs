@@ -28,9 +28,9 @@
 
 pub mod health;
 pub mod jetstream;
-pub mod replay;
 pub mod mastodon;
 pub mod push;
+pub mod replay;
 pub mod rss;
 
 pub use health::{Gap, HealthSnapshot, Received, SourceHealth, SourceMessage};

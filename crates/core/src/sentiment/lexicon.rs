@@ -7,8 +7,8 @@
 //! into hash maps keyed by borrowed `&'static str` slices of the embedded
 //! text, so a lookup never allocates.
 
-use std::collections::HashMap;
 use rustc_hash::FxBuildHasher;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 const LEXICON_TXT: &str = include_str!("../../data/vader_lexicon.txt");
@@ -258,4 +258,3 @@ pub(super) fn idiom_triple(first: &str, second: &str, third: &str) -> Option<f64
         _ => None,
     }
 }
-

@@ -103,7 +103,15 @@ pub(super) fn tokenize(text: &str, lexicon: &Lexicon, lower: &mut String, out: &
     }
 }
 
-fn push_word(text: &str, start: usize, end: usize, ascii: bool, lexicon: &Lexicon, lower: &mut String, out: &mut Vec<Token>) {
+fn push_word(
+    text: &str,
+    start: usize,
+    end: usize,
+    ascii: bool,
+    lexicon: &Lexicon,
+    lower: &mut String,
+    out: &mut Vec<Token>,
+) {
     match text.get(start..end) {
         Some(word) if ascii => push_ascii_token(word, lexicon, lower, out),
         _ => push_token(text, start, end, lexicon, lower, out),
@@ -114,18 +122,32 @@ fn push_word(text: &str, start: usize, end: usize, ascii: bool, lexicon: &Lexico
 /// characters.
 fn push_ascii_token(word: &str, lexicon: &Lexicon, lower: &mut String, out: &mut Vec<Token>) {
     let bytes = word.as_bytes();
-    let first = bytes.iter().position(|b| !b.is_ascii_punctuation()).unwrap_or(bytes.len());
-    let last = bytes.iter().rposition(|b| !b.is_ascii_punctuation()).map_or(first, |p| p + 1);
+    let first = bytes
+        .iter()
+        .position(|b| !b.is_ascii_punctuation())
+        .unwrap_or(bytes.len());
+    let last = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_punctuation())
+        .map_or(first, |p| p + 1);
     // As in push_token: a stripped token of two characters or fewer keeps
     // its punctuation. (ASCII: every byte offset is a character boundary.)
-    let word = if last - first <= 2 { word } else { word.get(first..last).unwrap_or(word) };
+    let word = if last - first <= 2 {
+        word
+    } else {
+        word.get(first..last).unwrap_or(word)
+    };
     let lower_start = lower.len();
     lower.push_str(word);
     if let Some(added) = lower.get_mut(lower_start..) {
         added.make_ascii_lowercase();
     }
     let lower_end = lower.len();
-    let known = lexicon.words.get(&lower[lower_start..lower_end]).copied().unwrap_or_default();
+    let known = lexicon
+        .words
+        .get(&lower[lower_start..lower_end])
+        .copied()
+        .unwrap_or_default();
     out.push(Token {
         lower_start,
         lower_end,
@@ -231,11 +253,21 @@ mod tests {
         }
     }
 
-    fn tokens(f: fn(&str, &Lexicon, &mut String, &mut Vec<Token>), text: &str) -> Vec<(String, bool, Option<f64>, Option<f64>)> {
+    fn tokens(
+        f: fn(&str, &Lexicon, &mut String, &mut Vec<Token>),
+        text: &str,
+    ) -> Vec<(String, bool, Option<f64>, Option<f64>)> {
         let (mut lower, mut out) = (String::new(), Vec::new());
         f(text, super::super::lexicon::lexicon(), &mut lower, &mut out);
         out.iter()
-            .map(|t| (lower[t.lower_start..t.lower_end].to_string(), t.upper, t.rating, t.booster))
+            .map(|t| {
+                (
+                    lower[t.lower_start..t.lower_end].to_string(),
+                    t.upper,
+                    t.rating,
+                    t.booster,
+                )
+            })
             .collect()
     }
 

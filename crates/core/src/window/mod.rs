@@ -79,8 +79,8 @@ pub use stats::{push_csv_field, ClosedWindow, Ranked, Resolution, WindowRow, Win
 
 use crate::post::Post;
 use crate::time::Timestamp;
-use serde::{Deserialize, Serialize};
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 /// The language key for posts without a language.
