@@ -35,6 +35,11 @@ enum Command {
     Alerts(commands::alerts::Args),
     /// List the emerging topics recorded in a data directory, with suggested feeds.
     Topics(commands::topics::Args),
+    /// Coordinated groups of accounts (at least 5), recorded or computed over input files,
+    /// as JSON, an edge list (CSV, also coordination-network-toolkit compatible) or GEXF.
+    Coordination(commands::coordination::Args),
+    /// Narratives: texts many posts repeat (near-duplicates and reposts), with account counts, never accounts.
+    Narratives(commands::narratives::Args),
     /// Check queries and feeds files; add a topic's suggested feed.
     #[command(subcommand)]
     Feeds(commands::feeds::Feeds),
@@ -66,6 +71,8 @@ fn main() -> ExitCode {
         Command::Ingest(a) => commands::ingest::run(a),
         Command::Alerts(a) => commands::alerts::run(a),
         Command::Topics(a) => commands::topics::run(a),
+        Command::Coordination(a) => commands::coordination::run(a),
+        Command::Narratives(a) => commands::narratives::run(a),
         Command::Feeds(f) => commands::feeds::run(f),
         Command::Gen(a) => commands::gen::run(a),
         Command::Run(a) => commands::run::run(a),

@@ -17,9 +17,12 @@
 //! - [`run`]: decode → enrich → match → event-time windows, as run by
 //!   `tidewatch run`; [`series`] writes the windows as CSV and JSON Lines;
 //!   [`alerts`] tests them for spikes and records each alert once;
-//!   [`topics`] finds emerging topics over the whole stream.
+//!   [`topics`] finds emerging topics over the whole stream;
+//!   [`narratives`] clusters near-duplicate posts and their reposts.
 //! - [`evaluate`]: alerts and emerging topics scored against planted or
 //!   labelled truth, as `tidewatch eval spikes` reports them.
+//! - [`coordination`]: coordinated groups of accounts (≥ 5) over the
+//!   whole stream, with their evidence, recorded in the store.
 //! - [`sources`]: the decode stage for live sources (Jetstream, Mastodon,
 //!   RSS, HTTP push): per-source batches with resume cursors, and the
 //!   `status.json` a run writes; [`config`]: the `tidewatch.toml` file that
@@ -28,12 +31,14 @@
 
 pub mod alerts;
 pub mod config;
+pub mod coordination;
 pub mod datadir;
 pub mod decode;
 pub mod evaluate;
 pub mod feeds;
 pub mod ingest;
 pub mod live;
+pub mod narratives;
 pub mod ordered;
 pub mod persist;
 pub mod run;

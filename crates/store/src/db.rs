@@ -18,6 +18,8 @@
 //! | `volume_minute`     | minute: all posts, posts matching any feed    |
 //! | `alerts`            | alert event (`opened`/`closed`) with its JSON |
 //! | `topics`            | emerging topic: first and last seen, score, terms, suggested query, its JSON |
+//! | `coordination_groups` | coordinated group (≥ 5 accounts, enforced by a CHECK): epoch, times, size, score, its JSON with pseudonyms and evidence |
+//! | `narratives`        | narrative (near-duplicate cluster): first and last seen, posts, distinct-account count, growth, redacted representative text, its JSON (counts, never pseudonyms) |
 //! | `key_epochs`        | pseudonymisation epoch: when its key was deleted (never the key) |
 //! | `checkpoints`       | input: events consumed, byte offset, done     |
 //! | `feed_minutes` (view), `feed_hours` (view), `feed_days` (view) | the series by feed name and readable time |
@@ -75,6 +77,26 @@ CREATE TABLE IF NOT EXISTS topics (
     terms           TEXT NOT NULL,     -- its keys in query form, comma-separated
     suggested_query TEXT,              -- a detection feed for it, when one was found
     record          TEXT NOT NULL      -- the whole topic as JSON
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS coordination_groups (
+    id         TEXT PRIMARY KEY,     -- stable within a pseudonym epoch (see tidewatch_engine::coordination)
+    epoch      INTEGER NOT NULL,     -- pseudonym epoch of its members
+    first_seen INTEGER NOT NULL,     -- unix ms, event time: first coincidence
+    last_seen  INTEGER NOT NULL,     -- unix ms, event time: last coincidence
+    accounts   INTEGER NOT NULL CHECK (accounts >= 5), -- never a group under k = 5
+    score      REAL NOT NULL,
+    types      TEXT NOT NULL,        -- edge types present, comma-separated
+    record     TEXT NOT NULL         -- the whole group as JSON: pseudonyms, edges, evidence
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS narratives (
+    id             TEXT PRIMARY KEY,   -- stable: hash of its founding post's id
+    first_seen     INTEGER NOT NULL,   -- unix ms, event time
+    last_seen      INTEGER NOT NULL,   -- unix ms, event time: its newest post
+    posts          INTEGER NOT NULL,   -- near-duplicates and reposts counted in it
+    accounts       INTEGER NOT NULL,   -- distinct accounts (a count, never who)
+    growth         REAL NOT NULL,      -- last 10 minutes' rate over the hour before's
+    representative TEXT NOT NULL,      -- a member's redacted text
+    record         TEXT NOT NULL       -- the whole summary as JSON
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS key_epochs (
     epoch      INTEGER PRIMARY KEY,  -- epoch number (event time / epoch length)
@@ -174,6 +196,38 @@ pub struct TopicRow {
     pub record: String,
 }
 
+/// A coordinated group as recorded in the `coordination_groups` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CoordinationGroupRow {
+    pub id: String,
+    pub epoch: i64,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// Distinct member accounts (the table refuses fewer than 5).
+    pub accounts: i64,
+    pub score: f64,
+    /// Edge types present, comma-separated.
+    pub types: String,
+    /// The whole group, JSON.
+    pub record: String,
+}
+
+/// A narrative as recorded in the `narratives` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NarrativeRow {
+    pub id: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub posts: i64,
+    /// Distinct accounts: a count only.
+    pub accounts: i64,
+    pub growth: f64,
+    /// Redacted text of one of its posts.
+    pub representative: String,
+    /// The whole summary, JSON.
+    pub record: String,
+}
+
 /// Everything one store commit writes to SQLite.
 #[derive(Debug, Default)]
 pub struct CommitDelta {
@@ -185,6 +239,10 @@ pub struct CommitDelta {
     pub alerts: Vec<AlertRow>,
     /// Emerging topics, new or updated (upserted on id).
     pub topics: Vec<TopicRow>,
+    /// Coordinated groups, new or updated (upserted on id).
+    pub coordination_groups: Vec<CoordinationGroupRow>,
+    /// Narratives, new or updated (upserted on id).
+    pub narratives: Vec<NarrativeRow>,
     pub checkpoints: Vec<(String, Checkpoint)>,
     /// Epochs whose keys were deleted.
     pub deleted_epochs: Vec<i64>,
@@ -197,6 +255,8 @@ impl CommitDelta {
             && self.feeds.is_none()
             && self.alerts.is_empty()
             && self.topics.is_empty()
+            && self.coordination_groups.is_empty()
+            && self.narratives.is_empty()
             && self.checkpoints.is_empty()
             && self.deleted_epochs.is_empty()
     }
@@ -440,6 +500,61 @@ impl Db {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// Coordinated groups last seen at or after `since_ms` (all without
+    /// it), highest score first.
+    pub fn coordination_groups(&self, since_ms: Option<i64>) -> Result<Vec<CoordinationGroupRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, epoch, first_seen, last_seen, accounts, score, types, record FROM coordination_groups
+                 WHERE last_seen >= ?1 ORDER BY score DESC, id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([since_ms.unwrap_or(i64::MIN)], |r| {
+                Ok(CoordinationGroupRow {
+                    id: r.get(0)?,
+                    epoch: r.get(1)?,
+                    first_seen_ms: r.get(2)?,
+                    last_seen_ms: r.get(3)?,
+                    accounts: r.get(4)?,
+                    score: r.get(5)?,
+                    types: r.get(6)?,
+                    record: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// At most `limit` narratives last seen at or after `since_ms` (all
+    /// without it), most distinct accounts first (then most posts, then id).
+    pub fn narratives(&self, since_ms: Option<i64>, limit: usize) -> Result<Vec<NarrativeRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, first_seen, last_seen, posts, accounts, growth, representative, record FROM narratives
+                 WHERE last_seen >= ?1 ORDER BY accounts DESC, posts DESC, id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = st
+            .query_map(params![since_ms.unwrap_or(i64::MIN), limit], |r| {
+                Ok(NarrativeRow {
+                    id: r.get(0)?,
+                    first_seen_ms: r.get(1)?,
+                    last_seen_ms: r.get(2)?,
+                    posts: r.get(3)?,
+                    accounts: r.get(4)?,
+                    growth: r.get(5)?,
+                    representative: r.get(6)?,
+                    record: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     /// Epochs whose keys have been deleted.
     pub fn deleted_epochs(&self) -> Result<Vec<i64>, StoreError> {
         let mut st = self
@@ -531,6 +646,55 @@ fn write_delta(tx: &Transaction<'_>, d: &CommitDelta) -> rusqlite::Result<()> {
                 t.terms,
                 t.suggested_query,
                 t.record
+            ])?;
+        }
+    }
+    {
+        // A group keeps its earliest sighting; the rest is its latest state.
+        let mut st = tx.prepare_cached(
+            "INSERT INTO coordination_groups (id, epoch, first_seen, last_seen, accounts, score, types, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (id) DO UPDATE SET
+               first_seen = min(first_seen, excluded.first_seen), last_seen = excluded.last_seen,
+               accounts = excluded.accounts, score = excluded.score, types = excluded.types,
+               record = excluded.record
+             WHERE excluded.last_seen >= coordination_groups.last_seen",
+        )?;
+        for g in &d.coordination_groups {
+            st.execute(params![
+                g.id,
+                g.epoch,
+                g.first_seen_ms,
+                g.last_seen_ms,
+                g.accounts,
+                g.score,
+                g.types,
+                g.record
+            ])?;
+        }
+    }
+    {
+        // A narrative keeps its earliest sighting; the rest is its latest
+        // summary (a replay that is behind does not overwrite a newer one).
+        let mut st = tx.prepare_cached(
+            "INSERT INTO narratives (id, first_seen, last_seen, posts, accounts, growth, representative, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (id) DO UPDATE SET
+               first_seen = min(first_seen, excluded.first_seen), last_seen = excluded.last_seen,
+               posts = excluded.posts, accounts = excluded.accounts, growth = excluded.growth,
+               representative = excluded.representative, record = excluded.record
+             WHERE excluded.last_seen >= narratives.last_seen",
+        )?;
+        for n in &d.narratives {
+            st.execute(params![
+                n.id,
+                n.first_seen_ms,
+                n.last_seen_ms,
+                n.posts,
+                n.accounts,
+                n.growth,
+                n.representative,
+                n.record
             ])?;
         }
     }

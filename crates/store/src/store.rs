@@ -186,6 +186,12 @@ impl Store {
     /// counted in the per-minute aggregates of its event time. A post whose
     /// id is already stored is a duplicate: it is skipped and counted.
     pub fn add(&mut self, post: &Post, feeds: &[u32]) -> Result<(), StoreError> {
+        self.add_clustered(post, feeds, None)
+    }
+
+    /// [`Store::add`], recording in the index the id of the narrative the
+    /// post belongs to (the number of a `tidewatch_core::narrative::NarrativeId`).
+    pub fn add_clustered(&mut self, post: &Post, feeds: &[u32], cluster: Option<u64>) -> Result<(), StoreError> {
         if self.ids.may_contain(post.id.as_bytes())
             && (self.pending_ids.contains(&post.id) || self.index.contains_id(&post.id)?)
         {
@@ -194,7 +200,7 @@ impl Store {
         }
         self.ids.insert(post.id.as_bytes());
         self.pending_ids.insert(post.id.clone());
-        self.index.add(post, feeds, self.seq + 1)?;
+        self.index.add_clustered(post, feeds, self.seq + 1, cluster)?;
         self.pending_posts += 1;
         let Some(t) = post.created_at else {
             // No event time, no minute to count it in; it is still indexed.
@@ -250,6 +256,11 @@ impl Store {
     /// An emerging topic, recorded with the next commit (upserted on id).
     pub fn topic(&mut self, topic: TopicRow) {
         self.pending.topics.push(topic);
+    }
+
+    /// A narrative's latest summary, written with the next commit.
+    pub fn narrative(&mut self, narrative: crate::db::NarrativeRow) {
+        self.pending.narratives.push(narrative);
     }
 
     /// Pseudonymisation epochs whose keys were deleted.

@@ -48,6 +48,10 @@ pub enum Eval {
     /// against a generator's planted events (`--truth`) or labelled posts
     /// (one feed per group: first positive post against first alert).
     Spikes(crate::commands::eval_spikes::Args),
+    /// Coordinated groups against a generator's planted campaigns: recall of
+    /// campaign accounts and repost rings, organic accounts and groups
+    /// wrongly found, and near-duplicate pairs against exact Jaccard.
+    Coordination(crate::commands::coordination::EvalArgs),
 }
 
 pub fn run(e: Eval) -> Result<ExitCode> {
@@ -61,6 +65,7 @@ pub fn run(e: Eval) -> Result<ExitCode> {
             json,
         } => eval_feeds(&feeds, &data, &group, &positive, json),
         Eval::Spikes(args) => crate::commands::eval_spikes::run(args),
+        Eval::Coordination(args) => crate::commands::coordination::eval(args),
     }
 }
 

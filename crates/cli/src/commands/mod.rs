@@ -3,12 +3,14 @@
 pub mod alerts;
 pub mod bench;
 pub mod config;
+pub mod coordination;
 pub mod demo;
 pub mod eval;
 pub mod eval_spikes;
 pub mod feeds;
 pub mod gen;
 pub mod ingest;
+pub mod narratives;
 pub mod run;
 pub mod search;
 pub mod status;

@@ -6,11 +6,12 @@
 //! language and domain tallies, representative text, activity ring) is
 //! allocated when a second post joins.
 
+use super::minhash::sketch_jaccard;
 use crate::time::Timestamp;
 use serde::Serialize;
 
 /// Distinct accounts are counted exactly up to this many, then estimated.
-pub const EXACT_ACCOUNTS: usize = 32;
+pub const EXACT_ACCOUNTS: usize = 128;
 /// HyperLogLog registers (standard error ≈ 1.04/√256 ≈ 6.5%).
 const HLL_REGISTERS: usize = 256;
 /// Languages and domains tallied per narrative (Misra–Gries summaries:
@@ -23,6 +24,10 @@ pub const SLOT_MS: i64 = 5 * 60 * 1000;
 const SLOTS: usize = 14;
 /// Representative texts are cut to this many characters.
 const REPRESENTATIVE_CHARS: usize = 280;
+/// Distinct texts (besides the founder's) whose sketches a narrative keeps
+/// for the pair check of [`Cluster::dissimilar`]; members with further
+/// distinct texts are counted as possibly dissimilar.
+pub const MAX_VARIANTS: usize = 16;
 
 /// A narrative's id: a hash of the id of the post (or reposted original)
 /// that founded it. Shown as 16 hex digits.
@@ -90,6 +95,8 @@ pub(crate) struct Cluster {
     pub founder_lang: Option<u16>,
     /// The founding post's first link domain, if any.
     pub founder_domain: Option<Box<str>>,
+    /// Members that joined by text, the founder included when it had one.
+    pub text_members: u64,
     pub details: Option<Box<Details>>,
 }
 
@@ -100,6 +107,12 @@ pub(crate) struct Details {
     domains: Tally<Box<str>>,
     representative: Box<str>,
     activity: Activity,
+    /// Distinct member texts other than the founder's (their sketches) with
+    /// how many text members have each.
+    variants: Vec<(Box<[u32]>, u64)>,
+    /// Text members whose distinct text was not kept (beyond
+    /// [`MAX_VARIANTS`]).
+    unstored: u64,
 }
 
 impl Cluster {
@@ -111,6 +124,7 @@ impl Cluster {
         domain: Option<&str>,
     ) -> Cluster {
         Cluster {
+            text_members: u64::from(founder.is_some()),
             founder,
             size: 1,
             reposts: 0,
@@ -165,6 +179,72 @@ impl Cluster {
                 d.domains.add_str(dom);
             }
             d.activity.add(t);
+        }
+    }
+
+    /// The sketch of the narrative's most common member text (the
+    /// founder's until another text has more copies); `None` for a
+    /// narrative founded by a repost without text.
+    pub fn anchor(&self) -> Option<&[u32]> {
+        let founder = self.founder.as_deref()?;
+        let Some(d) = self.details.as_ref() else {
+            return Some(founder);
+        };
+        let mut best = (self.founder_copies(), founder);
+        for (v, n) in &d.variants {
+            if *n > best.0 {
+                best = (*n, v);
+            }
+        }
+        Some(best.1)
+    }
+
+    /// Text members whose text equals the founder's.
+    fn founder_copies(&self) -> u64 {
+        let others = self
+            .details
+            .as_ref()
+            .map_or(0, |d| d.variants.iter().map(|(_, n)| n).sum::<u64>() + d.unstored);
+        self.text_members.saturating_sub(others)
+    }
+
+    /// How many text members are possibly not near-duplicates of a post
+    /// with `sketch` (their Jaccard similarity is below `threshold`, or
+    /// their text was not kept), out of all text members.
+    pub fn dissimilar(&self, sketch: &[u32], threshold: f64) -> (u64, u64) {
+        let founder = self
+            .founder
+            .as_deref()
+            .filter(|f| sketch_jaccard(f, sketch) < threshold)
+            .map_or(0, |_| self.founder_copies());
+        let others = self.details.as_ref().map_or(0, |d| {
+            let far: u64 = d
+                .variants
+                .iter()
+                .filter(|(v, _)| sketch_jaccard(v, sketch) < threshold)
+                .map(|(_, n)| n)
+                .sum();
+            far + d.unstored
+        });
+        (founder + others, self.text_members)
+    }
+
+    /// Records a member that joined by text with `sketch`; call after
+    /// [`Cluster::add`].
+    pub fn add_text(&mut self, sketch: &[u32]) {
+        self.text_members += 1;
+        if self.founder.as_deref() == Some(sketch) {
+            return;
+        }
+        let Some(d) = self.details.as_mut() else {
+            return;
+        };
+        if let Some(v) = d.variants.iter_mut().find(|(v, _)| **v == *sketch) {
+            v.1 += 1;
+        } else if d.variants.len() < MAX_VARIANTS {
+            d.variants.push((Box::from(sketch), 1));
+        } else {
+            d.unstored += 1;
         }
     }
 
@@ -230,6 +310,7 @@ impl Cluster {
                 + d.accounts.heap_bytes()
                 + d.langs.items.capacity() * std::mem::size_of::<(u16, u64)>()
                 + d.domains.items.iter().map(|(s, _)| s.len() + 24).sum::<usize>()
+                + d.variants.iter().map(|(v, _)| v.len() * 4 + 24).sum::<usize>()
         });
         sig + details
     }

@@ -57,29 +57,96 @@ fn jaccard(a: &[u64], b: &[u64]) -> f64 {
     }
 }
 
-/// Same-narrative pairs drawn uniformly among all pairs of `clusters`
-/// (each a list of shingle sets).
+/// The exact Jaccard similarity that makes two posts near-duplicates in
+/// the issue's criterion, whatever the clusterer's settings.
+const BAR: f64 = 0.8;
+
+/// How narratives agree with exact Jaccard similarity over a stream.
 struct Agreement {
-    /// All pairs in the clusters.
+    /// Same-narrative pairs of posts placed by text (not reposts), over
+    /// every narrative with two or more such posts.
     pairs: usize,
-    /// Share of sampled pairs with exact Jaccard ≥ 0.8.
-    exact: f64,
-    /// Sampled pairs whose MinHash estimate is ≥ 0.8, and the share of
-    /// those whose exact Jaccard is ≥ 0.8 too.
+    /// Of `samples` pairs drawn uniformly among them, the share with exact
+    /// Jaccard ≥ [`BAR`] (precision of the near-duplicate relation).
+    precision: f64,
+    /// Sampled pairs whose MinHash estimate is ≥ [`BAR`], and the share
+    /// of those whose exact Jaccard is too.
     estimated: usize,
     estimated_agree: f64,
+    /// Pairs of clusterable text posts at most a window apart with exact
+    /// Jaccard ≥ [`BAR`] (all of them, found exactly), and the share
+    /// of those in one narrative (recall).
+    near_pairs: usize,
+    recall: f64,
 }
 
-fn pair_agreement(clusters: &[Vec<Vec<u64>>], samples: usize, seed: u64) -> Agreement {
+/// One clusterable, non-repost post: its time, shingle set and narrative.
+struct Placed {
+    t: i64,
+    set: Vec<u64>,
+    narrative: u64,
+}
+
+/// Runs `posts` through a clusterer with `cfg` and measures [`Agreement`].
+/// Also returns each post's narrative and whether it joined by text.
+fn agreement(
+    posts: &[Post],
+    cfg: &NarrativeConfig,
+    samples: usize,
+    seed: u64,
+) -> (Agreement, Vec<Option<(u64, bool)>>) {
+    let mut n = Narratives::new(cfg.clone()).expect("valid");
+    let mut tokens = TokenizedText::new();
+    let mut shingler = Shingler::new();
+    let mut placed: Vec<Option<(u64, bool)>> = Vec::with_capacity(posts.len());
+    let mut texts: Vec<Placed> = Vec::new();
+    for p in posts {
+        tokenize(&p.text, &mut tokens);
+        let u = n.observe(p, &tokens, String::new);
+        placed.push(u.map(|u| (u.narrative.0, !u.by_repost)));
+        if let Some(u) = u.filter(|u| !u.by_repost) {
+            let set = shingler.shingles(&p.text, &tokens, cfg.shingle_words).to_vec();
+            let t = p.created_at.map_or(0, |t| t.0);
+            texts.push(Placed {
+                t,
+                set,
+                narrative: u.narrative.0,
+            });
+        }
+    }
+    let mut members: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, p) in texts.iter().enumerate() {
+        members.entry(p.narrative).or_default().push(i);
+    }
+    let clusters: Vec<Vec<usize>> = members.into_values().filter(|m| m.len() >= 2).collect();
+    let (pairs, precision, estimated, estimated_agree) = sample_pairs(&texts, &clusters, BAR, samples, seed);
+    let (near_pairs, together) = exact_near_pairs(&texts, BAR, cfg.window_ms);
+    let a = Agreement {
+        pairs,
+        precision,
+        estimated,
+        estimated_agree,
+        near_pairs,
+        recall: together as f64 / near_pairs.max(1) as f64,
+    };
+    (a, placed)
+}
+
+/// Same-narrative pairs drawn uniformly among all pairs of `clusters`
+/// (lists of indices into `texts`): (all pairs, share of sampled pairs at
+/// exact Jaccard ≥ `t`, sampled pairs with a MinHash estimate ≥ `t`, share
+/// of those at exact ≥ `t`).
+fn sample_pairs(
+    texts: &[Placed],
+    clusters: &[Vec<usize>],
+    t: f64,
+    samples: usize,
+    seed: u64,
+) -> (usize, f64, usize, f64) {
     let weights: Vec<u64> = clusters.iter().map(|c| (c.len() * (c.len() - 1) / 2) as u64).collect();
     let total: u64 = weights.iter().sum();
     if total == 0 {
-        return Agreement {
-            pairs: 0,
-            exact: 1.0,
-            estimated: 0,
-            estimated_agree: 1.0,
-        };
+        return (0, 1.0, 0, 1.0);
     }
     let mut rng = seed;
     let mut next = move |n: u64| {
@@ -104,43 +171,88 @@ fn pair_agreement(clusters: &[Vec<Vec<u64>>], samples: usize, seed: u64) -> Agre
         if j >= i {
             j += 1;
         }
-        let exact = jaccard(&c[i], &c[j]) >= 0.8;
+        let (a, b) = (&texts[c[i]].set, &texts[c[j]].set);
+        let exact = jaccard(a, b) >= t;
         good += usize::from(exact);
-        if minhash::estimate(&minhash::signature(&c[i]), &minhash::signature(&c[j])) >= 0.8 {
+        if minhash::estimate(&minhash::signature(a), &minhash::signature(b)) >= t {
             estimated += 1;
             estimated_good += usize::from(exact);
         }
     }
-    Agreement {
-        pairs: total as usize,
-        exact: good as f64 / samples as f64,
+    (
+        total as usize,
+        good as f64 / samples as f64,
         estimated,
-        estimated_agree: estimated_good as f64 / estimated.max(1) as f64,
+        estimated_good as f64 / estimated.max(1) as f64,
+    )
+}
+
+/// Every pair of `texts` (in time order) at most `window` apart with exact
+/// Jaccard ≥ `t`, found by prefix filtering: with the shingles of every
+/// set ordered rarest first, two sets at Jaccard ≥ t share one of the
+/// first |x| − ⌈t·|x|⌉ + 1 shingles of each. Returns (pairs, pairs in one
+/// narrative).
+fn exact_near_pairs(texts: &[Placed], t: f64, window: i64) -> (usize, usize) {
+    let mut freq: HashMap<u64, u32> = HashMap::new();
+    for p in texts {
+        for &s in &p.set {
+            *freq.entry(s).or_default() += 1;
+        }
     }
+    let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut seen: Vec<usize> = vec![usize::MAX; texts.len()];
+    let (mut pairs, mut together) = (0, 0);
+    let mut order: Vec<u64> = Vec::new();
+    for (i, p) in texts.iter().enumerate() {
+        order.clear();
+        order.extend_from_slice(&p.set);
+        order.sort_unstable_by_key(|s| (freq.get(s).copied().unwrap_or(0), *s));
+        let need = (t * p.set.len() as f64 - 1e-9).ceil() as usize;
+        let prefix = p.set.len() + 1 - need.max(1);
+        for s in order.iter().take(prefix) {
+            let list = index.entry(*s).or_default();
+            for &j in list.iter().rev() {
+                let q = &texts[j];
+                if p.t - q.t > window {
+                    break;
+                }
+                if seen[j] == i {
+                    continue;
+                }
+                seen[j] = i;
+                if jaccard(&p.set, &q.set) >= t {
+                    pairs += 1;
+                    together += usize::from(p.narrative == q.narrative);
+                }
+            }
+            list.push(i);
+        }
+    }
+    (pairs, together)
+}
+
+fn print_agreement(name: &str, a: &Agreement) {
+    println!(
+        "{name}: {} same-narrative text pairs; of 10k sampled, {:.1}% have exact Jaccard ≥ 0.8 \
+         ({} have a MinHash estimate ≥ 0.8, {:.1}% of them exact ≥ 0.8); \
+         {} pairs within the window at exact ≥ 0.8, {:.1}% of them in one narrative",
+        a.pairs,
+        a.precision * 100.0,
+        a.estimated,
+        a.estimated_agree * 100.0,
+        a.near_pairs,
+        a.recall * 100.0
+    );
 }
 
 #[test]
 fn planted_campaigns_form_narratives_and_text_pairs_agree_with_exact_jaccard() {
     let (posts, kinds) = generated(150_000, 3, 11);
-    let mut n = Narratives::new(NarrativeConfig::default()).expect("valid");
-    let mut tokens = TokenizedText::new();
-    let mut shingler = Shingler::new();
-    let words = n.config().shingle_words;
-    // Per post: its narrative and whether it joined by text (or founded).
-    let mut placed: Vec<Option<(u64, bool)>> = Vec::with_capacity(posts.len());
-    // Shingle sets of text members, by narrative.
-    let mut members: HashMap<u64, Vec<Vec<u64>>> = HashMap::new();
-    for p in &posts {
-        tokenize(&p.text, &mut tokens);
-        let u = n.observe(p, &tokens, String::new);
-        placed.push(u.map(|u| (u.narrative.0, !u.by_repost)));
-        if let Some(u) = u.filter(|u| !u.by_repost) {
-            let set = shingler.shingles(&p.text, &tokens, words).to_vec();
-            members.entry(u.narrative.0).or_default().push(set);
-        }
-    }
+    let cfg = NarrativeConfig::default();
+    let (all, placed) = agreement(&posts, &cfg, 10_000, 1);
 
-    // Each copy-paste campaign: the share of its posts in its main narrative.
+    // Each copy-paste campaign: the share of its posts in its main
+    // narrative, and whether every narrative holding its posts is its own.
     let mut campaign_narratives = Vec::new();
     let mut campaigns = 0;
     for (event, kind) in &kinds {
@@ -165,7 +277,13 @@ fn planted_campaigns_form_narratives_and_text_pairs_agree_with_exact_jaccard() {
             counts.len()
         );
         assert!(size >= 60, "{event} has {size} posts");
-        assert!(share >= 0.9, "{event}: only {share:.3} in one narrative");
+        // About 55-65% of copies carry the message's exact word set, ~20%
+        // another trailing hashtag and ~25% another word (each a different
+        // one). The last two are at Jaccard ≈ 0.86 with the message but
+        // ≈ 0.73 with each other, so the pair check keeps the main
+        // narrative to the message and whichever kind of copy came first
+        // (59-67% with this seed; the rest are separate narratives).
+        assert!(share >= 0.55, "{event}: only {share:.3} in one narrative");
         campaign_narratives.push(main);
         campaigns += 1;
     }
@@ -180,37 +298,50 @@ fn planted_campaigns_form_narratives_and_text_pairs_agree_with_exact_jaccard() {
     println!("organic posts in campaign narratives: {intruders}");
     assert_eq!(intruders, 0);
 
-    // Pair agreement over every narrative with two or more text members.
-    let clusters: Vec<Vec<Vec<u64>>> = members.into_values().filter(|m| m.len() >= 2).collect();
-    let organic: Vec<Vec<Vec<u64>>> = clusters
-        .iter()
-        .filter(|c| c.len() < 60) // campaign narratives hold ≥ 60 posts here
-        .cloned()
+    print_agreement("generated, 150k posts", &all);
+    // The issue's criterion: ≥ 95% of sampled near-duplicate pairs (same
+    // narrative, by text) have exact Jaccard ≥ 0.8. The pair check bounds
+    // the dissimilar share by `pair_tolerance` for texts of this length.
+    assert!(all.precision >= 0.95, "{}", all.precision);
+    assert!(all.estimated_agree >= 0.95, "{}", all.estimated_agree);
+    // About half the pairs at exact ≥ 0.8 within the window end up
+    // together (52% with this seed): nearly all the others pair a
+    // campaign's message with a copy the pair check kept out (a copy with
+    // another word is at 0.86 with the message but at 0.73 with the other
+    // edited copies already in its narrative).
+    assert!(all.recall >= 0.45, "{}", all.recall);
+}
+
+/// The same measurement on a canonical JSONL file named by the
+/// `TIDEWATCH_NARRATIVE_EVAL` variable (evaluation data is read in place,
+/// never copied), e.g.
+/// `TIDEWATCH_NARRATIVE_EVAL=../shared/data/canonical/crisislex_t6.jsonl
+/// cargo test -p tidewatch-core --release narrative::eval_tests::file -- --ignored --nocapture`.
+#[test]
+#[ignore = "reads an evaluation file named by TIDEWATCH_NARRATIVE_EVAL"]
+fn file_agreement_with_exact_jaccard() {
+    let Ok(path) = std::env::var("TIDEWATCH_NARRATIVE_EVAL") else {
+        println!("TIDEWATCH_NARRATIVE_EVAL is not set");
+        return;
+    };
+    let data = std::fs::read(&path).expect("readable file");
+    let mut posts: Vec<Post> = data
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| Post::from_json(l).ok())
         .collect();
-    let all = pair_agreement(&clusters, 10_000, 1);
-    let org = pair_agreement(&organic, 10_000, 2);
-    println!("text narratives of ≥ 2 posts: {}", clusters.len());
-    for (name, a) in [("all", &all), ("outside campaigns", &org)] {
-        println!(
-            "{name}: {} pairs; of 10k sampled, {:.1}% have exact Jaccard ≥ 0.8; {} have a MinHash estimate ≥ 0.8, {:.1}% of them exact ≥ 0.8",
-            a.pairs,
-            a.exact * 100.0,
-            a.estimated,
-            a.estimated_agree * 100.0
-        );
+    posts.sort_by_key(|p| p.created_at.map_or(i64::MAX, |t| t.0));
+    // Optional overrides, to compare settings.
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
+    let mut cfg = NarrativeConfig::default();
+    if let Some(t) = var("TIDEWATCH_NARRATIVE_THRESHOLD") {
+        cfg.threshold = t;
     }
-    let s = n.stats();
-    println!("{s:?}");
-    // Two campaign copies with different edits (a swapped word, another
-    // hashtag) sit at Jaccard 10/14 ≈ 0.71, so only about 80-90% of all
-    // same-narrative pairs reach 0.8; pairs the MinHash estimate calls
-    // near-duplicates (≥ 0.8) agree with the exact value far more often
-    // (98% with this seed, 94-100% with others).
-    assert!(all.exact >= 0.75, "{}", all.exact);
-    assert!(all.estimated_agree >= 0.9, "{}", all.estimated_agree);
-    // Organic posts rarely pair up by chance (a founder and one post at
-    // Jaccard 0.6-0.8 on a shared topic).
-    assert!(org.pairs <= 20, "{}", org.pairs);
+    if let Some(t) = var("TIDEWATCH_NARRATIVE_TOLERANCE") {
+        cfg.pair_tolerance = t;
+    }
+    let (a, _) = agreement(&posts, &cfg, 10_000, 1);
+    print_agreement(&format!("{path}: {} posts, {cfg:?}", posts.len()), &a);
 }
 
 #[test]

@@ -9,11 +9,24 @@
 //! against their founding post's sketch (its shingle hashes: the whole set
 //! for texts of up to 128 shingles, so the check is exact Jaccard there,
 //! and a bottom-128 estimate beyond). The post joins the most similar
-//! candidate whose founder has Jaccard ≥ `threshold` with it; otherwise it
-//! founds a narrative of its own. Verifying exactly removes the false
-//! joins MinHash's ±0.06 estimation noise causes on short texts, and
-//! comparing with the founding post only (not with any member) keeps
-//! narratives from drifting by chains of small edits.
+//! candidate whose founder has Jaccard ≥ `threshold` (default 0.8) with it
+//! and that passes the pair check below; otherwise it founds a narrative of
+//! its own. Verifying exactly removes the false joins MinHash's ±0.06
+//! estimation noise causes on short texts, and anchoring on the founding
+//! post keeps narratives from drifting by chains of small edits.
+//!
+//! - **Pair check**: every two posts of a narrative are meant to be
+//!   near-duplicates (Jaccard ≥ `threshold`), but that relation is not
+//!   transitive: two copies of a 12-word message, each with another word
+//!   swapped, are both at 0.85 with the original and at 0.71 with each
+//!   other. A narrative therefore keeps the sketches of its distinct member
+//!   texts (up to 16, with their counts) and a post joins only if the
+//!   members it is dissimilar to (or whose text was not kept) are at most
+//!   `pair_tolerance` (default 5%) of the text members. Each join then adds
+//!   at most that share of dissimilar pairs, so at least 95% of the pairs
+//!   in any narrative are near-duplicates (exactly so for texts of up to
+//!   128 shingles), at the price of leaving such doubly edited copies in
+//!   narratives of their own.
 //!
 //! - **Reposts** (`repost_of` set) join the narrative of their original,
 //!   found in a map from post id to narrative. A repost of an original not
@@ -34,7 +47,7 @@
 //! - **Ids**: a narrative's id is the hash of its founding post's id (or of
 //!   the reposted original's id), stable across runs.
 //! - **Privacy**: a narrative's summary ([`Narrative`]) holds counts of
-//!   distinct accounts (exact to 32, then a HyperLogLog estimate), never
+//!   distinct accounts (exact to 128, then a HyperLogLog estimate), never
 //!   pseudonyms; authors are kept only as hashes inside the sketch.
 //!
 //! The default shingle is one unit (a normalised word, tag, mention, link
@@ -78,8 +91,12 @@ pub struct NarrativeConfig {
     /// Fewest distinct shingles for a text to be clustered (default 5).
     pub min_shingles: usize,
     /// Least Jaccard similarity with a narrative's founding post to join
-    /// it (default 0.6; exact for texts of up to 128 shingles).
+    /// it, and the similarity that makes two posts near-duplicates in the
+    /// pair check (default 0.8; exact for texts of up to 128 shingles).
     pub threshold: f64,
+    /// Most share of a narrative's text members a joining post may be
+    /// dissimilar to (default 0.05; see the module doc).
+    pub pair_tolerance: f64,
     /// LSH bands: 8, 16 (default), 32 or 64; rows per band = 64 / bands.
     pub bands: usize,
     /// Most narratives kept (default 200 000, ≈ 60 MB at most).
@@ -96,7 +113,8 @@ impl Default for NarrativeConfig {
             window_ms: 24 * 3600 * 1000,
             shingle_words: 1,
             min_shingles: 5,
-            threshold: 0.6,
+            threshold: 0.8,
+            pair_tolerance: 0.05,
             bands: 16,
             max_narratives: 200_000,
             max_buckets: 1_000_000,
@@ -112,6 +130,8 @@ pub enum ConfigError {
     Bands(usize),
     #[error("threshold must be in (0, 1] (got {0})")]
     Threshold(f64),
+    #[error("pair tolerance must be in [0, 1] (got {0})")]
+    PairTolerance(f64),
     #[error("window must be positive (got {0} ms)")]
     Window(i64),
     #[error("shingle_words must be 1 to 8 (got {0})")]
@@ -127,6 +147,9 @@ impl NarrativeConfig {
         }
         if !(self.threshold > 0.0 && self.threshold <= 1.0) {
             return Err(ConfigError::Threshold(self.threshold));
+        }
+        if !(0.0..=1.0).contains(&self.pair_tolerance) {
+            return Err(ConfigError::PairTolerance(self.pair_tolerance));
         }
         if self.window_ms <= 0 {
             return Err(ConfigError::Window(self.window_ms));
@@ -295,6 +318,9 @@ impl Narratives {
         if !is_new {
             if let Some(c) = self.clusters.map.get_mut(&id) {
                 c.add(t, by_repost, account, lang, domains, representative);
+                if !by_repost {
+                    c.add_text(&self.sketch);
+                }
                 size = c.size;
             }
             if by_repost {
@@ -320,9 +346,10 @@ impl Narratives {
         })
     }
 
-    /// The best narrative among the LSH candidates of `sig`, if its
-    /// founder is similar enough to the current post (compared by
-    /// sketches: exact Jaccard for texts of up to 128 shingles).
+    /// The narrative among the LSH candidates of `sig` whose anchor (most
+    /// common text) is most similar to the current post, among those with
+    /// an anchor similar enough that pass the pair check (compared by sketches: exact Jaccard
+    /// for texts of up to 128 shingles).
     fn best_candidate(&mut self, sig: &Signature, cutoff: i64) -> Option<u64> {
         band_keys(sig, self.rows, &mut self.keys);
         self.candidates.clear();
@@ -335,11 +362,18 @@ impl Narratives {
         }
         let mut best: Option<(f64, u64)> = None;
         for &c in &self.candidates {
-            let Some(founder) = self.clusters.map.get(&c).and_then(|cl| cl.founder.as_deref()) else {
+            let Some(cluster) = self.clusters.map.get(&c) else {
                 continue;
             };
-            let est = sketch_jaccard(founder, &self.sketch);
-            if est >= self.cfg.threshold && best.is_none_or(|(b, _)| est > b) {
+            let Some(anchor) = cluster.anchor() else {
+                continue;
+            };
+            let est = sketch_jaccard(anchor, &self.sketch);
+            if est < self.cfg.threshold || best.is_some_and(|(b, _)| est <= b) {
+                continue;
+            }
+            let (dissimilar, members) = cluster.dissimilar(&self.sketch, self.cfg.threshold);
+            if dissimilar as f64 <= self.cfg.pair_tolerance * members as f64 {
                 best = Some((est, c));
             }
         }

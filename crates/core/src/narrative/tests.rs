@@ -46,21 +46,30 @@ fn near_identical_texts_land_together_and_unrelated_ones_do_not() {
     let mut n = narratives();
     let first = obs(&mut n, &post("p1", "alice_example", T0, MESSAGE)).expect("long enough");
     assert!(first.is_new);
+    // MESSAGE has 15 distinct units; one substituted unit leaves Jaccard
+    // 14/16 = 0.875 with it.
     let variants = [
         // an emoji
         "Waitlist rent prices in the old town doubled again this year, tell the council #rentstrike #fairhomes 😡",
         // a swapped word and case
         "WAITLIST rent prices in the old city doubled again this year, tell the council #rentstrike #fairhomes",
-        // another trailing hashtag and !!
-        "Waitlist rent prices in the old town doubled again this year, tell the council!! #rentstrike #housingnow",
         // a mention in front
         "@bob_example Waitlist rent prices in the old town doubled again this year, tell the council #rentstrike #fairhomes",
+        // the swapped word again
+        "Waitlist rent prices in the old city doubled again this year, tell the council #rentstrike #fairhomes",
     ];
     for (i, v) in variants.iter().enumerate() {
         let u = obs(&mut n, &post(&format!("v{i}"), "bob_example", T0 + MIN, v)).expect("long enough");
         assert_eq!(u.narrative, first.narrative, "variant {i}: {v}");
         assert!(!u.is_new);
     }
+    // Another trailing hashtag: 0.875 with MESSAGE but 13/17 = 0.76 with
+    // the two "city" copies (2 of the 5 members, above the 5% tolerance),
+    // so it is not a near-duplicate of the whole narrative.
+    let other_tag =
+        "Waitlist rent prices in the old town doubled again this year, tell the council!! #rentstrike #housingnow";
+    let got = obs(&mut n, &post("t1", "carol_example", T0 + MIN, other_tag)).expect("long enough");
+    assert!(got.is_new);
     let unrelated = [
         "The new metro line opens on Monday with free rides for the whole first week",
         "Rent prices are a problem everywhere, but the council has a plan for new homes this year",
@@ -205,7 +214,8 @@ fn top_ranks_by_size_and_by_growth_and_skips_single_posts() {
 #[test]
 fn summaries_never_hold_account_pseudonyms() {
     let mut n = narratives();
-    for k in 0..50 {
+    // 200 accounts: past the exact count of 128, so estimated.
+    for k in 0..200 {
         obs(
             &mut n,
             &post(
@@ -218,10 +228,10 @@ fn summaries_never_hold_account_pseudonyms() {
     }
     let top = n.top(10, Rank::Size);
     assert_eq!(top.len(), 1);
-    assert_eq!(top[0].size, 50);
+    assert_eq!(top[0].size, 200);
     assert!(!top[0].accounts_exact);
     assert!(
-        (40..=60).contains(&top[0].distinct_accounts),
+        (160..=240).contains(&top[0].distinct_accounts),
         "{}",
         top[0].distinct_accounts
     );

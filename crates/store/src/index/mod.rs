@@ -23,7 +23,7 @@
 //! | `is` | `repost` / `reply` flags, exact, stored | `is:` |
 //! | `url` | the post's `url` if it still has one, stored | display |
 //! | `batch` | the commit batch number, indexed + fast | crash recovery |
-//! | `cluster` | near-duplicate cluster id (not set yet), indexed + fast + stored | narratives |
+//! | `cluster` | narrative id (near-duplicate cluster), when the run gave one; indexed + fast + stored | narratives |
 //!
 //! The author pseudonym, the source and the labels are not stored: search
 //! never shows or selects posts by who wrote them.
@@ -79,6 +79,8 @@ pub(crate) struct Fields {
     pub is: Field,
     pub url: Field,
     pub batch: Field,
+    /// The post's narrative id ([`PostIndex::add_clustered`]).
+    pub cluster: Field,
 }
 
 /// The value of the `is` field for reposts.
@@ -120,10 +122,10 @@ fn schema() -> (Schema, Fields) {
         is: b.add_text_field("is", exact_stored),
         url: b.add_text_field("url", STORED),
         batch: b.add_u64_field("batch", fast_u64.clone()),
+        // Declared with the others so that indexes written before
+        // narratives filled it in still open (same schema).
+        cluster: b.add_u64_field("cluster", fast_u64.set_stored()),
     };
-    // Declared now so that an index written today opens once narratives
-    // fill it in (tantivy refuses to open an index with another schema).
-    b.add_u64_field("cluster", fast_u64.set_stored());
     (b.build(), fields)
 }
 
@@ -225,6 +227,18 @@ impl PostIndex {
     /// matched and the number of the batch it belongs to. Visible to
     /// searches after the next [`PostIndex::commit`].
     pub fn add(&mut self, post: &Post, feeds: &[u32], batch: u64) -> Result<(), StoreError> {
+        self.add_clustered(post, feeds, batch, None)
+    }
+
+    /// [`PostIndex::add`], with the id of the narrative the post belongs
+    /// to (`tidewatch_core::narrative::NarrativeId`'s number), if any.
+    pub fn add_clustered(
+        &mut self,
+        post: &Post,
+        feeds: &[u32],
+        batch: u64,
+        cluster: Option<u64>,
+    ) -> Result<(), StoreError> {
         let f = &self.fields;
         let mut doc = TantivyDocument::new();
         doc.add_text(f.id, &post.id);
@@ -269,6 +283,9 @@ impl PostIndex {
             doc.add_text(f.url, url);
         }
         doc.add_u64(f.batch, batch);
+        if let Some(c) = cluster {
+            doc.add_u64(f.cluster, c);
+        }
         let opstamp = self.writer()?.add_document(doc);
         opstamp.map_err(|e| self.err(e))?;
         Ok(())

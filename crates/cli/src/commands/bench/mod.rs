@@ -17,9 +17,11 @@ use tidewatch_engine::ingest::{self, IngestConfig};
 use tidewatch_gen::{GenConfig, Generator};
 use tidewatch_ingest::Format;
 
+mod detectors;
 mod emerging;
 pub mod feeds;
 mod jetstream;
+mod narratives;
 mod pipeline;
 mod search;
 
@@ -41,6 +43,9 @@ fn run_config(threads: usize, keyring: Arc<Keyring>) -> tidewatch_engine::run::R
 
 #[derive(clap::Subcommand)]
 pub enum Bench {
+    /// The run with narratives and coordination in its sink against the run
+    /// without them; optionally memory over a long stream.
+    Detectors(detectors::Args),
     /// Decode + pseudonymise + enrich + redact + serialise generated posts,
     /// against plain parsing of the same lines.
     Ingest {
@@ -176,10 +181,13 @@ pub enum Bench {
         #[arg(long, default_value_t = 10_000_000)]
         every: u64,
     },
+    /// Cost of the narrative watch (near-duplicate clustering) per post, against tokenising alone.
+    Narratives(narratives::Args),
 }
 
 pub fn run(b: Bench) -> Result<ExitCode> {
     match b {
+        Bench::Detectors(a) => detectors::bench_detectors(a),
         Bench::Ingest {
             posts,
             threads,
@@ -238,6 +246,7 @@ pub fn run(b: Bench) -> Result<ExitCode> {
             seed,
             every,
         } => emerging::bench_emerging(posts, days, seed, every),
+        Bench::Narratives(a) => narratives::bench_narratives(a),
     }
 }
 

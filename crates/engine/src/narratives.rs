@@ -1,0 +1,536 @@
+//! Narratives in a run: the texts many posts repeat, kept up to date as the
+//! stream goes by.
+//!
+//! A [`NarrativeWatch`] holds the streaming near-duplicate clusterer of
+//! `tidewatch_core::narrative`. A run's sink hands it every matched post in
+//! input order; the post joins (or founds) a narrative by its text, or, for
+//! a repost, the narrative of the post it reposts. The watch adds what the
+//! core does not know: which feeds the narrative's posts matched.
+//!
+//! A narrative is *reported* once, the first time it holds at least
+//! `min_accounts` distinct accounts and either `min_posts` posts or a
+//! growth score of `min_growth` (its last 10 minutes against the hour
+//! before): that is when a live run prints it. Narratives of at least
+//! `store_min_posts` posts are written to the store's `narratives` table
+//! as they change ([`NarrativeWatch::take_pending`]), one row each in its
+//! latest state.
+//!
+//! Privacy: a narrative's record holds counts of distinct accounts, never
+//! pseudonyms; its representative text is a member's redacted text.
+
+use crate::run::MatchedPost;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use tidewatch_core::narrative::{Narrative, NarrativeConfig, NarrativeId, NarrativeUpdate, Narratives, Rank};
+use tidewatch_core::text::{tokenize, TokenizedText};
+use tidewatch_core::Timestamp;
+use tidewatch_store::db::{Db, NarrativeRow};
+use tidewatch_store::StoreError;
+
+/// Feeds tallied per narrative (the most frequent are kept).
+const MAX_FEEDS: usize = 16;
+/// Narratives whose feed tallies are kept at once; beyond it new ones are
+/// not tallied until old ones expire.
+const MAX_TALLIES: usize = 200_000;
+/// Narratives examined by [`NarrativeWatch::finish`].
+const FINISH_TOP: usize = 1_000;
+/// Characters of the representative text in a one-line summary.
+const SUMMARY_CHARS: usize = 100;
+
+/// When a narrative is reported and stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchConfig {
+    pub narratives: NarrativeConfig,
+    /// Fewest distinct accounts for a narrative to be reported (default 5).
+    pub min_accounts: u64,
+    /// Posts that make a narrative reportable (default 20).
+    pub min_posts: u64,
+    /// Growth score that makes a narrative reportable before it has
+    /// `min_posts` posts (default 8: a burst of 7 or more posts in ten
+    /// minutes after a quiet hour).
+    pub min_growth: f64,
+    /// Fewest posts for a narrative to be written to the store (default 5).
+    pub store_min_posts: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            narratives: NarrativeConfig::default(),
+            min_accounts: 5,
+            min_posts: 20,
+            min_growth: 8.0,
+            store_min_posts: 5,
+        }
+    }
+}
+
+/// A narrative as reported and recorded: the core's summary plus the
+/// feeds its posts matched. Counts only, never pseudonyms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NarrativeRecord {
+    /// 16 hex digits (the hash of its founding post's id).
+    pub id: String,
+    /// Posts counted into it (near-duplicates and reposts).
+    pub posts: u64,
+    pub reposts: u64,
+    /// Distinct accounts: exact up to 128, then estimated (`accounts_exact`).
+    pub accounts: u64,
+    pub accounts_exact: bool,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// Most frequent language tags with their post counts.
+    pub languages: Vec<(String, u64)>,
+    /// Most frequent link domains with their post counts.
+    pub domains: Vec<(String, u64)>,
+    /// A member's redacted text.
+    pub representative: String,
+    /// Posts in the last 10 minutes, in the hour before, and the growth
+    /// score from them (1 is steady).
+    pub recent_10m: u64,
+    pub previous_60m: u64,
+    pub growth: f64,
+    /// Feeds its posts matched (feed id, posts), most posts first.
+    pub feeds: Vec<(u32, u64)>,
+}
+
+impl NarrativeRecord {
+    fn new(n: &Narrative, feeds: Vec<(u32, u64)>) -> NarrativeRecord {
+        NarrativeRecord {
+            id: n.id.to_string(),
+            posts: n.size,
+            reposts: n.reposts,
+            accounts: n.distinct_accounts,
+            accounts_exact: n.accounts_exact,
+            first_seen: n.first_seen,
+            last_seen: n.last_seen,
+            languages: n.languages.clone(),
+            domains: n.domains.clone(),
+            representative: n.representative.clone(),
+            recent_10m: n.recent_10m,
+            previous_60m: n.previous_60m,
+            growth: n.growth,
+            feeds,
+        }
+    }
+
+    /// One line for a terminal.
+    pub fn summary(&self) -> String {
+        let text: String = self.representative.chars().take(SUMMARY_CHARS).collect();
+        let more = if self.representative.chars().count() > SUMMARY_CHARS {
+            "…"
+        } else {
+            ""
+        };
+        format!(
+            "NARRATIVE {}: {} posts ({} reposts) from {}{} accounts since {}, growth {:.1}: \"{text}{more}\"",
+            self.id,
+            self.posts,
+            self.reposts,
+            if self.accounts_exact { "" } else { "~" },
+            self.accounts,
+            self.first_seen,
+            self.growth
+        )
+    }
+
+    /// The row the store keeps.
+    pub fn to_row(&self) -> NarrativeRow {
+        NarrativeRow {
+            id: self.id.clone(),
+            first_seen_ms: self.first_seen.0,
+            last_seen_ms: self.last_seen.0,
+            posts: i64::try_from(self.posts).unwrap_or(i64::MAX),
+            accounts: i64::try_from(self.accounts).unwrap_or(i64::MAX),
+            growth: self.growth,
+            representative: self.representative.clone(),
+            record: serde_json::to_string(self).unwrap_or_default(),
+        }
+    }
+}
+
+/// The feeds one narrative's posts matched.
+struct FeedTally {
+    last: i64,
+    counts: Vec<(u32, u64)>,
+}
+
+/// The narrative clusterer of a run, and what it reported; see the module
+/// docs.
+pub struct NarrativeWatch {
+    cfg: WatchConfig,
+    narratives: Narratives,
+    tokens: TokenizedText,
+    tallies: HashMap<u64, FeedTally>,
+    /// The minute (unix minutes) of the last feed-tally sweep.
+    swept: Option<i64>,
+    /// Every narrative id reported (by this run or, from the store, an
+    /// earlier one).
+    reported: HashSet<u64>,
+    /// Narratives changed since the last [`Self::take_pending`] that are
+    /// large enough to store.
+    dirty: BTreeSet<u64>,
+    /// What the clusterer did with the last post observed.
+    last: Option<NarrativeUpdate>,
+}
+
+impl NarrativeWatch {
+    /// A watch that knows no narrative yet.
+    pub fn new(cfg: WatchConfig) -> Result<NarrativeWatch, tidewatch_core::narrative::ConfigError> {
+        Ok(NarrativeWatch {
+            narratives: Narratives::new(cfg.narratives.clone())?,
+            cfg,
+            tokens: TokenizedText::new(),
+            tallies: HashMap::new(),
+            swept: None,
+            reported: HashSet::new(),
+            dirty: BTreeSet::new(),
+            last: None,
+        })
+    }
+
+    /// A watch that remembers the narratives the store's `narratives` table
+    /// reported, so a restarted run does not report them again (a narrative
+    /// id is the hash of its founding post's id, so it is the same across
+    /// runs).
+    pub fn open(cfg: WatchConfig, db: &Db) -> Result<NarrativeWatch, StoreError> {
+        let mut watch = NarrativeWatch::new(cfg).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        for row in db.narratives(None, usize::MAX)? {
+            let reportable = row.accounts >= watch.cfg.min_accounts as i64 && row.posts >= watch.cfg.min_posts as i64;
+            if let (true, Ok(id)) = (reportable, u64::from_str_radix(&row.id, 16)) {
+                watch.reported.insert(id);
+            }
+        }
+        Ok(watch)
+    }
+
+    /// The clusterer, for its figures (memory, counters).
+    pub fn narratives(&self) -> &Narratives {
+        &self.narratives
+    }
+
+    /// The narrative the last post given to [`Self::post`] joined or
+    /// founded (`None` for a short text that is not a repost): what the
+    /// store's index records as the post's `cluster`.
+    pub fn last_narrative(&self) -> Option<NarrativeId> {
+        self.last.map(|u| u.narrative)
+    }
+
+    /// What the clusterer did with the last post given to [`Self::post`]
+    /// (its narrative, whether it joined by repost): what the coordination
+    /// network's co-post edges key on, so it need not cluster again.
+    pub fn last_update(&self) -> Option<NarrativeUpdate> {
+        self.last
+    }
+
+    /// Feeds one post (in input order); returns the narratives reported for
+    /// the first time because of it (usually none).
+    pub fn post(&mut self, m: &MatchedPost) -> Vec<NarrativeRecord> {
+        tokenize(&m.post.text, &mut self.tokens);
+        let text = &m.post.text;
+        let update = self.narratives.observe(&m.post, &self.tokens, || text.clone());
+        self.last = update;
+        let Some(u) = update else {
+            return Vec::new();
+        };
+        let t = m.post.created_at.map_or(0, |t| t.0);
+        if !m.feeds.is_empty() {
+            self.tally(u.narrative.0, t, &m.feeds);
+        }
+        self.sweep(t);
+        if u.size >= self.cfg.store_min_posts {
+            self.dirty.insert(u.narrative.0);
+        }
+        // A summary costs a few allocations: look only while the narrative
+        // may newly qualify, and then every 16th post.
+        let due = u.size >= self.cfg.min_accounts.max(2) && (u.size < 64 || u.size % 16 == 0);
+        if due && !self.reported.contains(&u.narrative.0) {
+            if let Some(rec) = self.reportable(u.narrative) {
+                self.reported.insert(u.narrative.0);
+                return vec![rec];
+            }
+        }
+        Vec::new()
+    }
+
+    /// The narrative's record if it qualifies to be reported.
+    fn reportable(&self, id: NarrativeId) -> Option<NarrativeRecord> {
+        let n = self.narratives.get(id)?;
+        let big = n.size >= self.cfg.min_posts || n.growth >= self.cfg.min_growth;
+        (n.distinct_accounts >= self.cfg.min_accounts && big).then(|| NarrativeRecord::new(&n, self.feeds_of(id.0)))
+    }
+
+    /// Judges the narratives as they stand at the end of a run: returns
+    /// those reported for the first time, like [`Self::post`].
+    pub fn finish(&mut self) -> Vec<NarrativeRecord> {
+        let mut new = Vec::new();
+        for n in self.narratives.top(FINISH_TOP, Rank::Size) {
+            if n.size < self.cfg.min_accounts || self.reported.contains(&n.id.0) {
+                continue;
+            }
+            if let Some(rec) = self.reportable(n.id) {
+                self.reported.insert(n.id.0);
+                new.push(rec);
+            }
+        }
+        new
+    }
+
+    /// The narratives changed since the last call that hold at least
+    /// `store_min_posts` posts, as rows for the store.
+    pub fn take_pending(&mut self) -> Vec<NarrativeRow> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .filter_map(|id| {
+                let n = self.narratives.get(NarrativeId(id))?;
+                Some(NarrativeRecord::new(&n, self.feeds_of(id)).to_row())
+            })
+            .collect()
+    }
+
+    /// The largest live narratives (at least two posts), most posts first.
+    pub fn top(&self, k: usize) -> Vec<NarrativeRecord> {
+        self.narratives
+            .top(k, Rank::Size)
+            .iter()
+            .map(|n| NarrativeRecord::new(n, self.feeds_of(n.id.0)))
+            .collect()
+    }
+
+    fn tally(&mut self, id: u64, t: i64, feeds: &[u32]) {
+        if self.tallies.len() >= MAX_TALLIES && !self.tallies.contains_key(&id) {
+            return;
+        }
+        let tally = self.tallies.entry(id).or_insert(FeedTally {
+            last: t,
+            counts: Vec::new(),
+        });
+        tally.last = tally.last.max(t);
+        for &f in feeds {
+            if let Some(c) = tally.counts.iter_mut().find(|(x, _)| *x == f) {
+                c.1 += 1;
+            } else if tally.counts.len() < MAX_FEEDS {
+                tally.counts.push((f, 1));
+            }
+        }
+    }
+
+    /// Once per minute of event time, drops the feed tallies of narratives
+    /// quiet for longer than the clusterer's window (they have expired
+    /// there too).
+    fn sweep(&mut self, t: i64) {
+        let minute = t.div_euclid(Timestamp::MINUTE);
+        if self.swept.is_some_and(|m| m >= minute) {
+            return;
+        }
+        self.swept = Some(minute);
+        let cutoff = t.saturating_sub(self.cfg.narratives.window_ms);
+        let dirty = &self.dirty;
+        self.tallies
+            .retain(|id, tally| tally.last >= cutoff || dirty.contains(id));
+    }
+
+    fn feeds_of(&self, id: u64) -> Vec<(u32, u64)> {
+        let mut v = self.tallies.get(&id).map_or_else(Vec::new, |t| t.counts.clone());
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+}
+
+/// At most `limit` narratives recorded in the store, most distinct
+/// accounts first; with `since`, only those last seen at or after it. A row
+/// that cannot be read is skipped.
+pub fn current_narratives(db: &Db, since: Option<Timestamp>, limit: usize) -> Result<Vec<NarrativeRecord>, StoreError> {
+    Ok(db
+        .narratives(since.map(|t| t.0), limit)?
+        .into_iter()
+        .filter_map(|row| {
+            let mut rec: NarrativeRecord = serde_json::from_str(&row.record).ok()?;
+            // The table's first sighting is the earliest of every run's.
+            rec.first_seen = Timestamp(row.first_seen_ms);
+            Some(rec)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidewatch_core::Post;
+    use tidewatch_store::db::CommitDelta;
+
+    const MIN: i64 = 60_000;
+    const T0: i64 = 1_772_409_600_000;
+    const MESSAGE: &str =
+        "The harbour bridge will close for a whole month from Monday, share before they hide it #bridgewatch";
+
+    fn matched(id: &str, author: &str, t: i64, text: &str, repost_of: Option<&str>, feeds: &[u32]) -> MatchedPost {
+        MatchedPost {
+            post: Post {
+                id: id.into(),
+                platform: "bluesky".into(),
+                created_at: Some(Timestamp(t)),
+                author: Some(author.into()),
+                text: text.into(),
+                lang: Some("en".into()),
+                repost_of: repost_of.map(Into::into),
+                ..Default::default()
+            },
+            feeds: feeds.to_vec(),
+            version: 0,
+            terms: String::new(),
+        }
+    }
+
+    fn config() -> WatchConfig {
+        WatchConfig {
+            min_accounts: 5,
+            min_posts: 8,
+            min_growth: f64::INFINITY,
+            store_min_posts: 3,
+            ..WatchConfig::default()
+        }
+    }
+
+    /// Six accounts post the message (with a mention, redacted as the run
+    /// does, an emoji, case), three
+    /// more repost the first copy; one unrelated post.
+    fn campaign() -> Vec<MatchedPost> {
+        let variants = [
+            MESSAGE.to_string(),
+            format!("@user {MESSAGE}"),
+            format!("{MESSAGE} 😡"),
+            MESSAGE.to_uppercase(),
+            MESSAGE.to_string(),
+            format!("{MESSAGE}!!"),
+        ];
+        let mut posts: Vec<MatchedPost> = variants
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let feeds: &[u32] = if i % 2 == 0 { &[7] } else { &[7, 9] };
+                matched(
+                    &format!("p{i}"),
+                    &format!("acct_{i}_example"),
+                    T0 + i as i64 * MIN,
+                    v,
+                    None,
+                    feeds,
+                )
+            })
+            .collect();
+        for k in 0..3 {
+            posts.push(matched(
+                &format!("r{k}"),
+                &format!("reposter_{k}_example"),
+                T0 + (6 + k) * MIN,
+                "",
+                Some("p0"),
+                &[],
+            ));
+        }
+        posts.push(matched(
+            "x",
+            "acct_0_example",
+            T0 + 10 * MIN,
+            "Tomatoes in the community garden are finally ripe this week, come and pick some",
+            None,
+            &[9],
+        ));
+        posts
+    }
+
+    #[test]
+    fn near_duplicates_and_reposts_form_one_narrative_reported_once() {
+        let mut watch = NarrativeWatch::new(config()).unwrap();
+        let mut reported = Vec::new();
+        let mut ids = Vec::new();
+        for m in campaign() {
+            reported.extend(watch.post(&m));
+            ids.push(watch.last_narrative());
+        }
+        reported.extend(watch.finish());
+        // The six copies and the three reposts share one narrative; the
+        // unrelated post founds its own.
+        let first = ids[0].expect("long enough");
+        assert!(ids[..9].iter().all(|id| *id == Some(first)), "{ids:?}");
+        assert_ne!(ids[9], Some(first));
+        // Reported when it reached 8 posts (the second repost), once.
+        assert_eq!(reported.len(), 1);
+        let r = &reported[0];
+        assert_eq!(r.id, first.to_string());
+        assert_eq!((r.posts, r.reposts, r.accounts), (8, 2, 8));
+        assert!(r.accounts_exact);
+        assert_eq!(r.languages, vec![("en".to_string(), 8)]);
+        assert_eq!(r.first_seen, Timestamp(T0));
+        assert_eq!(r.last_seen, Timestamp(T0 + 7 * MIN));
+        // The representative is the post that made it a narrative of two.
+        assert_eq!(r.representative, format!("@user {MESSAGE}"));
+        // Feed 7 on all six copies, feed 9 on three; reposts matched none.
+        assert_eq!(r.feeds, vec![(7, 6), (9, 3)]);
+        assert!(r
+            .summary()
+            .starts_with(&format!("NARRATIVE {first}: 8 posts (2 reposts) from 8 accounts")));
+        // The latest state has all nine posts.
+        let top = watch.top(5);
+        assert_eq!(top.len(), 1);
+        assert_eq!((top[0].posts, top[0].reposts, top[0].accounts), (9, 3, 9));
+    }
+
+    #[test]
+    fn records_round_trip_through_the_store_without_pseudonyms() {
+        let mut watch = NarrativeWatch::new(config()).unwrap();
+        let mut rows = Vec::new();
+        for (i, m) in campaign().iter().enumerate() {
+            watch.post(m);
+            if i == 4 {
+                rows.extend(watch.take_pending());
+            }
+        }
+        rows.extend(watch.take_pending());
+        // Stored from 3 posts on: once at 5 posts, once at 9.
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].posts, rows[1].posts), (5, 9));
+        for row in &rows {
+            assert!(!row.record.contains("_example"), "{}", row.record);
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("t.db")).unwrap();
+        // Written in two commits, the newer last; then an older state again
+        // (a replay that is behind) does not overwrite it.
+        for (seq, row) in [rows[0].clone(), rows[1].clone(), rows[0].clone()]
+            .into_iter()
+            .enumerate()
+        {
+            let delta = CommitDelta {
+                narratives: vec![row],
+                ..Default::default()
+            };
+            db.commit(seq as u64 + 1, &delta).unwrap();
+        }
+        let stored = current_narratives(&db, None, 10).unwrap();
+        assert_eq!(stored, watch.top(1));
+        assert_eq!(stored[0].posts, 9);
+        assert!(current_narratives(&db, Some(Timestamp(T0 + 9 * MIN)), 10)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            current_narratives(&db, Some(Timestamp(T0 + 8 * MIN)), 10)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(current_narratives(&db, None, 0).unwrap().is_empty());
+
+        // A restarted watch does not report it again.
+        let mut again = NarrativeWatch::open(config(), &db).unwrap();
+        let mut reported = Vec::new();
+        for m in campaign() {
+            reported.extend(again.post(&m));
+        }
+        reported.extend(again.finish());
+        assert!(reported.is_empty(), "{reported:?}");
+    }
+}
