@@ -60,6 +60,11 @@ enum Command {
     /// Check a configuration file (`tidewatch.toml`).
     #[command(subcommand)]
     Config(commands::config::ConfigCmd),
+    /// Serve the JSON API and live event stream over a data directory (127.0.0.1:8080).
+    Serve(commands::serve::Args),
+    /// Create API tokens (roles read, admin) for `tidewatch serve`.
+    #[command(subcommand)]
+    Token(commands::token::TokenCmd),
     /// Show the health of a run's live sources: events/s, lag, reconnects, errors, gaps.
     Status(commands::status::Args),
 }
@@ -82,6 +87,8 @@ fn main() -> ExitCode {
         Command::Export(a) => commands::search::export(a),
         Command::Config(c) => commands::config::run(c),
         Command::Status(a) => commands::status::run(a),
+        Command::Serve(a) => commands::serve::run(a),
+        Command::Token(t) => commands::token::run(t),
     };
     match result {
         Ok(code) => code,

@@ -13,5 +13,7 @@ pub mod ingest;
 pub mod narratives;
 pub mod run;
 pub mod search;
+pub mod serve;
 pub mod status;
+pub mod token;
 pub mod topics;

@@ -1,0 +1,271 @@
+//! Search and streaming export over the post index, in the feed query
+//! language, with the store's own search (`tidewatch_store::search`).
+//!
+//! Export streams: the store's export visits one stored post at a time on
+//! a blocking thread and hands each encoded line through a small bounded
+//! channel to the response body, so memory stays constant whatever the
+//! number of hits, and a client that goes away stops the export.
+
+use super::time_param;
+use crate::problem::Problem;
+use crate::state::{blocking, AppState};
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tidewatch_core::query::Query as FeedQuery;
+use tidewatch_core::Timestamp;
+use tidewatch_store::search::{Hit, SearchRequest};
+use tidewatch_store::StoreError;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Hits returned when the request says no `limit`.
+const DEFAULT_LIMIT: usize = 20;
+/// The most hits one search may return (export has no limit).
+const MAX_LIMIT: usize = 1000;
+/// Encoded lines in flight between the export thread and the client.
+const EXPORT_CHANNEL: usize = 64;
+
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(search)).routes(routes!(export))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    /// The query, in the feed query language.
+    pub q: String,
+    /// Only posts at or after this time (RFC 3339, a date, or unix seconds).
+    pub from: Option<String>,
+    /// Only posts before this time.
+    pub to: Option<String>,
+    /// Only posts that matched the feed of this name.
+    pub feed: Option<String>,
+    /// At most this many hits, newest first (default 20, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// A stored post as it may be shown: no author (none is stored).
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct HitView {
+    /// The post's keyed-hash id.
+    pub id: String,
+    #[schema(value_type = Option<String>)]
+    pub created_at: Option<Timestamp>,
+    pub platform: String,
+    pub lang: Option<String>,
+    /// `negative`, `neutral`, `positive`, or empty.
+    pub sentiment: String,
+    /// The names of the feeds it matched.
+    pub feeds: Vec<String>,
+    /// The redacted text.
+    pub text: String,
+    pub url: Option<String>,
+}
+
+/// Search results.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SearchResult {
+    /// Every match (not only those returned).
+    pub total: u64,
+    /// The newest matches.
+    pub hits: Vec<HitView>,
+}
+
+/// A parsed request and the feed names to show hits with.
+struct Prepared {
+    request: SearchRequest,
+    names: HashMap<u32, String>,
+}
+
+fn prepare(
+    state: &AppState,
+    q: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    feed: Option<&str>,
+    limit: usize,
+) -> Result<Prepared, Problem> {
+    let query = FeedQuery::parse(q).map_err(|e| Problem::query(&e))?;
+    let from = time_param("from", from)?;
+    let to = time_param("to", to)?;
+    let rows = state.with_db(|db| db.feeds())?;
+    let names: HashMap<u32, String> = rows.iter().map(|r| (r.id, r.name.clone())).collect();
+    let feed = match feed {
+        None | Some("") => None,
+        Some(name) => match rows.iter().find(|r| r.name == name) {
+            Some(r) => Some(r.id),
+            None => return Err(Problem::bad_request(format!("no feed named {name:?}"))),
+        },
+    };
+    Ok(Prepared {
+        request: SearchRequest {
+            query,
+            from,
+            to,
+            feed,
+            limit,
+        },
+        names,
+    })
+}
+
+fn view(hit: &Hit, names: &HashMap<u32, String>) -> HitView {
+    HitView {
+        id: hit.id.clone(),
+        created_at: hit.created_at,
+        platform: hit.platform.clone(),
+        lang: hit.lang.clone(),
+        sentiment: hit.sentiment.clone(),
+        feeds: hit
+            .feeds
+            .iter()
+            .map(|id| names.get(id).cloned().unwrap_or_else(|| format!("#{id}")))
+            .collect(),
+        text: hit.text.clone(),
+        url: hit.url.clone(),
+    }
+}
+
+/// Search the stored posts: the count of matches and the newest ones.
+#[utoipa::path(get, path = "/api/v1/search", tag = "search", params(SearchParams),
+    responses(
+        (status = 200, description = "Matches", body = SearchResult),
+        (status = 400, description = "The query does not parse (`column` says where), or bad parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No index yet", body = Problem, content_type = "application/problem+json")))]
+async fn search(
+    State(state): State<Arc<AppState>>,
+    Query(p): Query<SearchParams>,
+) -> Result<Json<SearchResult>, Problem> {
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
+    blocking(&state, move |s| {
+        let prepared = prepare(s, &p.q, p.from.as_deref(), p.to.as_deref(), p.feed.as_deref(), limit)?;
+        let index = s.index()?;
+        let total = index.count(&prepared.request)?;
+        let hits = index.search(&prepared.request)?;
+        Ok(SearchResult {
+            total,
+            hits: hits.iter().map(|h| view(h, &prepared.names)).collect(),
+        })
+    })
+    .await
+    .map(Json)
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    #[default]
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// The query, in the feed query language.
+    pub q: String,
+    /// Only posts at or after this time.
+    pub from: Option<String>,
+    /// Only posts before this time.
+    pub to: Option<String>,
+    /// Only posts that matched the feed of this name.
+    pub feed: Option<String>,
+    /// `jsonl` (default) or `csv`.
+    #[param(inline)]
+    pub format: Option<ExportFormat>,
+}
+
+/// The CSV header of an export.
+pub const CSV_HEADER: &str = "id,created_at,platform,lang,sentiment,feeds,url,text\n";
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn csv_line(h: &HitView) -> String {
+    let fields = [
+        csv_field(&h.id),
+        h.created_at.map(|t| t.to_string()).unwrap_or_default(),
+        csv_field(&h.platform),
+        csv_field(h.lang.as_deref().unwrap_or("")),
+        csv_field(&h.sentiment),
+        csv_field(&h.feeds.join(";")),
+        csv_field(h.url.as_deref().unwrap_or("")),
+        csv_field(&h.text),
+    ];
+    let mut line = fields.join(",");
+    line.push('\n');
+    line
+}
+
+/// Stream every matching post, as JSON Lines or CSV (in index order, not by time).
+#[utoipa::path(get, path = "/api/v1/export", tag = "search", params(ExportParams),
+    responses(
+        (status = 200, description = "Every match, streamed", content(
+            (String = "application/x-ndjson"),
+            (String = "text/csv"))),
+        (status = 400, description = "The query does not parse (`column` says where), or bad parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No index yet", body = Problem, content_type = "application/problem+json")))]
+async fn export(State(state): State<Arc<AppState>>, Query(p): Query<ExportParams>) -> Result<Response, Problem> {
+    let format = p.format.unwrap_or_default();
+    // Everything that can fail with a status fails here, before the
+    // response head is sent.
+    let (prepared, index) = blocking(&state, move |s| {
+        let prepared = prepare(
+            s,
+            &p.q,
+            p.from.as_deref(),
+            p.to.as_deref(),
+            p.feed.as_deref(),
+            usize::MAX,
+        )?;
+        let index = s.index()?;
+        Ok((prepared, index))
+    })
+    .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(EXPORT_CHANNEL);
+    tokio::task::spawn_blocking(move || {
+        if format == ExportFormat::Csv && tx.blocking_send(Bytes::from_static(CSV_HEADER.as_bytes())).is_err() {
+            return;
+        }
+        let mut each = |hit: &Hit| -> Result<(), StoreError> {
+            let v = view(hit, &prepared.names);
+            let line = match format {
+                ExportFormat::Jsonl => {
+                    let mut s = serde_json::to_string(&v).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    s.push('\n');
+                    s
+                }
+                ExportFormat::Csv => csv_line(&v),
+            };
+            // A closed channel means the client went away: stop.
+            tx.blocking_send(Bytes::from(line))
+                .map_err(|_| StoreError::Invalid("client went away".into()))
+        };
+        // An error mid-stream can only end the body early: the head is sent.
+        let _ = index.export(&prepared.request, &mut each);
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
+    let mut res = Body::from_stream(stream).into_response();
+    let content_type = match format {
+        ExportFormat::Jsonl => "application/x-ndjson",
+        ExportFormat::Csv => "text/csv; charset=utf-8",
+    };
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(res)
+}
