@@ -92,10 +92,9 @@ fn campaign_lines() -> Vec<String> {
     lines
 }
 
-#[test]
-fn a_planted_campaign_is_the_top_narrative_with_its_accounts_counted() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+/// Writes `posts.jsonl` into `dir`: a generated organic stream with the
+/// campaign mixed in, in event-time order.
+fn write_posts(dir: &Path) {
     ok(
         &[
             "gen",
@@ -119,6 +118,13 @@ fn a_planted_campaign_is_the_top_narrative_with_its_accounts_counted() {
     };
     lines.sort_by_cached_key(time);
     std::fs::write(dir.join("posts.jsonl"), lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn a_planted_campaign_is_the_top_narrative_with_its_accounts_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_posts(dir);
 
     let json = ok(
         &[
@@ -174,6 +180,48 @@ fn a_planted_campaign_is_the_top_narrative_with_its_accounts_counted() {
         dir,
     );
     assert_eq!(none, "");
+}
+
+/// `tidewatch run --coordination` keeps the campaign's narrative and its
+/// coordinated group in the data directory, where `narratives` and
+/// `coordination` list them.
+#[test]
+fn run_with_coordination_records_the_campaigns_narrative_and_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_posts(dir);
+    std::fs::write(
+        dir.join("feeds.toml"),
+        "[[feed]]\nname = \"rent\"\nquery = \"rents OR petition\"\n",
+    )
+    .unwrap();
+    ok(
+        &[
+            "run",
+            "--coordination",
+            "--feeds",
+            "feeds.toml",
+            "--data",
+            "data",
+            "posts.jsonl",
+        ],
+        dir,
+    );
+    let json = ok(
+        &["narratives", "--data", "data", "--format", "json", "--limit", "1"],
+        dir,
+    );
+    let top: serde_json::Value = serde_json::from_str(json.lines().next().unwrap_or("null")).unwrap();
+    assert_eq!(top["accounts"], (ACCOUNTS + REPOSTERS) as u64, "{json}");
+    assert!(!has_pseudonym(&json) && !json.contains("_example"), "{json}");
+
+    let groups = ok(&["coordination", "--data", "data", "--format", "json"], dir);
+    let groups: Vec<serde_json::Value> = groups.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let largest = groups
+        .iter()
+        .filter_map(|g| g["accounts"].as_array().map(Vec::len))
+        .max();
+    assert!(largest.is_some_and(|n| n >= 30), "{groups:?}");
 }
 
 #[test]

@@ -192,9 +192,11 @@ impl Persister {
         self.totals
     }
 
-    pub fn post(&mut self, m: &MatchedPost) {
+    /// Stores a post; `narrative` is the narrative it joined, when
+    /// narratives are watched (the index's `cluster` field).
+    pub fn post(&mut self, m: &MatchedPost, narrative: Option<u64>) {
         if self.error.is_none() {
-            if let Err(e) = self.store.add(&m.post, &m.feeds) {
+            if let Err(e) = self.store.add_clustered(&m.post, &m.feeds, narrative) {
                 self.error = Some(e);
             }
         }
@@ -212,6 +214,20 @@ impl Persister {
     pub fn alerts(&mut self, rows: Vec<tidewatch_store::db::AlertRow>) {
         for r in rows {
             self.store.alert(r);
+        }
+    }
+
+    /// Narrative summaries to record with the next commit.
+    pub fn narratives(&mut self, rows: Vec<tidewatch_store::db::NarrativeRow>) {
+        for r in rows {
+            self.store.narrative(r);
+        }
+    }
+
+    /// Coordinated groups to record with the next commit.
+    pub fn coordination_groups(&mut self, rows: Vec<tidewatch_store::db::CoordinationGroupRow>) {
+        for r in rows {
+            self.store.coordination_group(r);
         }
     }
 

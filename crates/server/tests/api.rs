@@ -54,7 +54,7 @@ struct Sink {
 
 impl RunSink for Sink {
     fn post(&mut self, post: &MatchedPost) {
-        self.persist.post(post);
+        self.persist.post(post, None);
         self.topics.post(post);
     }
     fn deletion(&mut self, d: &Deletion) {

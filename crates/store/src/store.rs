@@ -263,6 +263,12 @@ impl Store {
         self.pending.narratives.push(narrative);
     }
 
+    /// A coordinated group's latest state, written with the next commit
+    /// (the table refuses groups under 5 accounts).
+    pub fn coordination_group(&mut self, group: crate::db::CoordinationGroupRow) {
+        self.pending.coordination_groups.push(group);
+    }
+
     /// Pseudonymisation epochs whose keys were deleted.
     pub fn epochs_deleted(&mut self, epochs: &[i64]) {
         self.pending.deleted_epochs.extend_from_slice(epochs);

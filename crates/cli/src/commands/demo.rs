@@ -69,7 +69,7 @@ struct DemoSink {
 impl RunSink for DemoSink {
     fn post(&mut self, post: &MatchedPost) {
         self.series.post(post);
-        self.persist.post(post);
+        self.persist.post(post, None);
         for rec in self.topics.post(post) {
             println!("{}", rec.summary());
         }

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use tidewatch_core::coordination::CoordinationConfig;
 use tidewatch_core::emerging::EmergingConfig;
 use tidewatch_core::pseudonym::Keyring;
 use tidewatch_core::pseudonym::PseudonymConfig;
@@ -21,10 +22,12 @@ use tidewatch_core::Deletion;
 use tidewatch_core::Timestamp;
 use tidewatch_engine::alerts::{AlertLog, SpikeAlerts};
 use tidewatch_engine::config::{Config, Feeds};
+use tidewatch_engine::coordination::CoordinationWatch;
 use tidewatch_engine::datadir::{DataDir, DEFAULT_DATA_DIR};
 use tidewatch_engine::decode::{DecodeOptions, Position, Resume};
 use tidewatch_engine::feeds::{load_feeds, FeedDef, FeedSet};
 use tidewatch_engine::live::LiveFeeds;
+use tidewatch_engine::narratives::{NarrativeWatch, WatchConfig as NarrativeWatchConfig};
 use tidewatch_engine::persist::{resume_points, CommitPolicy, Persister};
 use tidewatch_engine::run::{self, Inputs, MatchedPost, RunConfig, RunProgress, RunSink, SinkError};
 use tidewatch_engine::series::SeriesWriter;
@@ -84,6 +87,17 @@ pub struct Args {
     /// sources goes on until Ctrl-C.
     #[arg(long, value_name = "SECS")]
     pub until_idle: Option<f64>,
+    /// Also cluster near-duplicate posts and their reposts into narratives
+    /// (stored in the `narratives` table and the index's cluster field).
+    /// Off by default: it runs in the pipeline's single ordered stage and
+    /// costs about half of a firehose run's throughput today.
+    #[arg(long)]
+    pub narratives: bool,
+    /// Also find coordinated groups of at least 5 accounts (co-post,
+    /// co-link, co-repost, co-reply, co-hashtag within 60 s; implies
+    /// --narratives; see `tidewatch coordination --help`).
+    #[arg(long)]
+    pub coordination: bool,
 }
 
 /// The store of a data directory, opened for a run over `paths` with the
@@ -170,6 +184,8 @@ struct TerminalSink {
     series: SeriesWriter,
     alerts: SpikeAlerts,
     topics: TopicWatch,
+    narratives: Option<NarrativeWatch>,
+    coordination: Option<CoordinationWatch>,
     persist: Persister,
     live: Arc<LiveFeeds>,
     bar: indicatif::ProgressBar,
@@ -183,9 +199,22 @@ struct TerminalSink {
 impl RunSink for TerminalSink {
     fn post(&mut self, post: &MatchedPost) {
         self.series.post(post);
-        self.persist.post(post);
-        for rec in self.topics.post(post) {
-            self.say(&rec.summary());
+        let mut said = Vec::new();
+        let mut cluster = None;
+        if let Some(watch) = &mut self.narratives {
+            said.extend(watch.post(post).iter().map(|r| r.summary()));
+            let update = watch.last_update();
+            cluster = update.map(|u| u.narrative.0);
+            if let Some(coord) = &mut self.coordination {
+                // Co-post pairs posts that joined a narrative by their text.
+                let by_text = update.filter(|u| !u.by_repost).map(|u| u.narrative);
+                said.extend(coord.post(post, by_text).iter().map(|g| g.summary()));
+            }
+        }
+        self.persist.post(post, cluster);
+        said.extend(self.topics.post(post).iter().map(|r| r.summary()));
+        for line in said {
+            self.say(&line);
         }
     }
 
@@ -211,6 +240,7 @@ impl RunSink for TerminalSink {
 
     fn batch_end(&mut self, at: &Position, finished: &[Position]) -> Result<(), SinkError> {
         self.persist.topics(self.topics.take_pending());
+        self.take_findings();
         self.persist.batch_end(at, finished)
     }
 
@@ -243,6 +273,16 @@ impl RunSink for TerminalSink {
 }
 
 impl TerminalSink {
+    /// Narratives' and coordinated groups' changes go to the next commit.
+    fn take_findings(&mut self) {
+        if let Some(watch) = &mut self.narratives {
+            self.persist.narratives(watch.take_pending());
+        }
+        if let Some(coord) = &mut self.coordination {
+            self.persist.coordination_groups(coord.take_pending());
+        }
+    }
+
     /// A line above the live summary.
     fn say(&self, line: &str) {
         if self.bar.is_hidden() {
@@ -455,10 +495,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
     let alerts = SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(persist.store().db())?);
     let topics = TopicWatch::open(EmergingConfig::default(), persist.store().db())?;
+    let narratives = (args.narratives || args.coordination)
+        .then(|| NarrativeWatch::open(NarrativeWatchConfig::default(), persist.store().db()))
+        .transpose()?;
+    let coordination = args
+        .coordination
+        .then(|| CoordinationWatch::open(CoordinationConfig::default(), persist.store().db()))
+        .transpose()?;
     let mut sink = TerminalSink {
         series,
         alerts,
         topics,
+        narratives,
+        coordination,
         persist,
         live: live.clone(),
         bar: spinner(),
@@ -484,6 +533,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         sink.say(&rec.summary());
     }
     sink.persist.topics(sink.topics.take_pending());
+    let mut last: Vec<String> = Vec::new();
+    if let Some(watch) = &mut sink.narratives {
+        last.extend(watch.finish().iter().map(|r| r.summary()));
+    }
+    if let Some(coord) = &mut sink.coordination {
+        last.extend(coord.finish().iter().map(|g| g.summary()));
+    }
+    for line in last {
+        sink.say(&line);
+    }
+    sink.take_findings();
     let committed = sink.persist.commit();
     let summary = summary
         .map_err(|e| anyhow::anyhow!("{e}"))

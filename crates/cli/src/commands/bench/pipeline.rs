@@ -58,7 +58,7 @@ impl RunSink for Counter {
         self.posts += 1;
         self.matches += post.feeds.len() as u64;
         if let Some(p) = &mut self.persist {
-            p.post(post);
+            p.post(post, None);
         }
         if let Some(d) = &mut self.detectors {
             d.announced += d.topics.post(post).len() as u64;

@@ -79,7 +79,7 @@ struct Build {
 
 impl RunSink for Build {
     fn post(&mut self, post: &MatchedPost) {
-        self.persist.post(post);
+        self.persist.post(post, None);
     }
 
     fn deletion(&mut self, deletion: &Deletion) {
