@@ -42,13 +42,13 @@
 //! server down (back-pressure).
 
 use crate::health::{Gap, Received, SourceHealth, SourceMessage};
+use crate::thread::SourceThread;
 use crossbeam_channel::{SendTimeoutError, Sender};
 use futures_util::StreamExt;
 use rand::Rng;
 use serde::Deserialize;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tidewatch_ingest::format::Format;
 use tokio::sync::watch;
@@ -128,41 +128,7 @@ pub enum JetstreamError {
 
 /// A running Jetstream source. Stopping it (or dropping it) closes the
 /// connection and joins the thread.
-pub struct JetstreamHandle {
-    stop: watch::Sender<bool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl JetstreamHandle {
-    /// Stops the source and waits for its thread to end.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    /// True once the source's thread has ended (stopped, or the receiving
-    /// end of its channel went away).
-    pub fn is_finished(&self) -> bool {
-        match &self.thread {
-            Some(thread) => thread.is_finished(),
-            None => true,
-        }
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.send_replace(true);
-        if let Some(thread) = self.thread.take() {
-            // A panic on that thread has already been reported by the
-            // panic hook; there is nothing more to do with it here.
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for JetstreamHandle {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
+pub type JetstreamHandle = SourceThread;
 
 /// Starts a Jetstream source on its own thread. `resume_cursor` is the
 /// cursor of the last record the pipeline committed (`None` to start at
@@ -199,10 +165,7 @@ pub fn start(
             runtime.block_on(client.run());
             health.set_connected(false);
         })?;
-    Ok(JetstreamHandle {
-        stop: stop_tx,
-        thread: Some(thread),
-    })
+    Ok(SourceThread::new(stop_tx, thread))
 }
 
 fn check_endpoint(url: &str) -> Result<(), JetstreamError> {

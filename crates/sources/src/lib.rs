@@ -32,5 +32,6 @@ pub mod mastodon;
 pub mod push;
 pub mod replay;
 pub mod rss;
+pub mod thread;
 
 pub use health::{Gap, HealthSnapshot, Received, SourceHealth, SourceMessage};

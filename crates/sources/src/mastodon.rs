@@ -36,6 +36,7 @@
 //! (Mastodon derives ids from creation times); one that arrives while the
 //! stream is down sorts before the cursor and is not backfilled.
 
+use crate::thread::SourceThread;
 use crate::{Gap, Received, SourceHealth, SourceMessage};
 use crossbeam_channel::{SendTimeoutError, Sender};
 use futures_util::StreamExt;
@@ -43,7 +44,6 @@ use reqwest::Url;
 use serde_json::Value;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tidewatch_core::Timestamp;
 use tidewatch_ingest::format::Format;
@@ -114,40 +114,9 @@ pub enum MastodonError {
     Runtime(#[from] std::io::Error),
 }
 
-/// A running Mastodon source; [`MastodonHandle::stop`] (or dropping it)
-/// ends it and waits for its thread.
-pub struct MastodonHandle {
-    stop: watch::Sender<bool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl MastodonHandle {
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    /// Whether the source's thread has ended (only after a stop, or when
-    /// the pipeline's channel was closed).
-    pub fn is_finished(&self) -> bool {
-        match &self.thread {
-            Some(thread) => thread.is_finished(),
-            None => true,
-        }
-    }
-
-    fn shutdown(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for MastodonHandle {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
+/// A running Mastodon source; stopping (or dropping) it ends it and waits
+/// for its thread.
+pub type MastodonHandle = SourceThread;
 
 /// Starts following a timeline on its own thread. With `resume_cursor`
 /// (a status id checkpointed earlier), what was posted since is backfilled
@@ -178,10 +147,7 @@ pub fn start(
     let thread = std::thread::Builder::new()
         .name(format!("mastodon-{}", client.config.name))
         .spawn(move || runtime.block_on(client.run()))?;
-    Ok(MastodonHandle {
-        stop: stop_tx,
-        thread: Some(thread),
-    })
+    Ok(SourceThread::new(stop_tx, thread))
 }
 
 /// The streaming and REST URLs of the configured timeline.

@@ -31,6 +31,7 @@
 //! lost items that came and went meanwhile: that is reported as a [`Gap`]
 //! once per outage (a later success ends the outage).
 
+use crate::thread::SourceThread;
 use crate::{Gap, Received, SourceHealth, SourceMessage};
 use crossbeam_channel::{SendTimeoutError, Sender};
 use futures_util::StreamExt;
@@ -39,7 +40,6 @@ use reqwest::{StatusCode, Url};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tidewatch_ingest::format::{DecodeOutput, Format};
 use tokio::sync::watch;
@@ -235,8 +235,7 @@ pub struct FeedStatus {
 
 /// The running poller; [`RssHandle::stop`] (or dropping it) ends it.
 pub struct RssHandle {
-    stop: watch::Sender<bool>,
-    thread: Option<JoinHandle<()>>,
+    thread: SourceThread,
     feeds: Arc<Mutex<Vec<FeedStatus>>>,
 }
 
@@ -246,21 +245,13 @@ impl RssHandle {
         lock(&self.feeds).clone()
     }
 
-    pub fn stop(mut self) {
-        self.shutdown();
+    /// Stops the poller and waits for its thread.
+    pub fn stop(self) {
+        self.thread.stop();
     }
 
-    fn shutdown(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for RssHandle {
-    fn drop(&mut self) {
-        self.shutdown();
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
     }
 }
 
@@ -307,8 +298,7 @@ pub fn start(config: RssConfig, tx: Sender<SourceMessage>, health: Arc<SourceHea
         .name(format!("rss-{}", shared.config.name))
         .spawn(move || runtime.block_on(run(shared, urls)))?;
     Ok(RssHandle {
-        stop: stop_tx,
-        thread: Some(thread),
+        thread: SourceThread::new(stop_tx, thread),
         feeds,
     })
 }
