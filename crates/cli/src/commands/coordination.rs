@@ -21,6 +21,7 @@ use tidewatch_core::coordination::cnt::{cnt_edges, CntEdge, CntRecord, CntType};
 use tidewatch_core::coordination::eval::{score, Campaign, CoordinationScore};
 use tidewatch_core::coordination::{CoordinationConfig, EdgeType, Group, MIN_K};
 use tidewatch_core::entities::{self, SpanKind};
+use tidewatch_core::narrative::minhash::jaccard;
 use tidewatch_core::narrative::{NarrativeConfig, NarrativeId, NarrativeUpdate, Narratives, Shingler};
 use tidewatch_core::pseudonym::{Keyring, PseudonymConfig, Pseudonymiser};
 use tidewatch_core::redact::PublicAccounts;
@@ -807,28 +808,6 @@ impl PairSample {
             agree += (jaccard(&c[i], &c[j]) >= 0.8) as usize;
         }
         (total, samples, agree)
-    }
-}
-
-/// Exact Jaccard similarity of two sorted, deduplicated sets.
-pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
-    let (mut i, mut j, mut both) = (0, 0, 0usize);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                both += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    let union = a.len() + b.len() - both;
-    if union == 0 {
-        1.0
-    } else {
-        both as f64 / union as f64
     }
 }
 

@@ -5,6 +5,7 @@
 //! Run with `--nocapture` to see the figures.
 
 use super::*;
+use crate::narrative::minhash::jaccard;
 use crate::text::tokenize;
 use std::collections::HashMap;
 use tidewatch_gen::{EventKind, GenConfig, Generator};
@@ -33,28 +34,6 @@ fn generated(posts: u64, days: u32, seed: u64) -> (Vec<Post>, HashMap<String, Ev
 
 fn event_of(p: &Post) -> Option<&str> {
     p.labels.get("event").and_then(|v| v.as_str())
-}
-
-/// Exact Jaccard similarity of two sorted, deduplicated sets.
-fn jaccard(a: &[u64], b: &[u64]) -> f64 {
-    let (mut i, mut j, mut both) = (0, 0, 0usize);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                both += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    let union = a.len() + b.len() - both;
-    if union == 0 {
-        1.0
-    } else {
-        both as f64 / union as f64
-    }
 }
 
 /// The exact Jaccard similarity that makes two posts near-duplicates in

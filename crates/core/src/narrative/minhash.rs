@@ -150,6 +150,29 @@ pub fn band_keys(sig: &Signature, rows: usize, out: &mut Vec<u64>) {
     }
 }
 
+/// Exact Jaccard similarity of two sorted, deduplicated sets (the truth
+/// the estimates are checked against).
+pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
+    let (mut i, mut j, mut both) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                both += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let union = a.len() + b.len() - both;
+    if union == 0 {
+        1.0
+    } else {
+        both as f64 / union as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
