@@ -14,7 +14,7 @@ use tidewatch_core::query::Query;
 use tidewatch_engine::datadir::DataDir;
 use tidewatch_sources::replay::jetstream::{generate, Faults, JetstreamReplay};
 use tidewatch_sources::replay::mastodon::MastodonReplay;
-use tidewatch_sources::replay::rss::RssReplay;
+use tidewatch_sources::replay::rss::{Failure, RssReplay};
 use tidewatch_store::db::Db;
 use tidewatch_store::index::PostIndex;
 use tidewatch_store::search::SearchRequest;
@@ -295,7 +295,7 @@ fn mastodon_with_dropped_streams_a_restart_and_a_killed_run_stores_every_status_
 }
 
 #[test]
-fn rss_items_are_stored_once_across_polls_and_runs() {
+fn rss_items_are_stored_once_across_outages_polls_and_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let server = RssReplay::start().unwrap();
@@ -306,16 +306,36 @@ fn rss_items_are_stored_once_across_polls_and_runs() {
         "rss",
         &data,
         &format!(
-            "[[source]]\nkind = \"rss\"\nname = \"notices\"\nfeeds = [{:?}]\ninterval = \"1s\"\nmin_host_delay = \"10ms\"\n",
+            "[[source]]\nkind = \"rss\"\nname = \"notices\"\nfeeds = [{:?}]\ninterval = \"1s\"\nmin_host_delay = \"10ms\"\nrequest_timeout = \"500ms\"\n",
             server.feed_url("127.0.0.1", "harbour")
         ),
     );
-    check(run(&cfg, "1.5").output().unwrap(), "first run");
-    assert_eq!(index_dump(&data).len(), 8);
+    // Five outages (errors and a feed that never answers) while the run
+    // polls, new items published after each.
+    let child = run(&cfg, "4")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for round in 0..5 {
+        let failure = if round % 2 == 0 {
+            Failure::Status(503)
+        } else {
+            Failure::Stall
+        };
+        server.set_failure("harbour", Some(failure));
+        std::thread::sleep(Duration::from_millis(1300));
+        server.set_failure("harbour", None);
+        server.add_items("harbour", 3);
+        std::thread::sleep(Duration::from_millis(1300));
+    }
+    check(child.wait_with_output().unwrap(), "the run through outages");
+    assert_eq!(index_dump(&data).len(), 8 + 5 * 3);
+    // A second run (a restart) stores only what is new.
     server.add_items("harbour", 5);
     let out = check(run(&cfg, "1.5").output().unwrap(), "second run");
-    assert_eq!(index_dump(&data).len(), 13, "{out}");
-    assert!(server.stats("harbour").requests >= 2);
+    assert_eq!(index_dump(&data).len(), 8 + 5 * 3 + 5, "{out}");
+    assert!(server.stats("harbour").requests >= 10);
 }
 
 #[test]
