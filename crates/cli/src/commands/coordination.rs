@@ -431,18 +431,14 @@ fn cnt_records(inputs: &[PathBuf], keyring: &Arc<Keyring>) -> Result<Vec<CntReco
                 let (Some(author), Some(t)) = (p.author.take(), p.created_at) else {
                     continue;
                 };
-                // The toolkit leaves reposts out of its co-link (their urls
-                // are not loaded) and co-reply (joined on `repost_id is
-                // null`) networks.
-                let is_repost = p.repost_of.is_some();
+                // (`cnt::cnt_edges` leaves a repost out of co-link and
+                // co-reply, as the toolkit does.)
                 let mut links: Vec<String> = Vec::new();
-                if !is_repost {
-                    entities::scan_into(&p.text, &mut spans);
-                    for s in spans.iter().filter(|s| s.kind == SpanKind::Link) {
-                        if let Some(l) = p.text.get(s.range.clone()) {
-                            if !links.iter().any(|x| x == l) {
-                                links.push(l.to_string());
-                            }
+                entities::scan_into(&p.text, &mut spans);
+                for s in spans.iter().filter(|s| s.kind == SpanKind::Link) {
+                    if let Some(l) = p.text.get(s.range.clone()) {
+                        if !links.iter().any(|x| x == l) {
+                            links.push(l.to_string());
                         }
                     }
                 }
@@ -452,7 +448,7 @@ fn cnt_records(inputs: &[PathBuf], keyring: &Arc<Keyring>) -> Result<Vec<CntReco
                     time_ms: t.0,
                     text: p.text,
                     repost_of: p.repost_of,
-                    reply_to: p.reply_to.filter(|_| !is_repost),
+                    reply_to: p.reply_to,
                     links,
                 });
             }

@@ -8,8 +8,10 @@
 //! - **Keys**: co-tweet (here co-post) keys are the normalised texts
 //!   ([`normalise_text`]: lower-cased, every `@` up to the next whitespace
 //!   deleted, whitespace collapsed) of posts with no repost id; co-link keys
-//!   are the links as given; co-retweet (co-repost) keys the repost id;
-//!   co-reply keys the replied-to id.
+//!   are the links as given, of posts with no repost id (the toolkit does
+//!   not load a retweet's urls); co-retweet (co-repost) keys the repost id;
+//!   co-reply keys the replied-to id of posts with no repost id (it joins
+//!   on `repost_id is null`).
 //! - **Weight**: for accounts u ≠ v, weight(u→v) is the number of distinct
 //!   posts of u that have at least one post of v with the same key and
 //!   |t_u − t_v| ≤ Δ (inclusive). A post of u with several matching keys
@@ -134,6 +136,7 @@ fn keys(r: &CntRecord, kind: CntType) -> Vec<String> {
             None => vec![normalise_text(&r.text)],
             Some(_) => Vec::new(),
         },
+        CntType::CoLink if r.repost_of.is_some() => Vec::new(),
         CntType::CoLink => {
             let mut v = r.links.clone();
             v.sort();
@@ -141,6 +144,7 @@ fn keys(r: &CntRecord, kind: CntType) -> Vec<String> {
             v
         }
         CntType::CoRepost => r.repost_of.iter().cloned().collect(),
+        CntType::CoReply if r.repost_of.is_some() => Vec::new(),
         CntType::CoReply => r.reply_to.iter().cloned().collect(),
     }
 }

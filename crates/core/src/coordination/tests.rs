@@ -426,12 +426,38 @@ fn cnt_hand_checked_directed_weights() {
     assert_eq!(cnt_edges(&recs, CntType::CoPost, 60 * S, 3).len(), 1);
 }
 
+#[test]
+fn cnt_leaves_reposts_out_of_co_link_and_co_reply() {
+    let with = |author: &str, id: &str, repost: Option<&str>| CntRecord {
+        links: vec!["https://news.example/a".into()],
+        reply_to: Some("100".into()),
+        repost_of: repost.map(str::to_string),
+        ..rec(author, id, 0, "x")
+    };
+    // Two posts each of alice and bob: weight 2 both ways when they are
+    // original posts; none when bob's are reposts.
+    let originals = vec![
+        with("alice_example", "1", None),
+        with("alice_example", "2", None),
+        with("bob_example", "3", None),
+        with("bob_example", "4", None),
+    ];
+    let mut reposts = originals.clone();
+    reposts[2].repost_of = Some("50".into());
+    reposts[3].repost_of = Some("51".into());
+    for kind in [CntType::CoLink, CntType::CoReply] {
+        assert_eq!(cnt_edges(&originals, kind, 60 * S, 2).len(), 2, "{kind:?}");
+        assert!(cnt_edges(&reposts, kind, 60 * S, 1).is_empty(), "{kind:?}");
+    }
+}
+
 /// The toolkit's definition, literally: every pair of records.
 fn naive(records: &[CntRecord], kind: CntType, window: i64, min_weight: u32) -> Vec<CntEdge> {
     let keys = |r: &CntRecord| -> Vec<String> {
         match kind {
             CntType::CoPost if r.repost_of.is_none() => vec![normalise_text(&r.text)],
             CntType::CoPost => vec![],
+            CntType::CoLink | CntType::CoReply if r.repost_of.is_some() => vec![],
             CntType::CoLink => r.links.clone(),
             CntType::CoRepost => r.repost_of.iter().cloned().collect(),
             CntType::CoReply => r.reply_to.iter().cloned().collect(),
