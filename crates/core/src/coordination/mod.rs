@@ -482,11 +482,15 @@ impl Coordinator {
                 capped = 0;
                 break;
             }
-            if self.paired.contains(&r.account) {
+            if self.paired.len() >= self.cfg.max_fanout {
+                // Past the cap only the repeat check above matters; looking
+                // each account up among the paired ones would cost a scan
+                // per recent post of a viral key. (So `capped` also counts
+                // further posts of accounts already paired.)
+                capped += 1;
                 continue;
             }
-            if self.paired.len() >= self.cfg.max_fanout {
-                capped += 1;
+            if self.paired.contains(&r.account) {
                 continue;
             }
             self.paired.push(r.account);
