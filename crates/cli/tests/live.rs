@@ -349,21 +349,33 @@ fn pushed_lines_are_acknowledged_once_committed_and_bad_lines_reported() {
         &data,
         "[[source]]\nkind = \"push\"\nname = \"inbox\"\nlisten = \"127.0.0.1:0\"\n",
     );
+    // The run also serves the API (`--serve`), read without a token.
     let mut child = run(&cfg, "3")
+        .args(["--serve", "127.0.0.1:0", "--anonymous-read"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    let url = loop {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no push address printed");
-        if let Some(at) = line.find("http://") {
-            break line[at..].trim().to_string();
-        }
+    let host = |line: &str| {
+        let at = line.find("http://").unwrap();
+        line[at + 7..].split('/').next().unwrap().to_string()
     };
-    let addr = url.trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let (mut addr, mut api) = (None, None);
+    while addr.is_none() || api.is_none() {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no push or API address printed"
+        );
+        if line.starts_with("API: http://") {
+            api = Some(host(&line));
+        } else if line.contains("http://") {
+            addr = Some(host(&line));
+        }
+    }
+    let (addr, api) = (addr.unwrap(), api.unwrap());
     let body = "{\"id\":\"p1\",\"platform\":\"x\",\"text\":\"lantern on the pier\",\"source\":\"s\",\"created_at\":\"2026-03-01T00:00:00Z\"}\n\
                 {\"id\":\"p2\",\"platform\":\"x\",\"text\":\"gulls over the harbour\",\"source\":\"s\",\"created_at\":\"2026-03-01T00:01:00Z\"}\n\
                 {\"id\":\"p3\",\n";
@@ -382,8 +394,20 @@ fn pushed_lines_are_acknowledged_once_committed_and_bad_lines_reported() {
     assert_eq!(json["malformed"], 1);
     assert_eq!(json["errors"][0]["line"], 3);
     assert_eq!(json["committed"], true);
-    // Acknowledged means committed: already in the store.
+    // Acknowledged means committed: already in the store, and searchable
+    // through the run's API.
     assert_eq!(committed(&data, "inbox"), Some(2));
+    let mut s = std::net::TcpStream::connect(&api).unwrap();
+    write!(
+        s,
+        "GET /api/v1/search?q=lantern HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("lantern on the pier"), "{answer}");
+    assert!(!answer.contains("gulls"), "{answer}");
     let status = child.wait().unwrap();
     assert!(status.success());
     assert_eq!(index_dump(&data).len(), 2);

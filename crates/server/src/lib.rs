@@ -110,6 +110,29 @@ pub fn serve_until_signal(config: ServerConfig, ready: impl FnOnce(SocketAddr)) 
     })
 }
 
+/// Serves until `stop` is set, on a runtime of its own: what `tidewatch
+/// run --serve` runs beside the pipeline (which owns Ctrl-C). `ready` gets
+/// the bound address.
+pub fn serve_until_stopped(
+    config: ServerConfig,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let state = AppState::new(config);
+        let stopped = async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        };
+        serve(state, stopped, ready).await
+    })
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {

@@ -35,6 +35,7 @@ use tidewatch_engine::sources::{
     checkpoint_name, LiveOptions, LiveSources, RunStatus, SourceStats, StatusWriter, STATUS_FILE,
 };
 use tidewatch_engine::topics::TopicWatch;
+use tidewatch_server::ServerConfig;
 use tidewatch_store::{Store, StoreConfig};
 
 #[derive(clap::Args)]
@@ -98,6 +99,13 @@ pub struct Args {
     /// --narratives; see `tidewatch coordination --help`).
     #[arg(long)]
     pub coordination: bool,
+    /// Also serve the JSON API and live event stream (`tidewatch serve`)
+    /// over this run's data directory while it runs, e.g. 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<std::net::SocketAddr>,
+    /// With --serve: allow API reads without a token (loopback only).
+    #[arg(long, requires = "serve")]
+    pub anonymous_read: bool,
 }
 
 /// The store of a data directory, opened for a run over `paths` with the
@@ -484,6 +492,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
 
     let stop = Arc::new(AtomicBool::new(false));
+    let server = match args.serve {
+        Some(addr) => {
+            if args.anonymous_read && !addr.ip().is_loopback() {
+                bail!("--anonymous-read is only allowed on a loopback address, not {addr}");
+            }
+            let mut sc = ServerConfig::new(data.path().to_path_buf(), addr);
+            sc.feeds_file = feeds_file.clone();
+            sc.anonymous_read = args.anonymous_read;
+            sc.k = privacy.k;
+            let stop = stop.clone();
+            Some(std::thread::spawn(move || {
+                tidewatch_server::serve_until_stopped(sc, stop, |addr| {
+                    eprintln!("API: http://{addr}/api/v1 (OpenAPI at /api/v1/openapi.json)");
+                })
+            }))
+        }
+        None => None,
+    };
     let watcher = feeds_file.map(|path| watch_feeds(path, live.clone(), stop.clone()));
     let source_stats = sources.as_ref().map(LiveSources::stats).unwrap_or_default();
     let shared_progress = Arc::new(Mutex::new(RunProgress::default()));
@@ -557,6 +583,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } = sink;
     *shared_progress.lock().unwrap_or_else(|e| e.into_inner()) = summary.progress;
     stop.store(true, Ordering::Relaxed);
+    if let Some(server) = server {
+        match server.join() {
+            Ok(Err(e)) => eprintln!("the API server stopped: {e}"),
+            Err(_) => eprintln!("the API server's thread panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
     if let Some(watcher) = watcher {
         let _ = watcher.join();
     }
