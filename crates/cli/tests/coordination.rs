@@ -13,26 +13,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::process::{Command, Output};
 use tidewatch_core::{Post, Timestamp};
 
-fn tidewatch(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tidewatch"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str], dir: &Path) -> String {
-    let out = tidewatch(args, dir);
-    assert!(
-        out.status.success(),
-        "tidewatch {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{ok, tidewatch};
 
 const START: i64 = 1_772_409_600_000; // 2026-03-02T00:00:00Z
 const WORDS: [&str; 24] = [

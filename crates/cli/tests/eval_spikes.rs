@@ -9,22 +9,8 @@
 //! apart), onset delays of 1–2 minutes, and both emerging topics at rank 1
 //! with feeds of precision 1.0 and recall ≥ 0.92.
 
-use std::path::Path;
-use std::process::Command;
-
-fn ok(args: &[&str], dir: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tidewatch {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::ok;
 
 fn f(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))

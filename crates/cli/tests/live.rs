@@ -10,15 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tidewatch_core::pseudonym::{Keyring, PseudonymConfig};
-use tidewatch_core::query::Query;
 use tidewatch_engine::datadir::DataDir;
 use tidewatch_sources::replay::jetstream::{generate, Faults, JetstreamReplay};
 use tidewatch_sources::replay::mastodon::MastodonReplay;
 use tidewatch_sources::replay::rss::{Failure, RssReplay};
 use tidewatch_store::db::Db;
-use tidewatch_store::index::PostIndex;
-use tidewatch_store::search::SearchRequest;
 use tidewatch_store::Store;
+
+mod common;
+use common::index_dump;
 
 const FEEDS: &str = r#"
 [[feed]]
@@ -69,27 +69,6 @@ fn run(config: &Path, until_idle: &str) -> Command {
         .arg(config)
         .args(["--until-idle", until_idle]);
     c
-}
-
-/// Every stored post, as sorted lines.
-fn index_dump(data: &Path) -> Vec<String> {
-    let index = PostIndex::open(&Store::index_dir(data), 32 << 20).unwrap();
-    let req = SearchRequest {
-        query: Query::parse("-zzzqqqnothing").unwrap(),
-        from: None,
-        to: None,
-        feed: None,
-        limit: usize::MAX,
-    };
-    let mut out = Vec::new();
-    index
-        .export(&req, &mut |h| {
-            out.push(serde_json::to_string(h).unwrap());
-            Ok(())
-        })
-        .unwrap();
-    out.sort();
-    out
 }
 
 /// The same records stored by a plain run over a file.

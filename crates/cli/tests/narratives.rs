@@ -3,25 +3,9 @@
 //! with every campaign account counted, and the output names no account.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn tidewatch(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tidewatch"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str], dir: &Path) -> String {
-    let out = tidewatch(args, dir);
-    assert!(
-        out.status.success(),
-        "tidewatch {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::ok;
 
 /// Whether `s` holds an epoch pseudonym: `u`, digits, `-`.
 fn has_pseudonym(s: &str) -> bool {

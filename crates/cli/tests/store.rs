@@ -16,6 +16,9 @@ use tidewatch_store::index::PostIndex;
 use tidewatch_store::search::SearchRequest;
 use tidewatch_store::Store;
 
+mod common;
+use common::index_dump;
+
 const FEEDS: &str = r#"
 [[feed]]
 name = "quakes"
@@ -98,27 +101,6 @@ fn run_args(data: &Path, feeds: &Path, inputs: &[PathBuf], commit_ms: u32) -> Co
         .args(["--commit-ms", &commit_ms.to_string(), "--retention-days", "0"])
         .args(inputs);
     c
-}
-
-/// Every stored post, as sorted lines: what two runs must agree on.
-fn index_dump(data: &Path) -> Vec<String> {
-    let index = PostIndex::open(&Store::index_dir(data), 32 << 20).unwrap();
-    let req = SearchRequest {
-        query: Query::parse("-zzzqqqnothing").unwrap(),
-        from: None,
-        to: None,
-        feed: None,
-        limit: usize::MAX,
-    };
-    let mut out = Vec::new();
-    index
-        .export(&req, &mut |h| {
-            out.push(serde_json::to_string(h).unwrap());
-            Ok(())
-        })
-        .unwrap();
-    out.sort();
-    out
 }
 
 #[test]

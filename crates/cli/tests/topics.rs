@@ -5,26 +5,9 @@
 //! that `tidewatch feeds validate` accepts.
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::{Command, Output};
 
-fn tidewatch(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tidewatch"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str], dir: &Path) -> String {
-    let out = tidewatch(args, dir);
-    assert!(
-        out.status.success(),
-        "tidewatch {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{ok, tidewatch};
 
 #[test]
 fn a_planted_topic_is_announced_listed_and_adopted_as_a_feed() {
