@@ -328,6 +328,13 @@ fn pushed_lines_are_acknowledged_once_committed_and_bad_lines_reported() {
         &data,
         "[[source]]\nkind = \"push\"\nname = \"inbox\"\nlisten = \"127.0.0.1:0\"\n",
     );
+    // An admin token, for pushing through the API.
+    let out = bin()
+        .args(["token", "create", "--role", "admin", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let token = check(out, "token create").trim().to_string();
     // The run also serves the API (`--serve`), read without a token.
     let mut child = run(&cfg, "3")
         .args(["--serve", "127.0.0.1:0", "--anonymous-read"])
@@ -348,7 +355,7 @@ fn pushed_lines_are_acknowledged_once_committed_and_bad_lines_reported() {
             stderr.read_line(&mut line).unwrap() > 0,
             "no push or API address printed"
         );
-        if line.starts_with("API: http://") {
+        if line.starts_with("dashboard: http://") {
             api = Some(host(&line));
         } else if line.contains("http://") {
             addr = Some(host(&line));
@@ -387,9 +394,29 @@ fn pushed_lines_are_acknowledged_once_committed_and_bad_lines_reported() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("lantern on the pier"), "{answer}");
     assert!(!answer.contains("gulls"), "{answer}");
+    // The API's ingest route is the same push source, for admins only.
+    let post_api = |auth: &str| {
+        let body = "{\"id\":\"p4\",\"platform\":\"x\",\"text\":\"ferry horn at dusk\",\"source\":\"s\",\"created_at\":\"2026-03-01T00:02:00Z\"}\n";
+        let mut s = std::net::TcpStream::connect(&api).unwrap();
+        write!(
+            s,
+            "POST /api/v1/ingest HTTP/1.1\r\nhost: x\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let anonymous = post_api("");
+    assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+    let answer = post_api(&format!("authorization: Bearer {token}\r\n"));
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    assert!(answer.contains("\"accepted\":1"), "{answer}");
+    assert_eq!(committed(&data, "inbox"), Some(3));
     let status = child.wait().unwrap();
     assert!(status.success());
-    assert_eq!(index_dump(&data).len(), 2);
+    assert_eq!(index_dump(&data).len(), 3);
 }
 
 #[test]

@@ -14,11 +14,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tidewatch_core::pseudonym::Keyring;
 use tidewatch_core::{Event, Timestamp};
 use tidewatch_ingest::format::csv::CsvMapping;
 use tidewatch_ingest::format::{detect, DecodeOutput, Decoder, Format};
 use tidewatch_ingest::read::{FrameError, Input};
+
+use crate::replay::ReplayClock;
 
 /// How inputs are decoded.
 #[derive(Clone, Debug)]
@@ -32,6 +35,9 @@ pub struct DecodeOptions {
     /// Where to resume each input (by its path as given), from a
     /// checkpoint of an earlier run; absent inputs are read from the start.
     pub resume: HashMap<String, Resume>,
+    /// Replay at an accelerated event-time rate instead of as fast as
+    /// possible: each post waits until it is due on this clock.
+    pub pace: Option<Arc<ReplayClock>>,
 }
 
 impl Default for DecodeOptions {
@@ -41,6 +47,7 @@ impl Default for DecodeOptions {
             csv_mapping: None,
             batch_size: 1024,
             resume: HashMap::new(),
+            pace: None,
         }
     }
 }
@@ -234,6 +241,25 @@ fn emit_if_full(
     if batch.events.len() < opts.batch_size {
         return true;
     }
+    emit_now(batch, emitted_at, opts, emit)
+}
+
+/// Emits `batch` (when it holds anything) and, when replaying, records
+/// the release of its newest post. Returns false if `emit` asked to stop.
+fn emit_now(
+    batch: &mut Decoded,
+    emitted_at: &mut Option<Position>,
+    opts: &DecodeOptions,
+    emit: &mut dyn FnMut(Decoded) -> bool,
+) -> bool {
+    if batch.events.is_empty() {
+        return true;
+    }
+    if let Some(clock) = &opts.pace {
+        if let Some(t) = newest_event_time(&batch.events) {
+            clock.released(t);
+        }
+    }
     let at = batch.at;
     let full = std::mem::replace(
         batch,
@@ -325,6 +351,17 @@ fn decode_one(
         // A decoder bug must cost one record, not the run.
         let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(rec.bytes, &mut out)))
             .unwrap_or_else(|_| Err(tidewatch_ingest::DecodeError::Other("internal decoder error".into())));
+        if let (Some(clock), Some(t)) = (&opts.pace, newest_event_time(&out.events)) {
+            // What was due before this post leaves now; this one waits.
+            if clock.due(t) > std::time::Instant::now()
+                && !emit_now(&mut state.batch, &mut state.emitted_at, opts, emit)
+            {
+                return false;
+            }
+            if !clock.wait(t) {
+                return false;
+            }
+        }
         take_output(
             result,
             &mut out,
@@ -364,6 +401,17 @@ fn decode_one(
         state.batch.finished.push(state.batch.at);
     }
     emit_if_full(&mut state.batch, &mut state.emitted_at, opts, emit)
+}
+
+/// The newest creation time among `events`' posts.
+fn newest_event_time(events: &[Event]) -> Option<Timestamp> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Post(p) => p.created_at,
+            Event::Delete(_) => None,
+        })
+        .max()
 }
 
 /// Counts one input's events and drops the ones an earlier run consumed.

@@ -15,20 +15,20 @@
 //! compiles it into a matcher and swaps it in between batches (see
 //! `crate::live`), so posts in flight finish on the version they started on.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use tidewatch_core::query::{ParseError, Query};
 
 /// One feed as written by the user.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedDef {
     pub name: String,
     pub query: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FeedsFile {
     #[serde(default)]
@@ -82,6 +82,13 @@ pub fn parse_feeds(text: &str, origin: &str) -> Result<Vec<FeedDef>, FeedError> 
         })?;
     }
     Ok(file.feed)
+}
+
+/// The text of a feeds file holding `defs` (what [`parse_feeds`] reads).
+pub fn feeds_toml(defs: &[FeedDef]) -> String {
+    let file = FeedsFile { feed: defs.to_vec() };
+    // Two strings per feed: serialising cannot fail.
+    toml::to_string(&file).unwrap_or_default()
 }
 
 /// Reads and validates a feeds file.
@@ -246,6 +253,22 @@ mod tests {
                 query: "earthquake -drill".into()
             }
         );
+    }
+
+    #[test]
+    fn written_feeds_files_read_back_the_same() {
+        let defs = vec![
+            FeedDef {
+                name: "quotes \"and\" 'apostrophes'".into(),
+                query: r#""climate change" OR #klima -drill"#.into(),
+            },
+            FeedDef {
+                name: "地震".into(),
+                query: "地震 lang:ja".into(),
+            },
+        ];
+        assert_eq!(parse_feeds(&feeds_toml(&defs), "written").unwrap(), defs);
+        assert_eq!(parse_feeds(&feeds_toml(&[]), "empty").unwrap(), vec![]);
     }
 
     #[test]

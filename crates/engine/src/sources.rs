@@ -45,7 +45,7 @@ use tidewatch_core::{Event, Timestamp};
 use tidewatch_ingest::format::{DecodeOutput, Decoder, Format};
 use tidewatch_sources::jetstream::{JetstreamConfig, JetstreamError, JetstreamHandle};
 use tidewatch_sources::mastodon::{MastodonConfig, MastodonError, MastodonHandle};
-use tidewatch_sources::push::{PushConfig, PushError, PushHandle};
+use tidewatch_sources::push::{PushConfig, PushEndpoint, PushError, PushHandle};
 use tidewatch_sources::rss::{RssConfig, RssError, RssHandle};
 use tidewatch_sources::{SourceHealth, SourceMessage};
 
@@ -340,6 +340,7 @@ pub struct LiveSources {
     opts: LiveOptions,
     stop: Arc<AtomicBool>,
     push_addrs: Vec<(String, SocketAddr)>,
+    push_endpoints: Vec<PushEndpoint>,
 }
 
 impl LiveSources {
@@ -359,6 +360,7 @@ impl LiveSources {
         let mut sources = Vec::with_capacity(specs.len());
         let mut by_name = HashMap::new();
         let mut push_addrs = Vec::new();
+        let mut push_endpoints = Vec::new();
         for (i, spec) in specs.into_iter().enumerate() {
             let name = spec.name().to_string();
             if by_name.insert(name.clone(), i).is_some() {
@@ -396,6 +398,7 @@ impl LiveSources {
                     });
                     let h = tidewatch_sources::push::start(c, from.offset, tx, health, watch)?;
                     push_addrs.push((name.clone(), h.addr()));
+                    push_endpoints.push(h.endpoint());
                     Handle::Push(h)
                 }
             };
@@ -426,12 +429,18 @@ impl LiveSources {
             opts,
             stop,
             push_addrs,
+            push_endpoints,
         })
     }
 
     /// Each source's counters, in configuration order.
     pub fn stats(&self) -> Vec<Arc<SourceStats>> {
         self.sources.iter().map(|s| s.stats.clone()).collect()
+    }
+
+    /// The push sources' endpoints, for the API server to answer with.
+    pub fn push_endpoints(&self) -> &[PushEndpoint] {
+        &self.push_endpoints
     }
 
     /// Where each push source listens.

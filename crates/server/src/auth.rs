@@ -5,14 +5,23 @@
 //! except the few POSTs that change nothing ([`READ_POSTS`]). With
 //! `anonymous_read` (loopback only, checked at start) a request without
 //! a token may read.
+//!
+//! The dashboard's pages (every path outside `/api/v1`) are reads too. A
+//! browser signs in at `/login`, which sets the `tidewatch_token` cookie;
+//! a request without a bearer header may present that cookie instead, and
+//! it grants the read role only, whatever the token's own role: a write
+//! needs the header, so no other site can make a browser write (no CSRF
+//! surface). A page request without credentials is redirected to
+//! `/login`; an API request keeps its 401 problem document.
 
+use crate::dashboard;
 use crate::problem::Problem;
 use crate::state::AppState;
 use crate::tokens::Role;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +49,7 @@ fn unauthorized(detail: &str) -> Response {
 /// Checks the bearer token of a request against the role its route needs.
 pub async fn require_role(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if PUBLIC_PATHS.contains(&path) {
+    if PUBLIC_PATHS.contains(&path) || dashboard::PUBLIC_PATHS.contains(&path) {
         return next.run(req).await;
     }
     let needed = required_role(req.method(), path);
@@ -50,8 +59,13 @@ pub async fn require_role(State(state): State<Arc<AppState>>, req: Request, next
             .and_then(|s| s.strip_prefix("Bearer ").or_else(|| s.strip_prefix("bearer ")))
             .map(str::trim)
     });
+    // The sign-in cookie, when its token is known: reading only.
+    let cookie_reads =
+        presented.is_none() && cookie_token(req.headers()).is_some_and(|t| state.tokens.role_of(t).is_some());
     let role = match presented {
+        None if cookie_reads => Role::Read,
         None if state.config.anonymous_read && needed == Role::Read => Role::Read,
+        None if dashboard::is_page(path) => return Redirect::to(dashboard::LOGIN_PATH).into_response(),
         None => return unauthorized("this endpoint needs a bearer token (`tidewatch token create`)"),
         Some(None) => return unauthorized("the Authorization header must be `Bearer <token>`"),
         Some(Some(token)) => {
@@ -74,6 +88,18 @@ pub async fn require_role(State(state): State<Arc<AppState>>, req: Request, next
         .into_response();
     }
     next.run(req).await
+}
+
+/// The token of the dashboard's sign-in cookie, if the request has one.
+pub fn cookie_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == dashboard::COOKIE)
+        .map(|(_, value)| value.trim())
 }
 
 /// Answers 503 when a handler has not produced its response head in time.

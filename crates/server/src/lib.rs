@@ -20,17 +20,21 @@
 //! - [`tokens`]: bearer tokens with a role, stored hashed; [`auth`] checks
 //!   them.
 //! - [`problem`]: every error as an RFC 7807 problem document.
+//! - [`dashboard`]: the web pages (server-rendered HTML and SVG) over the
+//!   same readers, mounted beside the API in [`app`].
 //!
 //! Later areas (webhooks, dashboard pages) add their own router to
 //! [`app`], sharing the same [`AppState`].
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod hub;
 pub mod poll;
 pub mod problem;
 pub mod state;
 pub mod tokens;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -58,11 +62,14 @@ pub enum ServeError {
 pub fn app(state: Arc<AppState>) -> Router {
     let timeout = state.config.request_timeout;
     let body_limit = state.config.max_body_bytes;
+    // Problem documents for the API only: the dashboard's pages answer
+    // errors as HTML pages.
     api::router(state.clone())
+        .layer(axum::middleware::from_fn(problem::problem_layer))
+        .merge(dashboard::router())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_role))
         .layer(axum::middleware::from_fn_with_state(timeout, auth::timeout))
-        .layer(axum::middleware::from_fn(problem::problem_layer))
         .with_state(state)
 }
 
@@ -86,6 +93,7 @@ pub async fn serve(
         .config
         .poll_interval
         .map(|every| tokio::spawn(poll::run(state.clone(), every)));
+    let _webhooks = webhooks::spawn(&state.config.data, webhooks::DeliveryOptions::default());
     let hub = state.hub.clone();
     let shutdown = async move {
         shutdown.await;
@@ -110,11 +118,12 @@ pub fn serve_until_signal(config: ServerConfig, ready: impl FnOnce(SocketAddr)) 
     })
 }
 
-/// Serves until `stop` is set, on a runtime of its own: what `tidewatch
-/// run --serve` runs beside the pipeline (which owns Ctrl-C). `ready` gets
-/// the bound address.
+/// Serves `state` until `stop` is set, on a runtime of its own: what
+/// `tidewatch run --serve` and `tidewatch demo` run beside the pipeline
+/// (which owns Ctrl-C and publishes to `state.hub`). `ready` gets the
+/// bound address.
 pub fn serve_until_stopped(
-    config: ServerConfig,
+    state: Arc<AppState>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
@@ -123,7 +132,6 @@ pub fn serve_until_stopped(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let state = AppState::new(config);
         let stopped = async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -79,7 +79,9 @@ impl Poller {
         };
         if self.commit_seq != Some(metrics.commit_seq) {
             self.commit_seq = Some(metrics.commit_seq);
-            self.alerts(state);
+            if state.config.poll_alerts {
+                self.alerts(state);
+            }
             self.counts(state);
         }
         self.health(state, &metrics);

@@ -4,8 +4,13 @@
 use crate::hub::{EventHub, DEFAULT_RETAINED};
 use crate::problem::Problem;
 use crate::tokens::TokenStore;
+use axum::body::Bytes;
+use axum::response::Response;
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tidewatch_core::coordination::MIN_K;
@@ -39,6 +44,10 @@ pub struct ServerConfig {
     /// `None` runs no poller (a process that runs the pipeline publishes
     /// to the hub itself).
     pub poll_interval: Option<Duration>,
+    /// Whether the poller publishes alerts it finds in the store. A
+    /// process that runs the pipeline publishes each alert the moment it
+    /// is raised instead (before its commit), and turns this off.
+    pub poll_alerts: bool,
 }
 
 impl ServerConfig {
@@ -53,9 +62,15 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(30),
             retained_events: DEFAULT_RETAINED,
             poll_interval: Some(Duration::from_secs(1)),
+            poll_alerts: true,
         }
     }
 }
+
+/// Answers `POST /api/v1/ingest` (query parameters, body) in a process
+/// whose pipeline has a push source: that source's own endpoint.
+pub type IngestHandler =
+    Arc<dyn Fn(HashMap<String, String>, Bytes) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send + Sync>;
 
 /// A run's status snapshot as rates need it: (updated_at ms, posts).
 pub type Snapshot = (i64, u64);
@@ -69,6 +84,9 @@ pub struct AppState {
     pub openapi: OnceLock<String>,
     /// Serialises edits of the feeds file within this process.
     pub feeds_lock: tokio::sync::Mutex<()>,
+    /// Push ingest, when this process runs a pipeline with a push source
+    /// (`tidewatch run --serve`); without it the ingest route answers 503.
+    pub ingest: OnceLock<IngestHandler>,
     /// The last two run snapshots seen, for rates.
     pub rate: Mutex<Option<(Snapshot, Snapshot)>>,
     dbs: Mutex<Vec<Db>>,
@@ -80,6 +98,7 @@ impl AppState {
             hub: EventHub::new(config.retained_events),
             tokens: TokenStore::new(&config.data),
             openapi: OnceLock::new(),
+            ingest: OnceLock::new(),
             feeds_lock: tokio::sync::Mutex::new(()),
             rate: Mutex::new(None),
             dbs: Mutex::new(Vec::new()),

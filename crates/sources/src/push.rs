@@ -101,9 +101,33 @@ pub struct PushHandle {
     stopping: Arc<AtomicBool>,
     addr: SocketAddr,
     thread: Option<JoinHandle<()>>,
+    endpoint: PushEndpoint,
+}
+
+/// The ingest endpoint of a running push source, for another HTTP server
+/// of the same process to answer with: `POST /api/v1/ingest` of the API
+/// under `tidewatch run --serve` behaves exactly as the source's own port.
+#[derive(Clone)]
+pub struct PushEndpoint(Arc<App>);
+
+impl PushEndpoint {
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        &self.0.config.name
+    }
+
+    /// Answers one ingest request (`params` is its query string).
+    pub async fn ingest(&self, params: HashMap<String, String>, body: Bytes) -> Response {
+        ingest(State(self.0.clone()), Query(params), body).await
+    }
 }
 
 impl PushHandle {
+    /// The endpoint, to be answered by another server too.
+    pub fn endpoint(&self) -> PushEndpoint {
+        self.endpoint.clone()
+    }
+
     /// The address it listens on (the port is the system's choice when
     /// the config asked for port 0).
     pub fn addr(&self) -> SocketAddr {
@@ -185,6 +209,7 @@ pub fn start(
         stopping,
         addr,
         thread: Some(thread),
+        endpoint: PushEndpoint(app),
     })
 }
 

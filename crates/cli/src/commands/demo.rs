@@ -1,49 +1,50 @@
 //! `tidewatch demo`: the README's first command. Generates a realistic
-//! multi-day stream with planted events, runs it through the whole pipeline
-//! (decode, pseudonymise, enrich, match one detection feed per topic,
-//! event-time windows), writes the per-feed series, and shows how each
-//! planted burst and emerging topic stands out in its feed's series.
+//! multi-day stream with planted events (`tidewatch gen`), replays it
+//! through the whole pipeline at accelerated event time (one simulated day
+//! per minute by default), serves the dashboard and the API while it runs,
+//! and prints each detected event as it happens.
+//!
+//! The demo is `tidewatch run` with presets: a generated input paced by a
+//! [`ReplayClock`], one detection feed per generated topic and planted
+//! emerging topic (written to a feeds file the dashboard can edit),
+//! narratives and coordination on, commits every second, anonymous reads
+//! on loopback. At the end it sets each planted event beside what the
+//! detectors found, then keeps serving until Ctrl-C.
 
 use crate::commands::gen::write_stream;
-use crate::commands::ingest::default_threads;
-use crate::commands::run::open_store;
+use crate::commands::run as run_cmd;
 use crate::output::thousands;
-use anyhow::Context;
-use anyhow::Result;
-use std::collections::HashMap;
+use anyhow::{Context, Result};
 use std::io::BufWriter;
-use std::path::Path;
-use std::path::PathBuf;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use tidewatch_core::emerging::EmergingConfig;
-use tidewatch_core::pseudonym::PseudonymConfig;
-use tidewatch_core::redact::PublicAccounts;
-use tidewatch_core::spike::SpikeConfig;
-use tidewatch_core::window::{Resolution, WindowConfig, WindowView};
-use tidewatch_core::Deletion;
+use std::sync::{Arc, OnceLock};
 use tidewatch_core::Timestamp;
-use tidewatch_engine::alerts::{AlertLog, AlertRecord, SpikeAlerts};
-use tidewatch_engine::datadir::DataDir;
-use tidewatch_engine::decode::DecodeOptions;
-use tidewatch_engine::decode::Position;
-use tidewatch_engine::feeds::FeedDef;
-use tidewatch_engine::persist::{CommitPolicy, Persister};
-use tidewatch_engine::run::SinkError;
-use tidewatch_engine::run::{self, MatchedPost, RunConfig, RunSink};
-use tidewatch_engine::series::SeriesWriter;
-use tidewatch_engine::topics::TopicWatch;
-use tidewatch_gen::{EventKind, GenConfig, Generator, PUBLIC_ACCOUNTS};
-use tidewatch_ingest::Format;
+use tidewatch_engine::alerts::{current_alerts, AlertRecord};
+use tidewatch_engine::feeds::{feeds_toml, FeedDef};
+use tidewatch_engine::persist::Persister;
+use tidewatch_engine::replay::ReplayClock;
+use tidewatch_gen::{EventKind, GenConfig, Generator, Truth, PUBLIC_ACCOUNTS};
 use tidewatch_store::Store;
+
+/// One simulated day per minute.
+pub const DEFAULT_SPEED: f64 = 1440.0;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Data directory. The demo's store (index, aggregates, alerts) is
-    /// replaced on every demo run, so `tidewatch search --data DIR` and
-    /// `tidewatch alerts --data DIR` show the latest demo.
-    #[arg(long, default_value = "tidewatch-demo")]
-    pub data: PathBuf,
+    /// Port of the dashboard and API on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Data directory to keep the demo's store in (an earlier demo's store
+    /// there is replaced) [default: a fresh temporary directory, removed
+    /// at the end].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Event time runs this many times faster than real time (1440: one
+    /// simulated day per minute).
+    #[arg(long, default_value_t = DEFAULT_SPEED, value_parser = run_cmd::parse_speed)]
+    pub speed: f64,
     /// Posts to generate.
     #[arg(long, default_value_t = 1_000_000)]
     pub posts: u64,
@@ -52,101 +53,76 @@ pub struct Args {
     pub days: u32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Exit once the stream is replayed instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub exit_when_done: bool,
 }
 
-/// Writes the series, prints alerts as they happen, and keeps per-feed
-/// minute counts for the summary.
-struct DemoSink {
-    series: SeriesWriter,
-    alerts: SpikeAlerts,
-    topics: TopicWatch,
-    names: Vec<String>,
-    raised: Vec<AlertRecord>,
-    persist: Persister,
-    minutes: HashMap<u32, Vec<(i64, u64)>>,
+/// What a prepared demo runs on: its data directory, generated input and
+/// feeds, and the generator's ground truth.
+pub struct Prepared {
+    /// Holds the temporary directories until the demo ends.
+    _temp: Vec<tempfile::TempDir>,
+    pub data: PathBuf,
+    pub stream: PathBuf,
+    pub feeds: PathBuf,
+    pub public_accounts: PathBuf,
+    pub truth: Truth,
 }
 
-impl RunSink for DemoSink {
-    fn post(&mut self, post: &MatchedPost) {
-        self.series.post(post);
-        self.persist.post(post, None);
-        for rec in self.topics.post(post) {
-            println!("{}", rec.summary());
+/// Generates the stream and writes the feeds for a demo.
+pub fn prepare(data: Option<&Path>, posts: u64, days: u32, seed: u64) -> Result<Prepared> {
+    let mut temp = Vec::new();
+    let data = match data {
+        Some(d) => {
+            clear_demo_store(d)?;
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            d.to_path_buf()
         }
-    }
-
-    fn deletion(&mut self, deletion: &Deletion) {
-        self.persist.deletion(deletion);
-    }
-
-    fn window(&mut self, w: &WindowView<'_>) {
-        if w.resolution() == Resolution::Minute {
-            self.minutes.entry(w.feed()).or_default().push((w.start().0, w.count()));
+        None => {
+            let t = tempfile::Builder::new().prefix("tidewatch-demo-").tempdir()?;
+            let p = t.path().to_path_buf();
+            temp.push(t);
+            p
         }
-        self.series.window(w);
-        let names = &self.names;
-        for rec in self
-            .alerts
-            .window(w, |id| names.get(id as usize).cloned().unwrap_or_default())
-        {
-            println!("{}", rec.summary());
-            self.raised.push(rec);
-        }
-        self.persist.alerts(self.alerts.take_pending());
-    }
-
-    fn batch_end(&mut self, at: &Position, finished: &[Position]) -> Result<(), SinkError> {
-        self.persist.topics(self.topics.take_pending());
-        self.persist.batch_end(at, finished)
-    }
-}
-
-/// Removes the store of an earlier demo in `dir` (only tidewatch's own
-/// files), so each demo starts from an empty history.
-fn clear_demo_store(dir: &Path) -> Result<()> {
-    let db = Store::db_path(dir);
-    if !db.exists() {
-        return Ok(());
-    }
-    eprintln!("replacing the earlier demo's store in {}", dir.display());
-    for name in ["tidewatch.db", "tidewatch.db-wal", "tidewatch.db-shm", "keyring.json"] {
-        let p = dir.join(name);
-        if p.exists() {
-            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
-        }
-    }
-    for sub in [Store::index_dir(dir), dir.join("series")] {
-        if sub.exists() {
-            std::fs::remove_dir_all(&sub).with_context(|| format!("removing {}", sub.display()))?;
-        }
-    }
-    Ok(())
-}
-
-pub fn run(args: Args) -> Result<ExitCode> {
-    let tmp = tempfile::tempdir()?;
-    let data_path = args.data.clone();
-    clear_demo_store(&data_path)?;
-    let data = DataDir::open(&data_path)?;
-    let raw = tmp.path().join("stream.jsonl");
+    };
+    // The input lives beside the store, not in it: the store holds only
+    // what tidewatch keeps (pseudonymised, redacted).
+    let input = tempfile::Builder::new().prefix("tidewatch-demo-input-").tempdir()?;
+    let stream = input.path().join("stream.jsonl");
+    let public_accounts = input.path().join("public-accounts.txt");
+    temp.push(input);
 
     let gen = Generator::new(&GenConfig {
-        posts: args.posts,
-        days: args.days,
-        seed: args.seed,
+        posts,
+        days,
+        seed,
         ..Default::default()
     });
     let truth = gen.truth();
     eprintln!(
-        "generating {} posts over {} simulated days (seed {}), with {} planted events...",
-        thousands(args.posts),
-        args.days,
-        args.seed,
+        "generating {} posts over {days} simulated days (seed {seed}) with {} planted events...",
+        thousands(posts),
         truth.events.len()
     );
-    write_stream(gen, &mut BufWriter::new(std::fs::File::create(&raw)?))?;
+    let file = std::fs::File::create(&stream).with_context(|| format!("creating {}", stream.display()))?;
+    write_stream(gen, &mut BufWriter::new(file))?;
+    std::fs::write(&public_accounts, PUBLIC_ACCOUNTS.join("\n"))?;
 
-    // One feed per background topic, one per planted emerging topic.
+    let feeds = data.join("feeds.toml");
+    std::fs::write(&feeds, feeds_toml(&demo_feeds(&truth))).with_context(|| format!("writing {}", feeds.display()))?;
+    Ok(Prepared {
+        _temp: temp,
+        data,
+        stream,
+        feeds,
+        public_accounts,
+        truth,
+    })
+}
+
+/// One feed per background topic and one per planted emerging topic.
+fn demo_feeds(truth: &Truth) -> Vec<FeedDef> {
     let mut defs: Vec<FeedDef> = truth
         .topics
         .iter()
@@ -163,110 +139,103 @@ pub fn run(args: Args) -> Result<ExitCode> {
             });
         }
     }
-    let keyring = Arc::new(data.load_keyring(PseudonymConfig::default())?);
-    let paths = [raw];
-    // The demo's stream spans a few days: keep all of it in the index.
-    let (persist, live, _) = open_store(&data, &paths, &defs, &keyring, 0, CommitPolicy::default())?;
-    let cfg = RunConfig {
-        decode: DecodeOptions {
-            format: Some(Format::Canonical),
-            ..Default::default()
-        },
-        threads: default_threads(),
-        keyring: keyring.clone(),
-        public_accounts: Arc::new(PublicAccounts::new(PUBLIC_ACCOUNTS.iter())),
-        undated_time: Timestamp(chrono::Utc::now().timestamp_millis()),
-        window: WindowConfig::default(),
-    };
-    let series_dir = data_path.join("series");
-    let names = live.current().set.names();
-    let mut sink = DemoSink {
-        series: SeriesWriter::create(&series_dir, names.clone())?,
-        alerts: SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(persist.store().db())?),
-        topics: TopicWatch::open(EmergingConfig::default(), persist.store().db())?,
-        names: names.clone(),
-        raised: Vec::new(),
-        persist,
-        minutes: HashMap::new(),
-    };
-    println!("live alerts and emerging topics (event time):");
-    let summary = run::run(&paths, &cfg, &live, &mut sink, &mut |r| eprintln!("{r}"));
-    for rec in sink.topics.finish() {
-        println!("{}", rec.summary());
-    }
-    sink.persist.topics(sink.topics.take_pending());
-    let committed = sink.persist.commit();
-    let summary = summary
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("writing to the store")?;
-    committed.context("committing to the store")?;
-    let DemoSink {
-        series,
-        raised,
-        minutes,
-        persist,
-        ..
-    } = sink;
-    series.finish()?;
-    let p = summary.progress;
-    let secs = p.elapsed.as_secs_f64();
-    println!(
-        "pipeline: {} posts decoded, pseudonymised, enriched, matched against {} feeds and windowed in {:.2} s ({:.0} posts/s on {} threads)",
-        thousands(p.posts),
-        defs.len(),
-        secs,
-        p.posts as f64 / secs,
-        cfg.threads
-    );
-    println!("series per feed and minute/hour/day: {}", series_dir.display());
-    println!(
-        "stored: {} posts in the index, aggregates and alerts in {} (try `tidewatch alerts --data {dir}`, `tidewatch topics --data {dir}` and `tidewatch search --data {dir} 'earthquake'`)",
-        thousands(persist.store().index().num_docs()),
-        Store::db_path(&data_path).display(),
-        dir = data_path.display()
-    );
+    defs
+}
 
-    // How each planted volume event shows in its feed's minute series.
-    let id_of = |name: &str| names.iter().position(|n| n == name).map(|i| i as u32);
-    println!("\nplanted events and what the feeds saw:");
+/// The `run` arguments of a demo over `p`.
+pub fn run_args(p: &Prepared, port: u16, clock: Arc<ReplayClock>, keep_serving: bool) -> run_cmd::Args {
+    run_cmd::Args {
+        paths: vec![p.stream.clone()],
+        config: None,
+        feeds: Some(p.feeds.clone()),
+        data: Some(p.data.clone()),
+        out: None,
+        format: "canonical".into(),
+        csv: None,
+        lateness_minutes: 5,
+        public_accounts: Some(p.public_accounts.clone()),
+        threads: None,
+        // The stream spans a few days: keep all of it searchable.
+        retention_days: Some(0),
+        // Commit often: the dashboard reads what is committed.
+        commit_ms: Some(1000),
+        until_idle: None,
+        narratives: true,
+        coordination: true,
+        serve: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+        anonymous_read: true,
+        keep_serving,
+        speed: None,
+        replay: Some(clock),
+        served: Some(Arc::new(OnceLock::new())),
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let prepared = prepare(args.data.as_deref(), args.posts, args.days, args.seed)?;
+    let clock = Arc::new(ReplayClock::new(args.speed));
+    let minutes = (args.days as f64 * 1440.0 / args.speed).max(0.0);
+    println!(
+        "replaying {} simulated days at {}x ({:.1} minutes); data in {}{}",
+        args.days,
+        args.speed,
+        minutes,
+        prepared.data.display(),
+        if args.data.is_none() {
+            " (temporary: give --data DIR to keep it)"
+        } else {
+            ""
+        }
+    );
+    println!("detected events (event time):");
+    let run_args = run_args(&prepared, args.port, clock, !args.exit_when_done);
+    let truth = &prepared.truth;
+    run_cmd::run_with(run_args, &mut |persist| report_planted(truth, persist))
+}
+
+/// Sets each planted event beside what the feeds and detectors saw.
+fn report_planted(truth: &Truth, persist: &Persister) -> Result<()> {
+    let db = persist.store().db();
+    let alerts = current_alerts(db, None)?;
+    let feeds: Vec<(String, u32)> = db.feeds()?.into_iter().map(|f| (f.name, f.id)).collect();
+    let id_of = |name: &str| feeds.iter().find(|(n, _)| n == name).map(|(_, id)| *id);
+    println!("\nplanted events and what the detectors saw:");
     for e in &truth.events {
-        let feed = match e.kind {
-            EventKind::Burst => e.topic.as_deref().and_then(id_of),
-            EventKind::EmergingTopic => id_of(&e.id),
+        let label = format!("{} {:?} {}..{}", e.id, e.kind, e.start, e.end);
+        let name = match e.kind {
+            EventKind::Burst => e.topic.clone(),
+            EventKind::EmergingTopic => Some(e.id.clone()),
             _ => None,
         };
-        let label = format!("{} {:?} {}..{}", e.id, e.kind, e.start, e.end);
-        let Some(series) = feed.and_then(|f| minutes.get(&f)) else {
+        let Some((name, feed)) = name.and_then(|n| id_of(&n).map(|id| (n, id))) else {
             println!(
-                "  {label}: a campaign of {} posts by {} accounts (not a volume event: no feed spikes)",
+                "  {label}: a campaign of {} posts by {} accounts (see the coordinated groups)",
                 thousands(e.size),
                 e.accounts.len()
             );
             continue;
         };
-        let inside: Vec<u64> = series
+        // The store keeps minutes as unix minutes.
+        let start = e.start.0 / Timestamp::MINUTE;
+        let series = db.feed_minutes(feed, start - 6 * 60, e.end.0 / Timestamp::MINUTE + 1)?;
+        let peak = series
             .iter()
-            .filter(|(t, _)| *t >= e.start.0 && *t < e.end.0)
-            .map(|(_, c)| *c)
-            .collect();
-        let before: Vec<u64> = series
+            .filter(|(t, _)| *t >= start)
+            .map(|(_, c)| c.posts)
+            .max()
+            .unwrap_or(0);
+        let before: Vec<i64> = series
             .iter()
-            .filter(|(t, _)| *t < e.start.0 && *t >= e.start.0 - 6 * Timestamp::HOUR)
-            .map(|(_, c)| *c)
+            .filter(|(t, _)| *t < start)
+            .map(|(_, c)| c.posts)
             .collect();
-        let peak = inside.iter().copied().max().unwrap_or(0);
         let typical = median(&before);
-        let name = feed.and_then(|f| names.get(f as usize)).map_or("?", |s| s.as_str());
-        // An alert on this feed whose onset is within 5 minutes of the planted start.
-        let alert = raised.iter().find(|a| {
-            a.kind == "opened" && a.feed_name == name && (a.spike.onset.0 - e.start.0).abs() <= 5 * Timestamp::MINUTE
-        });
         let ratio = if typical > 0 {
             format!(" (x{:.1})", peak as f64 / typical as f64)
         } else {
             String::new()
         };
-        let verdict = match alert {
+        let verdict = match matching_alert(&alerts, &name, e.start) {
             Some(a) => format!("alert {} from {}", a.id, a.spike.onset),
             None if e.kind == EventKind::EmergingTopic => {
                 "a slow rise for emerging-topic detection, not a spike".into()
@@ -277,14 +246,50 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "  {label}: feed {name:?} peaks at {peak}/min against a typical {typical}/min before it{ratio}; {verdict}"
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-fn median(v: &[u64]) -> u64 {
+/// An alert of feed `name` whose onset is within 5 minutes of `start`.
+fn matching_alert<'a>(alerts: &'a [AlertRecord], name: &str, start: Timestamp) -> Option<&'a AlertRecord> {
+    alerts
+        .iter()
+        .find(|a| a.feed_name == name && (a.spike.onset.0 - start.0).abs() <= 5 * Timestamp::MINUTE)
+}
+
+fn median(v: &[i64]) -> i64 {
     if v.is_empty() {
         return 0;
     }
     let mut s = v.to_vec();
     s.sort_unstable();
     s[s.len() / 2]
+}
+
+/// Removes the store of an earlier demo in `dir` (only tidewatch's own
+/// files), so each demo starts from an empty history.
+fn clear_demo_store(dir: &Path) -> Result<()> {
+    let db = Store::db_path(dir);
+    if !db.exists() {
+        return Ok(());
+    }
+    eprintln!("replacing the earlier demo's store in {}", dir.display());
+    for name in [
+        "tidewatch.db",
+        "tidewatch.db-wal",
+        "tidewatch.db-shm",
+        "keyring.json",
+        "status.json",
+        "feeds.toml",
+    ] {
+        let p = dir.join(name);
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
+    for sub in [Store::index_dir(dir), dir.join("series")] {
+        if sub.exists() {
+            std::fs::remove_dir_all(&sub).with_context(|| format!("removing {}", sub.display()))?;
+        }
+    }
+    Ok(())
 }

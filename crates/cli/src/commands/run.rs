@@ -6,10 +6,11 @@ use crate::output::{spinner, thousands};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 use tidewatch_core::coordination::CoordinationConfig;
 use tidewatch_core::emerging::EmergingConfig;
@@ -29,13 +30,16 @@ use tidewatch_engine::feeds::{load_feeds, FeedDef, FeedSet};
 use tidewatch_engine::live::LiveFeeds;
 use tidewatch_engine::narratives::{NarrativeWatch, WatchConfig as NarrativeWatchConfig};
 use tidewatch_engine::persist::{resume_points, CommitPolicy, Persister};
+use tidewatch_engine::replay::ReplayClock;
 use tidewatch_engine::run::{self, Inputs, MatchedPost, RunConfig, RunProgress, RunSink, SinkError};
 use tidewatch_engine::series::SeriesWriter;
 use tidewatch_engine::sources::{
     checkpoint_name, LiveOptions, LiveSources, RunStatus, SourceStats, StatusWriter, STATUS_FILE,
 };
 use tidewatch_engine::topics::TopicWatch;
-use tidewatch_server::ServerConfig;
+use tidewatch_server::hub::EventHub;
+use tidewatch_server::state::IngestHandler;
+use tidewatch_server::{AppState, ServerConfig};
 use tidewatch_store::{Store, StoreConfig};
 
 #[derive(clap::Args)]
@@ -106,6 +110,31 @@ pub struct Args {
     /// With --serve: allow API reads without a token (loopback only).
     #[arg(long, requires = "serve")]
     pub anonymous_read: bool,
+    /// With --serve: once the inputs end, keep serving the API and the
+    /// dashboard until Ctrl-C.
+    #[arg(long, requires = "serve")]
+    pub keep_serving: bool,
+    /// Replay the input files at this many times their event-time rate
+    /// (1440: one simulated day per minute) instead of as fast as
+    /// possible, so an archive can be watched as if live.
+    #[arg(long, value_name = "X", value_parser = parse_speed)]
+    pub speed: Option<f64>,
+    /// The replay clock to pace files with (set by `demo` and the latency
+    /// benchmark, which read its release times); overrides --speed.
+    #[arg(skip)]
+    pub replay: Option<Arc<ReplayClock>>,
+    /// Set to the server's address once it listens (with --serve).
+    #[arg(skip)]
+    pub served: Option<Arc<OnceLock<SocketAddr>>>,
+}
+
+pub(crate) fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "expected a positive number (1440 = a simulated day per minute), not {s:?}"
+        )),
+    }
 }
 
 /// The store of a data directory, opened for a run over `paths` with the
@@ -202,6 +231,9 @@ struct TerminalSink {
     sources: Vec<Arc<SourceStats>>,
     /// The latest totals, shared with the status writer.
     shared_progress: Arc<Mutex<RunProgress>>,
+    /// The served live stream, which gets each alert the moment it is
+    /// raised (the store has it at the next commit).
+    hub: Option<Arc<EventHub>>,
 }
 
 impl RunSink for TerminalSink {
@@ -237,11 +269,14 @@ impl RunSink for TerminalSink {
             .alerts
             .window(window, |id| live.current().set.name_of(id).unwrap_or("?").to_string());
         for rec in new {
-            if self.bar.is_hidden() {
-                println!("{}", rec.summary());
-            } else {
-                self.bar.println(rec.summary());
+            if let Some(hub) = &self.hub {
+                // The same JSON the store records, so a client cannot tell
+                // the two paths apart.
+                if let Ok(json) = serde_json::to_string(&rec) {
+                    hub.publish("alert", json);
+                }
             }
+            self.say(&rec.summary());
         }
         self.persist.alerts(self.alerts.take_pending());
     }
@@ -394,6 +429,12 @@ fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    run_with(args, &mut |_| Ok(()))
+}
+
+/// [`run`], calling `after` once the inputs are processed and committed,
+/// while the server (with --serve) still answers: `demo` reports there.
+pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> Result<ExitCode> {
     let config = args.config.as_deref().map(Config::load).transpose()?;
     if let Some(nats) = config.as_ref().and_then(|c| c.nats.first()) {
         bail!(
@@ -443,6 +484,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let public_accounts = args.public_accounts.clone().or(privacy.public_accounts.clone());
     let interrupted = Arc::new(AtomicBool::new(false));
     stop_on_ctrl_c(interrupted.clone());
+    let pace = args
+        .replay
+        .clone()
+        .or_else(|| args.speed.map(|x| Arc::new(ReplayClock::new(x))));
+    if let Some(clock) = &pace {
+        clock.stop_on(interrupted.clone());
+    }
     let mut sources = if specs.is_empty() {
         None
     } else {
@@ -472,6 +520,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             format,
             csv_mapping: args.csv.as_deref().map(parse_csv_mapping).transpose()?,
             resume,
+            pace: pace.clone(),
             ..Default::default()
         },
         threads: args.threads.unwrap_or_else(default_threads),
@@ -492,6 +541,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     );
 
     let stop = Arc::new(AtomicBool::new(false));
+    let mut hub = None;
+    let server_stop = Arc::new(AtomicBool::new(false));
+    let served_at = args.served.clone().unwrap_or_default();
     let server = match args.serve {
         Some(addr) => {
             if args.anonymous_read && !addr.ip().is_loopback() {
@@ -501,15 +553,43 @@ pub fn run(args: Args) -> Result<ExitCode> {
             sc.feeds_file = feeds_file.clone();
             sc.anonymous_read = args.anonymous_read;
             sc.k = privacy.k;
-            let stop = stop.clone();
+            // This process raises the alerts: it publishes them itself.
+            sc.poll_alerts = false;
+            let state = AppState::new(sc);
+            hub = Some(state.hub.clone());
+            // The API's ingest route answers as the (first) push source.
+            if let Some(endpoint) = sources.as_ref().and_then(|s| s.push_endpoints().first().cloned()) {
+                eprintln!(
+                    "push source {}: also at the API's /api/v1/ingest (admin token)",
+                    endpoint.name()
+                );
+                let handler: IngestHandler = Arc::new(move |params, body| {
+                    let endpoint = endpoint.clone();
+                    Box::pin(async move { endpoint.ingest(params, body).await })
+                });
+                let _ = state.ingest.set(handler);
+            }
+            let stop = server_stop.clone();
+            let served = served_at.clone();
             Some(std::thread::spawn(move || {
-                tidewatch_server::serve_until_stopped(sc, stop, |addr| {
-                    eprintln!("API: http://{addr}/api/v1 (OpenAPI at /api/v1/openapi.json)");
+                tidewatch_server::serve_until_stopped(state, stop, |addr| {
+                    eprintln!("dashboard: http://{addr}/  API: http://{addr}/api/v1 (OpenAPI at /api/v1/openapi.json)");
+                    let _ = served.set(addr);
                 })
             }))
         }
         None => None,
     };
+    // Alerts go to the configured webhooks; a serving process's server
+    // delivers them itself.
+    let webhooks = server.is_none().then(|| {
+        let (dir, stop) = (data.path().to_path_buf(), stop.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = tidewatch_server::webhooks::run_until_stopped(&dir, Default::default(), stop) {
+                eprintln!("webhooks are not delivered: {e}");
+            }
+        })
+    });
     let watcher = feeds_file.map(|path| watch_feeds(path, live.clone(), stop.clone()));
     let source_stats = sources.as_ref().map(LiveSources::stats).unwrap_or_default();
     let shared_progress = Arc::new(Mutex::new(RunProgress::default()));
@@ -540,6 +620,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         names_version: live.current().version(),
         sources: source_stats.clone(),
         shared_progress: shared_progress.clone(),
+        hub,
     };
     let mut reject_error = None;
     let inputs = match sources.as_mut() {
@@ -583,12 +664,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } = sink;
     *shared_progress.lock().unwrap_or_else(|e| e.into_inner()) = summary.progress;
     stop.store(true, Ordering::Relaxed);
-    if let Some(server) = server {
-        match server.join() {
-            Ok(Err(e)) => eprintln!("the API server stopped: {e}"),
-            Err(_) => eprintln!("the API server's thread panicked"),
-            Ok(Ok(())) => {}
-        }
+    if let Some(webhooks) = webhooks {
+        let _ = webhooks.join();
     }
     if let Some(watcher) = watcher {
         let _ = watcher.join();
@@ -708,6 +785,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
         for g in &st.gaps {
             println!("  GAP in {}: {}", st.name, g.what);
+        }
+    }
+    after(&persist)?;
+    if let Some(server) = server {
+        if args.keep_serving && !interrupted.load(Ordering::Relaxed) && !server.is_finished() {
+            match served_at.get() {
+                Some(addr) => println!("the inputs are done; the dashboard stays up at http://{addr}/ until Ctrl-C"),
+                None => println!("the inputs are done; the server stays up until Ctrl-C"),
+            }
+            while !interrupted.load(Ordering::Relaxed) && !server.is_finished() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        server_stop.store(true, Ordering::Relaxed);
+        match server.join() {
+            Ok(Err(e)) => eprintln!("the API server stopped: {e}"),
+            Err(_) => eprintln!("the API server's thread panicked"),
+            Ok(Ok(())) => {}
         }
     }
     // A run of live sources succeeds when it ends as asked, even quiet.

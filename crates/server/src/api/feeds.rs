@@ -23,7 +23,7 @@ use std::sync::Arc;
 use tidewatch_core::query::{Anchors, Query as FeedQuery};
 use tidewatch_core::Timestamp;
 use tidewatch_engine::feeds::{parse_feeds, FeedDef, FeedError};
-use tidewatch_store::db::MinuteCounts;
+use tidewatch_store::db::{FeedRow, MinuteCounts};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -117,7 +117,8 @@ fn read_file(state: &AppState) -> Result<Option<Vec<FeedDef>>, Problem> {
     }
 }
 
-fn list(state: &AppState) -> Result<Vec<FeedView>, Problem> {
+/// The feeds as `GET /feeds` lists them (the dashboard too).
+pub(crate) fn list(state: &AppState) -> Result<Vec<FeedView>, Problem> {
     let rows = state.with_db(|db| db.feeds())?;
     let Some(defs) = read_file(state)? else {
         return Ok(rows
@@ -324,7 +325,7 @@ pub enum Interval {
 }
 
 impl Interval {
-    fn minutes(self) -> i64 {
+    pub(crate) fn minutes(self) -> i64 {
         match self {
             Interval::Minute => 1,
             Interval::Hour => 60,
@@ -390,48 +391,58 @@ async fn feed_series(
     let from_min = from.map_or(i64::MIN, |t| t.0.div_euclid(Timestamp::MINUTE));
     let to_min = to.map_or(i64::MAX, |t| t.0.div_euclid(Timestamp::MINUTE));
     blocking(&state, move |s| {
-        let feeds = s.with_db(|db| db.feeds())?;
-        let Some(row) = feeds.into_iter().find(|r| r.name == name) else {
-            return Err(Problem::not_found(format!("no feed named {name:?} in the database")));
-        };
+        let row = feed_row(s, &name)?;
         let minutes = s.with_db(|db| db.feed_minutes(row.id, from_min, to_min))?;
-        let width = interval.minutes();
-        let mut buckets: BTreeMap<i64, MinuteCounts> = BTreeMap::new();
-        for (minute, counts) in minutes {
-            buckets
-                .entry(minute.div_euclid(width) * width)
-                .or_default()
-                .add(&counts);
-            if buckets.len() as i64 > MAX_POINTS {
-                return Err(Problem::bad_request(format!(
-                    "more than {MAX_POINTS} points: narrow from/to or use a wider interval"
-                )));
-            }
-        }
-        let points = buckets
-            .into_iter()
-            .map(|(minute, c)| SeriesPoint {
-                t: Timestamp(minute.saturating_mul(Timestamp::MINUTE)),
-                posts: c.posts,
-                negative: c.negative,
-                neutral: c.neutral,
-                positive: c.positive,
-                sentiment_mean: if c.posts > 0 {
-                    c.sentiment_sum as f64 / 10_000.0 / c.posts as f64
-                } else {
-                    0.0
-                },
-                reposts: c.reposts,
-                replies: c.replies,
-            })
-            .collect();
         Ok(Series {
             feed: row.name,
             id: row.id,
             interval,
-            points,
+            points: bucket(minutes, interval)?,
         })
     })
     .await
     .map(Json)
+}
+
+/// The database's row of the feed named `name` (404 when none).
+pub(crate) fn feed_row(s: &AppState, name: &str) -> Result<FeedRow, Problem> {
+    let feeds = s.with_db(|db| db.feeds())?;
+    feeds
+        .into_iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| Problem::not_found(format!("no feed named {name:?} in the database")))
+}
+
+/// Sums minute counts (ascending unix minutes) into points of `interval`.
+pub(crate) fn bucket(minutes: Vec<(i64, MinuteCounts)>, interval: Interval) -> Result<Vec<SeriesPoint>, Problem> {
+    let width = interval.minutes();
+    let mut buckets: BTreeMap<i64, MinuteCounts> = BTreeMap::new();
+    for (minute, counts) in minutes {
+        buckets
+            .entry(minute.div_euclid(width) * width)
+            .or_default()
+            .add(&counts);
+        if buckets.len() as i64 > MAX_POINTS {
+            return Err(Problem::bad_request(format!(
+                "more than {MAX_POINTS} points: narrow from/to or use a wider interval"
+            )));
+        }
+    }
+    Ok(buckets
+        .into_iter()
+        .map(|(minute, c)| SeriesPoint {
+            t: Timestamp(minute.saturating_mul(Timestamp::MINUTE)),
+            posts: c.posts,
+            negative: c.negative,
+            neutral: c.neutral,
+            positive: c.positive,
+            sentiment_mean: if c.posts > 0 {
+                c.sentiment_sum as f64 / 10_000.0 / c.posts as f64
+            } else {
+                0.0
+            },
+            reposts: c.reposts,
+            replies: c.replies,
+        })
+        .collect())
 }

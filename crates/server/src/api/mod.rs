@@ -11,6 +11,7 @@ pub mod findings;
 pub mod search;
 pub mod stream;
 pub mod system;
+pub mod webhooks;
 
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -58,6 +59,7 @@ pub fn documented() -> OpenApiRouter<Arc<AppState>> {
         .merge(search::router())
         .merge(system::router())
         .merge(stream::router())
+        .merge(webhooks::router())
 }
 
 /// The OpenAPI document of the API.

@@ -17,6 +17,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
+use tidewatch_core::query::ast::Node;
 use tidewatch_core::query::Query as FeedQuery;
 use tidewatch_core::Timestamp;
 use tidewatch_store::search::{Hit, SearchRequest};
@@ -145,17 +146,56 @@ async fn search(
 ) -> Result<Json<SearchResult>, Problem> {
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
     blocking(&state, move |s| {
-        let prepared = prepare(s, &p.q, p.from.as_deref(), p.to.as_deref(), p.feed.as_deref(), limit)?;
-        let index = s.index()?;
-        let total = index.count(&prepared.request)?;
-        let hits = index.search(&prepared.request)?;
-        Ok(SearchResult {
-            total,
-            hits: hits.iter().map(|h| view(h, &prepared.names)).collect(),
-        })
+        run_search(s, &p.q, p.from.as_deref(), p.to.as_deref(), p.feed.as_deref(), limit)
     })
     .await
     .map(Json)
+}
+
+/// A search as `GET /search` answers it (the dashboard's search page too):
+/// the count of matches and the newest `limit`. Call on the blocking pool.
+pub(crate) fn run_search(
+    s: &AppState,
+    q: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    feed: Option<&str>,
+    limit: usize,
+) -> Result<SearchResult, Problem> {
+    let prepared = prepare(s, q, from, to, feed, limit)?;
+    let index = s.index()?;
+    let total = index.count(&prepared.request)?;
+    let hits = index.search(&prepared.request)?;
+    Ok(SearchResult {
+        total,
+        hits: hits.iter().map(|h| view(h, &prepared.names)).collect(),
+    })
+}
+
+/// The newest `limit` posts that matched feed `feed` in `[from, to)`,
+/// whatever their text (a query of no condition). Call on the blocking pool.
+pub(crate) fn feed_posts(
+    s: &AppState,
+    feed: u32,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    limit: usize,
+) -> Result<Vec<HitView>, Problem> {
+    let names: HashMap<u32, String> = s
+        .with_db(|db| db.feeds())?
+        .into_iter()
+        .map(|r| (r.id, r.name))
+        .collect();
+    let request = SearchRequest {
+        // An empty AND holds for every post.
+        query: FeedQuery::from_node(Node::And(Vec::new())),
+        from,
+        to,
+        feed: Some(feed),
+        limit,
+    };
+    let hits = s.index()?.search(&request)?;
+    Ok(hits.iter().map(|h| view(h, &names)).collect())
 }
 
 /// Export formats.

@@ -8,16 +8,20 @@
 //!
 //! Push ingest (`POST /api/v1/ingest`) belongs to the pipeline: the push
 //! source of `tidewatch-sources` answers it, 202 once the records are
-//! committed. `tidewatch serve` alone runs no pipeline, so here it
-//! answers 503 and says where the running `run`'s push source listens.
+//! committed. Under `tidewatch run --serve` with a push source this route
+//! hands requests to that source ([`AppState::ingest`]); `tidewatch serve`
+//! alone runs no pipeline, so there it answers 503 and says where a
+//! running `run`'s push source listens.
 
 use crate::problem::Problem;
 use crate::state::{blocking, AppState};
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tidewatch_engine::sources::{RunStatus, SourceStatus};
@@ -173,13 +177,26 @@ async fn openapi_json(State(state): State<Arc<AppState>>) -> Response {
 /// answers 503.
 #[utoipa::path(post, path = "/api/v1/ingest", tag = "system",
     request_body(content = String, content_type = "application/x-ndjson"),
+    params(("format" = Option<String>, Query, description = "The records' format (default: detected from the body)")),
     responses(
-        (status = 202, description = "Accepted and committed (pipeline push source)"),
-        (status = 503, description = "No pipeline in this process", body = Problem, content_type = "application/problem+json")))]
-async fn ingest() -> Problem {
+        (status = 202, description = "Accepted and committed (pipeline push source); malformed lines listed by number", body = Object),
+        (status = 400, description = "Only malformed lines, or an unknown format", body = Object),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "CSV cannot be pushed", body = Object),
+        (status = 503, description = "No pipeline in this process, or not committed in time: send again", body = Problem, content_type = "application/problem+json")))]
+async fn ingest(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if let Some(handler) = state.ingest.get() {
+        return handler(params, body).await;
+    }
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "`tidewatch serve` runs no pipeline: post records to the push source of the running \
-         `tidewatch run` (a `[[source]] kind = \"push\"` in its config; same path, /api/v1/ingest)",
+         `tidewatch run` (a `[[source]] kind = \"push\"` in its config; same path, /api/v1/ingest), \
+         or to the API of `tidewatch run --serve` with a push source",
     )
+    .into_response()
 }

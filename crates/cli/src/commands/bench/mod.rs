@@ -17,10 +17,12 @@ use tidewatch_engine::ingest::{self, IngestConfig};
 use tidewatch_gen::{GenConfig, Generator};
 use tidewatch_ingest::Format;
 
+mod dashboard;
 mod detectors;
 mod emerging;
 pub mod feeds;
 mod jetstream;
+mod latency;
 mod narratives;
 mod pipeline;
 mod search;
@@ -183,6 +185,11 @@ pub enum Bench {
     },
     /// Cost of the narrative watch (near-duplicate clustering) per post, against tokenising alone.
     Narratives(narratives::Args),
+    /// Time from a post's arrival to its alert on the live stream, with the
+    /// demo replaying at a given rate.
+    Latency(latency::Args),
+    /// Server time of every dashboard page over a data directory.
+    Dashboard(dashboard::Args),
 }
 
 pub fn run(b: Bench) -> Result<ExitCode> {
@@ -247,6 +254,8 @@ pub fn run(b: Bench) -> Result<ExitCode> {
             every,
         } => emerging::bench_emerging(posts, days, seed, every),
         Bench::Narratives(a) => narratives::bench_narratives(a),
+        Bench::Latency(a) => latency::bench_latency(a),
+        Bench::Dashboard(a) => dashboard::bench_dashboard(a),
     }
 }
 
@@ -350,4 +359,32 @@ fn bench_ingest(posts: u64, threads: Option<usize>, seed: u64, dir: Option<PathB
         })
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens `GET path` on the server at `addr` as HTTP/1.0, whose answer
+/// comes unchunked and ends when the server closes: what the benchmarks
+/// read pages and the live stream with, as any plain client would.
+pub(crate) fn http_request(addr: std::net::SocketAddr, path: &str) -> Result<std::net::TcpStream> {
+    use std::io::Write;
+    let mut conn = std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    conn.set_nodelay(true)?;
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    Ok(conn)
+}
+
+/// `GET path` on `addr`: the status code and the body.
+pub(crate) fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, Vec<u8>)> {
+    use std::io::Read;
+    let mut answer = Vec::new();
+    http_request(addr, path)?.read_to_end(&mut answer)?;
+    let head_end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .with_context(|| format!("{path}: no HTTP head"))?;
+    let status = std::str::from_utf8(&answer[..head_end])
+        .ok()
+        .and_then(|h| h.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("{path}: no status code"))?;
+    Ok((status, answer[head_end + 4..].to_vec()))
 }
