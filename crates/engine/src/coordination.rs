@@ -179,8 +179,9 @@ pub struct CoordinationWatch {
     /// (current epoch only).
     member_of: HashMap<String, String>,
     /// Every group id recorded (by this run or, from the store, an
-    /// earlier one): a group is announced once.
-    known: HashSet<String>,
+    /// earlier one), with its epoch: a group is announced once. Ids of a
+    /// closed epoch are forgotten (its pseudonyms, hence ids, never recur).
+    known: HashMap<String, i64>,
     /// Records changed since the last [`Self::take_pending`], by id.
     pending: BTreeMap<String, GroupRecord>,
 }
@@ -198,7 +199,7 @@ impl CoordinationWatch {
             reported_at: None,
             now: None,
             member_of: HashMap::new(),
-            known: HashSet::new(),
+            known: HashMap::new(),
             pending: BTreeMap::new(),
         })
     }
@@ -207,7 +208,11 @@ impl CoordinationWatch {
     /// restarted run does not announce them again.
     pub fn open(config: CoordinationConfig, db: &Db) -> Result<CoordinationWatch, OpenError> {
         let mut watch = CoordinationWatch::new(config)?;
-        watch.known = db.coordination_groups(None)?.into_iter().map(|r| r.id).collect();
+        watch.known = db
+            .coordination_groups(None)?
+            .into_iter()
+            .map(|r| (r.id, r.epoch))
+            .collect();
         Ok(watch)
     }
 
@@ -229,6 +234,7 @@ impl CoordinationWatch {
             let new = self.record(&groups, Some(epoch));
             // The epoch's pseudonyms will not be seen again.
             self.member_of.clear();
+            self.known.retain(|_, e| *e > epoch);
             self.reported_at = self.now;
             return new;
         }
@@ -294,7 +300,7 @@ impl CoordinationWatch {
             for a in &g.accounts {
                 self.member_of.insert(a.clone(), id.clone());
             }
-            if self.known.insert(id.clone()) {
+            if self.known.insert(id.clone(), epoch).is_none() {
                 new.push(rec.clone());
             }
             self.pending.insert(id, rec);
@@ -479,6 +485,21 @@ mod tests {
         assert_eq!(pending[0].id, announced[0].id);
         assert_eq!(announced[0].accounts.len(), 5);
         assert_eq!(pending[0].accounts.len(), 6);
+    }
+
+    #[test]
+    fn group_ids_of_a_closed_epoch_are_forgotten() {
+        let mut watch = CoordinationWatch::new(CoordinationConfig::default()).unwrap();
+        let mut announced = Vec::new();
+        for m in &campaign("ring", 6, 3, 0) {
+            announced.extend(watch.post(m, None));
+        }
+        assert_eq!((announced.len(), watch.known.len()), (1, 1));
+        // A post two days later closes the campaign's epoch.
+        let later = matched("late-p", "late-acct", 2 * 86_400, "https://news.example/late");
+        announced.extend(watch.post(&later, None));
+        assert!(watch.known.is_empty(), "{:?}", watch.known);
+        assert_eq!(announced.len(), 1, "announced once");
     }
 
     #[test]

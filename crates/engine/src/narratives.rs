@@ -15,13 +15,20 @@
 //! as they change ([`NarrativeWatch::take_pending`]), one row each in its
 //! latest state.
 //!
+//! In a run, the workers can make each post's sketch (the pure part of
+//! clustering) and hand it to [`NarrativeWatch::post_sketched`]; a sink
+//! asks for them through [`crate::run::RunSink::narrative_sketches`] with
+//! [`NarrativeWatch::sketch_config`].
+//!
 //! Privacy: a narrative's record holds counts of distinct accounts, never
 //! pseudonyms; its representative text is a member's redacted text.
 
 use crate::run::MatchedPost;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, HashSet};
-use tidewatch_core::narrative::{Narrative, NarrativeConfig, NarrativeId, NarrativeUpdate, Narratives, Rank};
+use std::collections::{BTreeSet, HashMap};
+use tidewatch_core::narrative::{
+    Narrative, NarrativeConfig, NarrativeId, NarrativeSketch, NarrativeUpdate, Narratives, Rank,
+};
 use tidewatch_core::text::{tokenize, TokenizedText};
 use tidewatch_core::Timestamp;
 use tidewatch_store::db::{Db, NarrativeRow};
@@ -49,6 +56,11 @@ pub struct WatchConfig {
     /// `min_posts` posts (default 8: a burst of 7 or more posts in ten
     /// minutes after a quiet hour).
     pub min_growth: f64,
+    /// Fewest posts that carry the text themselves, not as reposts, for a
+    /// narrative to be reported (default 5): one post reposted many times
+    /// is a popular post, not a text many accounts repeat. (It is still
+    /// stored and listed by size.)
+    pub min_written: u64,
     /// Fewest posts for a narrative to be written to the store (default 5).
     pub store_min_posts: u64,
 }
@@ -60,6 +72,7 @@ impl Default for WatchConfig {
             min_accounts: 5,
             min_posts: 20,
             min_growth: 8.0,
+            min_written: 5,
             store_min_posts: 5,
         }
     }
@@ -165,8 +178,10 @@ pub struct NarrativeWatch {
     /// The minute (unix minutes) of the last feed-tally sweep.
     swept: Option<i64>,
     /// Every narrative id reported (by this run or, from the store, an
-    /// earlier one).
-    reported: HashSet<u64>,
+    /// earlier one), with the event time it was last known active;
+    /// forgotten once the narrative has expired from the clusterer and that
+    /// time is older than the window (it cannot come back then).
+    reported: HashMap<u64, i64>,
     /// Narratives changed since the last [`Self::take_pending`] that are
     /// large enough to store.
     dirty: BTreeSet<u64>,
@@ -183,7 +198,7 @@ impl NarrativeWatch {
             tokens: TokenizedText::new(),
             tallies: HashMap::new(),
             swept: None,
-            reported: HashSet::new(),
+            reported: HashMap::new(),
             dirty: BTreeSet::new(),
             last: None,
         })
@@ -198,7 +213,7 @@ impl NarrativeWatch {
         for row in db.narratives(None, usize::MAX)? {
             let reportable = row.accounts >= watch.cfg.min_accounts as i64 && row.posts >= watch.cfg.min_posts as i64;
             if let (true, Ok(id)) = (reportable, u64::from_str_radix(&row.id, 16)) {
-                watch.reported.insert(id);
+                watch.reported.insert(id, row.last_seen_ms);
             }
         }
         Ok(watch)
@@ -223,12 +238,30 @@ impl NarrativeWatch {
         self.last
     }
 
+    /// The clusterer's settings: what a run's workers need to make the
+    /// sketches [`Self::post_sketched`] takes (see
+    /// [`crate::run::RunSink::narrative_sketches`]).
+    pub fn sketch_config(&self) -> &NarrativeConfig {
+        self.narratives.config()
+    }
+
     /// Feeds one post (in input order); returns the narratives reported for
     /// the first time because of it (usually none).
     pub fn post(&mut self, m: &MatchedPost) -> Vec<NarrativeRecord> {
-        tokenize(&m.post.text, &mut self.tokens);
+        self.post_sketched(m, None)
+    }
+
+    /// [`Self::post`] with the post's sketch when a run's worker made it
+    /// (with `None` the watch tokenises and sketches the text itself).
+    pub fn post_sketched(&mut self, m: &MatchedPost, sketch: Option<&NarrativeSketch>) -> Vec<NarrativeRecord> {
         let text = &m.post.text;
-        let update = self.narratives.observe(&m.post, &self.tokens, || text.clone());
+        let update = match sketch {
+            Some(sketch) => self.narratives.observe_sketched(&m.post, sketch, || text.clone()),
+            None => {
+                tokenize(text, &mut self.tokens);
+                self.narratives.observe(&m.post, &self.tokens, || text.clone())
+            }
+        };
         self.last = update;
         let Some(u) = update else {
             return Vec::new();
@@ -244,9 +277,9 @@ impl NarrativeWatch {
         // A summary costs a few allocations: look only while the narrative
         // may newly qualify, and then every 16th post.
         let due = u.size >= self.cfg.min_accounts.max(2) && (u.size < 64 || u.size % 16 == 0);
-        if due && !self.reported.contains(&u.narrative.0) {
+        if due && !self.reported.contains_key(&u.narrative.0) {
             if let Some(rec) = self.reportable(u.narrative) {
-                self.reported.insert(u.narrative.0);
+                self.reported.insert(u.narrative.0, t);
                 return vec![rec];
             }
         }
@@ -257,7 +290,9 @@ impl NarrativeWatch {
     fn reportable(&self, id: NarrativeId) -> Option<NarrativeRecord> {
         let n = self.narratives.get(id)?;
         let big = n.size >= self.cfg.min_posts || n.growth >= self.cfg.min_growth;
-        (n.distinct_accounts >= self.cfg.min_accounts && big).then(|| NarrativeRecord::new(&n, self.feeds_of(id.0)))
+        let written = n.size.saturating_sub(n.reposts) >= self.cfg.min_written;
+        (n.distinct_accounts >= self.cfg.min_accounts && big && written)
+            .then(|| NarrativeRecord::new(&n, self.feeds_of(id.0)))
     }
 
     /// Judges the narratives as they stand at the end of a run: returns
@@ -265,11 +300,11 @@ impl NarrativeWatch {
     pub fn finish(&mut self) -> Vec<NarrativeRecord> {
         let mut new = Vec::new();
         for n in self.narratives.top(FINISH_TOP, Rank::Size) {
-            if n.size < self.cfg.min_accounts || self.reported.contains(&n.id.0) {
+            if n.size < self.cfg.min_accounts || self.reported.contains_key(&n.id.0) {
                 continue;
             }
             if let Some(rec) = self.reportable(n.id) {
-                self.reported.insert(n.id.0);
+                self.reported.insert(n.id.0, n.last_seen.0);
                 new.push(rec);
             }
         }
@@ -318,7 +353,8 @@ impl NarrativeWatch {
 
     /// Once per minute of event time, drops the feed tallies of narratives
     /// quiet for longer than the clusterer's window (they have expired
-    /// there too).
+    /// there too), and forgets reported narratives that expired, so
+    /// memory stays flat over any stream.
     fn sweep(&mut self, t: i64) {
         let minute = t.div_euclid(Timestamp::MINUTE);
         if self.swept.is_some_and(|m| m >= minute) {
@@ -329,6 +365,10 @@ impl NarrativeWatch {
         let dirty = &self.dirty;
         self.tallies
             .retain(|id, tally| tally.last >= cutoff || dirty.contains(id));
+        // A live narrative is kept whatever its recorded time.
+        let narratives = &self.narratives;
+        self.reported
+            .retain(|id, last| *last >= cutoff || narratives.contains(NarrativeId(*id)));
     }
 
     fn feeds_of(&self, id: u64) -> Vec<(u32, u64)> {
@@ -442,6 +482,30 @@ mod tests {
     }
 
     #[test]
+    fn one_post_reposted_by_many_accounts_is_kept_but_not_reported() {
+        let mut watch = NarrativeWatch::new(config()).unwrap();
+        let mut reported = Vec::new();
+        reported.extend(watch.post(&matched("p0", "acct_0_example", T0, MESSAGE, None, &[])));
+        for k in 0..30 {
+            let post = matched(
+                &format!("r{k}"),
+                &format!("fan_{k}_example"),
+                T0 + k * MIN / 4,
+                "",
+                Some("p0"),
+                &[],
+            );
+            reported.extend(watch.post(&post));
+        }
+        reported.extend(watch.finish());
+        assert!(reported.is_empty(), "{reported:?}");
+        // Still a narrative of 31 posts, stored and listed.
+        let top = watch.top(1);
+        assert_eq!((top[0].posts, top[0].reposts), (31, 30));
+        assert_eq!(watch.take_pending().len(), 1);
+    }
+
+    #[test]
     fn near_duplicates_and_reposts_form_one_narrative_reported_once() {
         let mut watch = NarrativeWatch::new(config()).unwrap();
         let mut reported = Vec::new();
@@ -476,6 +540,28 @@ mod tests {
         let top = watch.top(5);
         assert_eq!(top.len(), 1);
         assert_eq!((top[0].posts, top[0].reposts, top[0].accounts), (9, 3, 9));
+    }
+
+    #[test]
+    fn reported_ids_are_forgotten_once_their_narrative_expired() {
+        let mut cfg = config();
+        cfg.narratives.window_ms = 60 * MIN;
+        let mut watch = NarrativeWatch::new(cfg).unwrap();
+        let mut reported = Vec::new();
+        for m in campaign() {
+            reported.extend(watch.post(&m));
+        }
+        assert_eq!((reported.len(), watch.reported.len()), (1, 1));
+        // Stored; two hours on, the narrative has expired: its id is
+        // forgotten, and its feed tally with it.
+        assert_eq!(watch.take_pending().len(), 1);
+        watch.post(&matched("later", "acct_9_example", T0 + 130 * MIN, MESSAGE, None, &[3]));
+        assert!(watch
+            .narratives()
+            .get(NarrativeId(u64::from_str_radix(&reported[0].id, 16).unwrap()))
+            .is_none());
+        assert!(watch.reported.is_empty());
+        assert_eq!(watch.tallies.len(), 1, "only the new post's narrative");
     }
 
     #[test]

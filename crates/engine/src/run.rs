@@ -6,6 +6,12 @@
 //! results in input order and feeds the event-time windows, whose closed
 //! windows and the matched posts go to a [`RunSink`].
 //!
+//! A sink that clusters narratives asks for each post's
+//! [`NarrativeSketch`] ([`RunSink::narrative_sketches`]): the workers then
+//! make it from the tokens they already have, so the ordered consumer
+//! (one thread, the pipeline's narrowest point) does only the stateful
+//! part. Without that request the workers do nothing more.
+//!
 //! Order matters for windows only through the watermark; keeping input
 //! order makes a run's output independent of the thread count.
 
@@ -20,6 +26,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tidewatch_core::enrich::Enricher;
 use tidewatch_core::matcher::{MatchScratch, MatchStats};
+use tidewatch_core::narrative::{NarrativeConfig, NarrativeSketch, Sketcher};
 use tidewatch_core::pseudonym::Keyring;
 use tidewatch_core::redact::PublicAccounts;
 use tidewatch_core::text::{tokenize, TokenKind, TokenizedText};
@@ -53,6 +60,19 @@ pub struct MatchedPost {
 pub trait RunSink {
     /// Every post, in input order, after matching and redaction.
     fn post(&mut self, post: &MatchedPost);
+    /// The narrative settings for which the workers should make each
+    /// post's [`NarrativeSketch`] (from its redacted text), handed to
+    /// [`RunSink::post_sketched`]. Asked once, when the run starts; the
+    /// default asks for none.
+    fn narrative_sketches(&self) -> Option<NarrativeConfig> {
+        None
+    }
+    /// Every post with its sketch when [`RunSink::narrative_sketches`]
+    /// asked for one; called instead of [`RunSink::post`], which the
+    /// default calls.
+    fn post_sketched(&mut self, post: &MatchedPost, _sketch: Option<&NarrativeSketch>) {
+        self.post(post)
+    }
     /// Every deletion notice, in input order.
     fn deletion(&mut self, _deletion: &Deletion) {}
     /// Every closed window (minute, hour, day), in emission order.
@@ -95,6 +115,8 @@ pub struct RunSummary {
 
 struct Batch {
     posts: Vec<MatchedPost>,
+    /// The posts' narrative sketches, in the same order, when asked for.
+    sketches: Vec<NarrativeSketch>,
     deletions: Vec<(usize, Deletion)>,
     at: Position,
     finished: Vec<Position>,
@@ -115,6 +137,8 @@ pub struct PostProcessor {
     max_terms: usize,
     /// Where this worker's matcher statistics go when it is done.
     stats: Option<Arc<Mutex<MatchStats>>>,
+    /// Makes each post's narrative sketch, when the sink asked for them.
+    sketcher: Option<Sketcher>,
 }
 
 impl PostProcessor {
@@ -128,7 +152,19 @@ impl PostProcessor {
             term_ranges: Vec::new(),
             max_terms: cfg.window.max_terms_per_post,
             stats: None,
+            sketcher: None,
         }
+    }
+
+    /// Also makes each post's [`NarrativeSketch`] for clusterers configured
+    /// with `cfg` ([`PostProcessor::process_sketched`]); an invalid `cfg`
+    /// is refused.
+    pub fn with_narrative_sketches(
+        mut self,
+        cfg: &NarrativeConfig,
+    ) -> Result<Self, tidewatch_core::narrative::ConfigError> {
+        self.sketcher = Some(Sketcher::new(cfg)?);
+        Ok(self)
     }
 
     /// Adds this worker's statistics to `stats` when it is dropped.
@@ -138,7 +174,17 @@ impl PostProcessor {
     }
 
     /// Enrich, tokenise, match, collect terms, redact.
-    pub fn process(&mut self, mut post: Post, live: &crate::live::Compiled) -> MatchedPost {
+    pub fn process(&mut self, post: Post, live: &crate::live::Compiled) -> MatchedPost {
+        self.process_sketched(post, live).0
+    }
+
+    /// [`PostProcessor::process`], and the post's narrative sketch (from
+    /// its redacted text) when made [`PostProcessor::with_narrative_sketches`].
+    pub fn process_sketched(
+        &mut self,
+        mut post: Post,
+        live: &crate::live::Compiled,
+    ) -> (MatchedPost, Option<NarrativeSketch>) {
         self.enricher.enrich(&mut post);
         tokenize(&post.text, &mut self.tokens);
         let feeds = &mut self.feeds;
@@ -182,12 +228,16 @@ impl PostProcessor {
                 n += 1;
             }
         }
-        MatchedPost {
+        // The tokens are the redacted text's here, as a narrative watch in
+        // the sink would make them.
+        let sketch = self.sketcher.as_mut().map(|s| s.sketch(&post.text, &self.tokens));
+        let matched = MatchedPost {
             post,
             feeds: self.feeds.as_slice().to_vec(),
             version: live.version(),
             terms: self.terms.as_str().to_owned(),
-        }
+        };
+        (matched, sketch)
     }
 
     pub fn deletion(&mut self, d: &mut Deletion) {
@@ -291,22 +341,31 @@ pub fn run_inputs(
     let mut totals = RunProgress::default();
     let mut windows = FeedWindows::new(cfg.window.clone());
     let match_stats = Arc::new(Mutex::new(MatchStats::default()));
+    // An invalid configuration makes no sketches (the sink's clusterer
+    // would refuse it too).
+    let sketches = sink.narrative_sketches();
     let files = ordered::run(
         cfg.threads,
         || {
             let mut proc = PostProcessor::new(cfg).report_stats_to(match_stats.clone());
+            proc.sketcher = sketches.as_ref().and_then(|c| Sketcher::new(c).ok());
             move |decoded: Decoded| {
                 // One feed-set version for the whole batch.
                 let compiled = live.current();
                 let mut batch = Batch {
                     posts: Vec::with_capacity(decoded.events.len()),
+                    sketches: Vec::new(),
                     deletions: Vec::new(),
                     at: decoded.at,
                     finished: decoded.finished,
                 };
                 for ev in decoded.events {
                     match ev {
-                        Event::Post(p) => batch.posts.push(proc.process(p, &compiled)),
+                        Event::Post(p) => {
+                            let (m, sketch) = proc.process_sketched(p, &compiled);
+                            batch.posts.push(m);
+                            batch.sketches.extend(sketch);
+                        }
                         Event::Delete(mut d) => {
                             proc.deletion(&mut d);
                             batch.deletions.push((batch.posts.len(), d));
@@ -335,7 +394,7 @@ pub fn run_inputs(
                 terms.extend(m.terms.split(' ').filter(|t| !t.is_empty()));
                 let input = WindowInput::from_post(&m.post, &terms);
                 windows.observe(&input, &m.feeds, &mut adapter);
-                adapter.0.post(m);
+                adapter.0.post_sketched(m, batch.sketches.get(i));
                 totals.posts += 1;
                 totals.matched += !m.feeds.is_empty() as u64;
             }
@@ -539,6 +598,60 @@ mod tests {
             matched += !got.2.is_empty() as usize;
         }
         assert!(matched > 1000, "the feeds do match posts ({matched})");
+    }
+
+    /// Clusters every post into narratives, with the workers' sketches or
+    /// without (the watch then sketches itself); records each post's
+    /// narrative.
+    struct NarrativeSink {
+        watch: crate::narratives::NarrativeWatch,
+        ask: bool,
+        sketched: u64,
+        narratives: Vec<Option<u64>>,
+    }
+
+    impl RunSink for NarrativeSink {
+        fn post(&mut self, m: &MatchedPost) {
+            self.watch.post(m);
+            self.narratives.push(self.watch.last_narrative().map(|n| n.0));
+        }
+
+        fn narrative_sketches(&self) -> Option<NarrativeConfig> {
+            self.ask.then(|| self.watch.sketch_config().clone())
+        }
+
+        fn post_sketched(&mut self, m: &MatchedPost, sketch: Option<&NarrativeSketch>) {
+            self.sketched += u64::from(sketch.is_some());
+            self.watch.post_sketched(m, sketch);
+            self.narratives.push(self.watch.last_narrative().map(|n| n.0));
+        }
+
+        fn window(&mut self, _: &WindowView<'_>) {}
+    }
+
+    #[test]
+    fn narratives_from_worker_sketches_equal_those_the_sink_makes() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write_input(dir.path(), 13);
+        let live = LiveFeeds::new(&feed_defs(0, 50)).unwrap();
+        let cluster = |ask: bool| {
+            let mut sink = NarrativeSink {
+                watch: crate::narratives::NarrativeWatch::new(Default::default()).unwrap(),
+                ask,
+                sketched: 0,
+                narratives: Vec::new(),
+            };
+            run(std::slice::from_ref(&input), &config(2), &live, &mut sink, &mut |_| {}).unwrap();
+            sink
+        };
+        let asked = cluster(true);
+        let own = cluster(false);
+        assert_eq!(asked.sketched, POSTS, "every post came with its sketch");
+        assert_eq!(own.sketched, 0, "no sketch unless asked");
+        assert_eq!(asked.narratives, own.narratives);
+        let joined = asked.watch.narratives().stats().joined_by_text;
+        assert!(joined > 100, "the input has near-duplicates ({joined})");
+        assert_eq!(asked.watch.narratives().stats(), own.watch.narratives().stats());
     }
 
     #[test]

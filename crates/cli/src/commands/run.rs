@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 use tidewatch_core::coordination::CoordinationConfig;
 use tidewatch_core::emerging::EmergingConfig;
+use tidewatch_core::narrative::{NarrativeConfig, NarrativeSketch};
 use tidewatch_core::pseudonym::Keyring;
 use tidewatch_core::pseudonym::PseudonymConfig;
 use tidewatch_core::spike::SpikeConfig;
@@ -238,11 +239,21 @@ struct TerminalSink {
 
 impl RunSink for TerminalSink {
     fn post(&mut self, post: &MatchedPost) {
+        self.post_sketched(post, None);
+    }
+
+    /// With narratives on, the workers sketch each post's text (shingles,
+    /// MinHash) so this single ordered stage does only the clustering.
+    fn narrative_sketches(&self) -> Option<NarrativeConfig> {
+        self.narratives.as_ref().map(|w| w.sketch_config().clone())
+    }
+
+    fn post_sketched(&mut self, post: &MatchedPost, sketch: Option<&NarrativeSketch>) {
         self.series.post(post);
         let mut said = Vec::new();
         let mut cluster = None;
         if let Some(watch) = &mut self.narratives {
-            said.extend(watch.post(post).iter().map(|r| r.summary()));
+            said.extend(watch.post_sketched(post, sketch).iter().map(|r| r.summary()));
             let update = watch.last_update();
             cluster = update.map(|u| u.narrative.0);
             if let Some(coord) = &mut self.coordination {

@@ -20,8 +20,15 @@
 //! - **Pairing, streaming and sub-quadratic**: per (type, key) the recent
 //!   (account, post, time) within the type's window Δ (default 60 s) are
 //!   kept; a new post is paired with the other accounts there whose post
-//!   is within Δ, at most `max_fanout` of them (the most recent first; the
-//!   rest are counted in [`CoordinationStats::capped_pairings`]). A post
+//!   is within Δ. A key used by more than `max_fanout` accounts within Δ
+//!   is *saturated*: that is organic virality (a popular post reposted by
+//!   hundreds a minute, a link everyone shares), not a campaign, whose
+//!   members coincide with each other far more than with the crowd. A
+//!   saturated key pairs no one (the posts and pairings skipped are
+//!   counted in [`CoordinationStats`]) until its posts within Δ are back
+//!   to `max_fanout` or fewer; a campaign riding on a viral key still
+//!   shows through its other keys. This bounds the pairings per post by
+//!   `max_fanout`, and a viral key costs a constant per post. A post
 //!   whose author used the same key within Δ before pairs with no one: all
 //!   the posts near it were near the earlier one too and already paired
 //!   with it, so repeating a key (reposting twice) is not a new
@@ -121,7 +128,8 @@ pub struct CoordinationConfig {
     pub window_ms: [i64; EdgeType::COUNT],
     /// Types looked at (default all).
     pub enabled: [bool; EdgeType::COUNT],
-    /// Most accounts a new post is paired with per key (default 50).
+    /// Most accounts a new post is paired with per key; a key with more
+    /// accounts within Δ is saturated and pairs no one (default 50).
     pub max_fanout: usize,
     /// Most recent posts kept per key (default 500).
     pub max_recent_per_key: usize,
@@ -282,8 +290,14 @@ pub struct CoordinationStats {
     pub keyless: u64,
     /// Pairings made, per type.
     pub pairings: [u64; EdgeType::COUNT],
-    /// Pairings not made because a key's fan-out cap was reached.
+    /// Pairings not made because the key was saturated: for each such
+    /// post, the key's other posts within Δ (an upper bound on the
+    /// accounts it would have been paired with).
     pub capped_pairings: u64,
+    /// Keys that became saturated (more than `max_fanout` accounts within
+    /// Δ), and posts that paired with no one because of it.
+    pub saturated_keys: u64,
+    pub saturated_posts: u64,
     /// Recent posts dropped from a key beyond `max_recent_per_key`.
     pub recent_dropped: u64,
     pub keys: usize,
@@ -311,6 +325,9 @@ struct Recent {
 struct KeyState {
     recent: VecDeque<Recent>,
     last: i64,
+    /// More than `max_fanout` accounts used the key within Δ: it pairs no
+    /// one until its posts within Δ are back to `max_fanout` or fewer.
+    saturated: bool,
 }
 
 /// An undirected edge; `a < b` by account hash.
@@ -460,41 +477,57 @@ impl Coordinator {
         let state = index.get_or_insert_with(key, t, || KeyState {
             recent: VecDeque::new(),
             last: t,
+            saturated: false,
         });
         state.last = state.last.max(t);
         let cutoff = self.now.unwrap_or(t) - window;
         while state.recent.front().is_some_and(|r| r.t < cutoff) {
             state.recent.pop_front();
         }
+        // Posts within Δ bound the accounts within Δ from above: at most
+        // `max_fanout` of them and the key is surely unsaturated again.
+        if state.saturated && state.recent.len() <= self.cfg.max_fanout {
+            state.saturated = false;
+        }
         self.paired.clear();
+        // A 256-bit filter of the paired accounts' hashes: a clear bit
+        // proves an account new without scanning `paired` (a scan per
+        // recent post made a busy key quadratic).
+        let mut seen = [0u64; 4];
         let mut matches: Vec<Recent> = Vec::new();
-        let mut capped = 0u64;
-        // Most recent first: under a cap, the closest coincidences count.
-        for r in state.recent.iter().rev() {
-            if (r.t - t).abs() > window {
-                continue;
+        if !state.saturated {
+            // Most recent first.
+            for r in state.recent.iter().rev() {
+                if (r.t - t).abs() > window {
+                    continue;
+                }
+                if r.account == account {
+                    // The author used this key within Δ already: every post
+                    // within Δ of this one was within Δ of that one too and
+                    // is paired with it, so this repeat adds no coincidence.
+                    matches.clear();
+                    break;
+                }
+                let bit = (r.account >> 56) as usize;
+                let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+                if seen[word] & mask != 0 && self.paired.contains(&r.account) {
+                    continue;
+                }
+                if self.paired.len() >= self.cfg.max_fanout {
+                    // One account more than the cap: organic virality.
+                    state.saturated = true;
+                    self.stats.saturated_keys += 1;
+                    matches.clear();
+                    break;
+                }
+                self.paired.push(r.account);
+                seen[word] |= mask;
+                matches.push(r.clone());
             }
-            if r.account == account {
-                // The author used this key within Δ already: every post
-                // within Δ of this one was within Δ of that one too and
-                // is paired with it, so this repeat adds no coincidence.
-                matches.clear();
-                capped = 0;
-                break;
-            }
-            if self.paired.len() >= self.cfg.max_fanout {
-                // Past the cap only the repeat check above matters; looking
-                // each account up among the paired ones would cost a scan
-                // per recent post of a viral key. (So `capped` also counts
-                // further posts of accounts already paired.)
-                capped += 1;
-                continue;
-            }
-            if self.paired.contains(&r.account) {
-                continue;
-            }
-            self.paired.push(r.account);
-            matches.push(r.clone());
+        }
+        if state.saturated {
+            self.stats.saturated_posts += 1;
+            self.stats.capped_pairings += state.recent.len() as u64;
         }
         state.recent.push_back(Recent {
             account,
@@ -506,7 +539,6 @@ impl Coordinator {
             state.recent.pop_front();
             self.stats.recent_dropped += 1;
         }
-        self.stats.capped_pairings += capped;
         self.stats.pairings[kind.index()] += matches.len() as u64;
         for r in matches {
             let ev = Evidence {
@@ -558,6 +590,9 @@ impl Coordinator {
             }
         }
         if edge.evidence.len() < self.cfg.evidence_cap {
+            // Most edges are organic and never see a second coincidence:
+            // room for exactly one, not the four a first push reserves.
+            edge.evidence.reserve_exact(1);
             edge.evidence.push(ev);
         }
         if created {

@@ -171,21 +171,31 @@ fn rare_hashtag_sets_pair_and_perennial_tags_do_not() {
 }
 
 #[test]
-fn fan_out_is_capped_and_counted() {
+fn a_key_with_more_accounts_than_the_fan_out_cap_saturates_and_pairs_no_one() {
     let cfg = CoordinationConfig {
         max_fanout: 3,
         ..CoordinationConfig::default()
     };
-    let posts: Vec<P> = (0..6)
+    // Six accounts repost within six seconds, then, after a quiet minute,
+    // two more (the key is live again but quiet).
+    let mut posts: Vec<P> = (0..6)
         .map(|i| P::new(&format!("acct_{i}"), &format!("p{i}"), i * S).repost("viral"))
         .collect();
+    posts.push(P::new("acct_6", "p6", 70 * S).repost("viral"));
+    posts.push(P::new("acct_7", "p7", 71 * S).repost("viral"));
     let c = run(cfg, &posts);
-    // Posts 0..6 pair with min(i, 3) earlier accounts; 1 + 2 capped.
-    assert_eq!(c.stats().pairings[EdgeType::CoRepost.index()], 3 + 3 + 3 + 2 + 1);
-    assert_eq!(c.stats().capped_pairings, 3);
-    // The most recent ones were kept: acct_5 pairs with 4, 3, 2 only.
-    assert_eq!(weights(&c, "acct_5", "acct_2"), w(EdgeType::CoRepost, 1));
-    assert_eq!(weights(&c, "acct_5", "acct_1"), [0; EdgeType::COUNT]);
+    let s = c.stats();
+    // acct_1..3 pair with every earlier account (1 + 2 + 3); acct_4 sees
+    // four accounts within Δ, one more than the cap: the key saturates and
+    // acct_4 and acct_5 pair with no one (4 and 5 posts were within Δ).
+    // A minute on, acct_6 finds the key quiet again (acct_5's post is
+    // beyond Δ) and acct_7 pairs with acct_6.
+    assert_eq!(s.pairings[EdgeType::CoRepost.index()], 1 + 2 + 3 + 1);
+    assert_eq!((s.saturated_keys, s.saturated_posts, s.capped_pairings), (1, 2, 4 + 5));
+    assert_eq!(weights(&c, "acct_3", "acct_0"), w(EdgeType::CoRepost, 1));
+    assert_eq!(weights(&c, "acct_4", "acct_3"), [0; EdgeType::COUNT]);
+    assert_eq!(weights(&c, "acct_5", "acct_4"), [0; EdgeType::COUNT]);
+    assert_eq!(weights(&c, "acct_7", "acct_6"), w(EdgeType::CoRepost, 1));
 }
 
 /// Organic reposting: hundreds of ordinary accounts repost popular posts

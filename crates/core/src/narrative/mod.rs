@@ -44,6 +44,12 @@
 //! - **Short texts** with fewer than `min_shingles` distinct shingles ("gm",
 //!   "lol this") are not clustered by text: they would merge unrelated
 //!   posts. Their reposts still form narratives.
+//! - **Pure and stateful parts**: everything computed from a post's text
+//!   alone (normalising, shingling, the sketch, the MinHash signature and
+//!   its band keys) is a [`NarrativeSketch`], made by a [`Sketcher`]. A
+//!   run computes it in its worker threads
+//!   ([`Narratives::observe_sketched`]), so the ordered consumer does only
+//!   the lookups and updates; [`Narratives::observe`] makes it on the spot.
 //! - **Ids**: a narrative's id is the hash of its founding post's id (or of
 //!   the reposted original's id), stable across runs.
 //! - **Privacy**: a narrative's summary ([`Narrative`]) holds counts of
@@ -70,7 +76,7 @@ pub use minhash::{Signature, HASHES};
 pub use shingle::Shingler;
 
 use crate::post::Post;
-use crate::text::TokenizedText;
+use crate::text::{tokenize, TokenizedText};
 use cluster::Cluster;
 use minhash::{band_keys, hash_bytes, signature, sketch, sketch_jaccard};
 use std::collections::{HashMap, VecDeque};
@@ -209,7 +215,6 @@ pub struct NarrativeStats {
 /// The streaming near-duplicate clusterer. See the module doc.
 pub struct Narratives {
     cfg: NarrativeConfig,
-    rows: usize,
     clusters: TimedMap<Cluster>,
     buckets: TimedMap<Pointer>,
     originals: TimedMap<Pointer>,
@@ -217,19 +222,103 @@ pub struct Narratives {
     lang_ids: HashMap<Box<str>, u16>,
     /// The newest event time seen (or given to [`Narratives::expire`]).
     now: Option<i64>,
-    shingler: Shingler,
-    keys: Vec<u64>,
+    sketcher: Sketcher,
+    /// The current post's sketch, when [`Narratives::observe`] makes it.
+    current: NarrativeSketch,
+    /// Scratch tokens, for a sketch made with other settings.
+    tokens: TokenizedText,
     candidates: Vec<u64>,
-    /// The current post's sketch.
-    sketch: Vec<u32>,
     stats: NarrativeStats,
+}
+
+/// Shingle settings a [`NarrativeSketch`] was made with: a sketch is used
+/// only by a clusterer with the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SketchShape {
+    shingle_words: usize,
+    min_shingles: usize,
+    bands: usize,
+}
+
+impl SketchShape {
+    fn of(cfg: &NarrativeConfig) -> SketchShape {
+        SketchShape {
+            shingle_words: cfg.shingle_words,
+            min_shingles: cfg.min_shingles,
+            bands: cfg.bands,
+        }
+    }
+}
+
+/// What the clusterer needs of a post's text, computed from the text alone
+/// (no state): its founder sketch and, when it has at least `min_shingles`
+/// shingles, the LSH band keys of its MinHash signature. Made by a
+/// [`Sketcher`], typically in a run's worker threads.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NarrativeSketch {
+    shape: SketchShape,
+    /// The shingle set's sketch ([`minhash::sketch`]).
+    sketch: Vec<u32>,
+    /// The band keys; empty for a text too short to cluster.
+    bands: Vec<u64>,
+}
+
+impl NarrativeSketch {
+    /// Whether the text has enough shingles to be clustered by text.
+    pub fn clusterable(&self) -> bool {
+        !self.bands.is_empty()
+    }
+
+    /// Approximate heap bytes it holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.sketch.capacity() * 4 + self.bands.capacity() * 8
+    }
+}
+
+/// Makes [`NarrativeSketch`]es for one clusterer configuration; holds
+/// reusable buffers (one per thread).
+#[derive(Debug)]
+pub struct Sketcher {
+    shape: SketchShape,
+    rows: usize,
+    shingler: Shingler,
+}
+
+impl Sketcher {
+    /// A sketcher for clusterers configured with `cfg`.
+    pub fn new(cfg: &NarrativeConfig) -> Result<Sketcher, ConfigError> {
+        cfg.validate()?;
+        Ok(Sketcher {
+            shape: SketchShape::of(cfg),
+            rows: minhash::HASHES / cfg.bands,
+            shingler: Shingler::new(),
+        })
+    }
+
+    /// The sketch of `text`; `tokens` must be `text` tokenised by
+    /// [`crate::text::tokenize`].
+    pub fn sketch(&mut self, text: &str, tokens: &TokenizedText) -> NarrativeSketch {
+        let mut out = NarrativeSketch::default();
+        self.sketch_into(text, tokens, &mut out);
+        out
+    }
+
+    /// [`Sketcher::sketch`] into `out`, reusing its buffers.
+    pub fn sketch_into(&mut self, text: &str, tokens: &TokenizedText, out: &mut NarrativeSketch) {
+        out.shape = self.shape;
+        let shingles = self.shingler.shingles(text, tokens, self.shape.shingle_words);
+        sketch(shingles, &mut out.sketch);
+        out.bands.clear();
+        if shingles.len() >= self.shape.min_shingles {
+            band_keys(&signature(shingles), self.rows, &mut out.bands);
+        }
+    }
 }
 
 impl Narratives {
     pub fn new(cfg: NarrativeConfig) -> Result<Narratives, ConfigError> {
-        cfg.validate()?;
+        let sketcher = Sketcher::new(&cfg)?;
         Ok(Narratives {
-            rows: minhash::HASHES / cfg.bands,
             clusters: TimedMap::new(cfg.max_narratives),
             buckets: TimedMap::new(cfg.max_buckets),
             originals: TimedMap::new(cfg.max_originals),
@@ -237,10 +326,10 @@ impl Narratives {
             langs: Vec::new(),
             lang_ids: HashMap::new(),
             now: None,
-            shingler: Shingler::new(),
-            keys: Vec::new(),
+            sketcher,
+            current: NarrativeSketch::default(),
+            tokens: TokenizedText::new(),
             candidates: Vec::new(),
-            sketch: Vec::new(),
             stats: NarrativeStats::default(),
         })
     }
@@ -263,6 +352,30 @@ impl Narratives {
         tokens: &TokenizedText,
         representative: impl FnOnce() -> String,
     ) -> Option<NarrativeUpdate> {
+        let mut current = std::mem::take(&mut self.current);
+        self.sketcher.sketch_into(&post.text, tokens, &mut current);
+        let update = self.observe_sketched(post, &current, representative);
+        self.current = current;
+        update
+    }
+
+    /// [`Narratives::observe`] with the post's sketch already made (by a
+    /// [`Sketcher`] of this configuration, from `post.text`). A sketch made
+    /// with other shingle settings is not trusted: the text is sketched
+    /// again here.
+    pub fn observe_sketched(
+        &mut self,
+        post: &Post,
+        sketch: &NarrativeSketch,
+        representative: impl FnOnce() -> String,
+    ) -> Option<NarrativeUpdate> {
+        if sketch.shape != self.sketcher.shape {
+            let mut tokens = std::mem::take(&mut self.tokens);
+            tokenize(&post.text, &mut tokens);
+            let update = self.observe(post, &tokens, representative);
+            self.tokens = tokens;
+            return update;
+        }
         self.stats.observed += 1;
         let t = post.created_at.map_or(self.now.unwrap_or(0), |ts| ts.0);
         let now = self.now.map_or(t, |n| n.max(t));
@@ -273,11 +386,7 @@ impl Narratives {
         let account = post.author.as_deref().map(|a| hash_bytes(a.as_bytes(), SEED_ACCOUNT));
         let lang = post.lang.as_deref().and_then(|l| self.intern_lang(l));
         let domains: &[String] = post.entities.as_ref().map_or(&[], |e| &e.domains);
-        let sig = {
-            let shingles = self.shingler.shingles(&post.text, tokens, self.cfg.shingle_words);
-            sketch(shingles, &mut self.sketch);
-            (shingles.len() >= self.cfg.min_shingles).then(|| signature(shingles))
-        };
+        let text = sketch.clusterable();
 
         let (id, is_new, by_repost) = if let Some(original) = &post.repost_of {
             let key = hash_bytes(original.as_bytes(), SEED_POST);
@@ -292,23 +401,30 @@ impl Narratives {
                 None => (key, !self.clusters.map.contains_key(&key)),
             };
             if is_new {
-                let founder = sig.is_some();
+                let founder = text.then_some(sketch.sketch.as_slice());
                 self.found(id, founder, t, account, lang, domains.first().map(String::as_str));
             }
             self.originals.upsert(key, Pointer { cluster: id, last: t });
             (id, is_new, true)
         } else {
-            let Some(sig) = sig.as_ref() else {
+            if !text {
                 self.stats.too_short += 1;
                 return None;
-            };
+            }
             let own = hash_bytes(post.id.as_bytes(), SEED_POST);
-            let (id, is_new) = match self.best_candidate(sig, cutoff) {
+            let (id, is_new) = match self.best_candidate(sketch, cutoff) {
                 Some(id) => (id, false),
                 None => (own, !self.clusters.map.contains_key(&own)),
             };
             if is_new {
-                self.found(id, true, t, account, lang, domains.first().map(String::as_str));
+                self.found(
+                    id,
+                    Some(&sketch.sketch),
+                    t,
+                    account,
+                    lang,
+                    domains.first().map(String::as_str),
+                );
             }
             self.originals.upsert(own, Pointer { cluster: id, last: t });
             (id, is_new, false)
@@ -319,7 +435,7 @@ impl Narratives {
             if let Some(c) = self.clusters.map.get_mut(&id) {
                 c.add(t, by_repost, account, lang, domains, representative);
                 if !by_repost {
-                    c.add_text(&self.sketch);
+                    c.add_text(&sketch.sketch);
                 }
                 size = c.size;
             }
@@ -331,11 +447,8 @@ impl Narratives {
         }
         // Register the post's bands so later near-duplicates find this
         // narrative (reposts too, when their text is long enough).
-        if let Some(sig) = sig.as_ref() {
-            band_keys(sig, self.rows, &mut self.keys);
-            for &k in &self.keys {
-                self.buckets.upsert(k, Pointer { cluster: id, last: t });
-            }
+        for &k in &sketch.bands {
+            self.buckets.upsert(k, Pointer { cluster: id, last: t });
         }
         self.enforce_caps();
         Some(NarrativeUpdate {
@@ -346,14 +459,13 @@ impl Narratives {
         })
     }
 
-    /// The narrative among the LSH candidates of `sig` whose anchor (most
+    /// The narrative among the LSH candidates of `sketch` whose anchor (most
     /// common text) is most similar to the current post, among those with
     /// an anchor similar enough that pass the pair check (compared by sketches: exact Jaccard
     /// for texts of up to 128 shingles).
-    fn best_candidate(&mut self, sig: &Signature, cutoff: i64) -> Option<u64> {
-        band_keys(sig, self.rows, &mut self.keys);
+    fn best_candidate(&mut self, sketch: &NarrativeSketch, cutoff: i64) -> Option<u64> {
         self.candidates.clear();
-        for k in &self.keys {
+        for k in &sketch.bands {
             if let Some(p) = self.buckets.map.get(k) {
                 if p.last >= cutoff && !self.candidates.contains(&p.cluster) {
                     self.candidates.push(p.cluster);
@@ -368,11 +480,11 @@ impl Narratives {
             let Some(anchor) = cluster.anchor() else {
                 continue;
             };
-            let est = sketch_jaccard(anchor, &self.sketch);
+            let est = sketch_jaccard(anchor, &sketch.sketch);
             if est < self.cfg.threshold || best.is_some_and(|(b, _)| est <= b) {
                 continue;
             }
-            let (dissimilar, members) = cluster.dissimilar(&self.sketch, self.cfg.threshold);
+            let (dissimilar, members) = cluster.dissimilar(&sketch.sketch, self.cfg.threshold);
             if dissimilar as f64 <= self.cfg.pair_tolerance * members as f64 {
                 best = Some((est, c));
             }
@@ -380,11 +492,19 @@ impl Narratives {
         best.map(|(_, c)| c)
     }
 
-    /// Founds narrative `id`; with `text`, the current post's sketch is its
-    /// founder's.
-    fn found(&mut self, id: u64, text: bool, t: i64, account: Option<u64>, lang: Option<u16>, domain: Option<&str>) {
+    /// Founds narrative `id`, with the founding post's sketch when it was
+    /// founded by text.
+    fn found(
+        &mut self,
+        id: u64,
+        founder: Option<&[u32]>,
+        t: i64,
+        account: Option<u64>,
+        lang: Option<u16>,
+        domain: Option<&str>,
+    ) {
         self.stats.founded += 1;
-        let founder = text.then(|| Box::from(self.sketch.as_slice()));
+        let founder = founder.map(Box::from);
         let cluster = Cluster::new(founder, t, account, lang, domain);
         self.clusters.upsert(id, cluster);
     }
@@ -420,6 +540,11 @@ impl Narratives {
         let now = self.now.map_or(watermark.0, |n| n.max(watermark.0));
         self.now = Some(now);
         self.expire_before(now.saturating_sub(self.cfg.window_ms));
+    }
+
+    /// Whether narrative `id` is live (not expired or evicted).
+    pub fn contains(&self, id: NarrativeId) -> bool {
+        self.clusters.map.contains_key(&id.0)
     }
 
     /// The summary of a live narrative.

@@ -389,3 +389,60 @@ fn memory_stays_flat_over_a_long_stream() {
     );
     assert!(end.approx_bytes < 4_000_000, "{}", end.approx_bytes);
 }
+
+#[test]
+fn sketches_made_elsewhere_cluster_exactly_as_observe_does() {
+    // Two clusterers over the same stream: one sketches on the spot, the
+    // other is handed sketches made by a separate sketcher (as a run's
+    // worker threads do). Every update is the same.
+    let stream = [
+        post("p1", "alice_example", T0, MESSAGE),
+        post("p2", "bob_example", T0 + MIN, &format!("@carol_example {MESSAGE}")),
+        post("p3", "carol_example", T0 + 2 * MIN, "gm"),
+        repost("r1", "dan_example", T0 + 3 * MIN, "p1", ""),
+        post(
+            "p4",
+            "erin_example",
+            T0 + 4 * MIN,
+            "Ferry timetable changes next week see https://ferry.example/times?utm_source=x for details",
+        ),
+        post("p5", "frank_example", T0 + 5 * MIN, &MESSAGE.to_uppercase()),
+    ];
+    let mut direct = narratives();
+    let mut handed = narratives();
+    let mut sketcher = Sketcher::new(&NarrativeConfig::default()).expect("valid");
+    let mut tokens = TokenizedText::new();
+    for p in &stream {
+        tokenize(&p.text, &mut tokens);
+        let sketch = sketcher.sketch(&p.text, &tokens);
+        assert_eq!(
+            sketch.clusterable(),
+            p.text.split_whitespace().count() >= 5,
+            "{}",
+            p.text
+        );
+        let want = direct.observe(p, &tokens, || p.text.clone());
+        let got = handed.observe_sketched(p, &sketch, || p.text.clone());
+        assert_eq!(want, got, "{}", p.id);
+    }
+    assert_eq!(direct.stats(), handed.stats());
+    assert_eq!(direct.top(5, Rank::Size), handed.top(5, Rank::Size));
+    assert_eq!(handed.top(1, Rank::Size)[0].size, 4, "p1, p2, r1 and p5");
+
+    // A sketch made with other shingle settings is not trusted: the
+    // clusterer sketches the text again and agrees with itself.
+    let mut other = Sketcher::new(&NarrativeConfig {
+        shingle_words: 3,
+        ..NarrativeConfig::default()
+    })
+    .expect("valid");
+    let mut fresh = narratives();
+    let mut again = narratives();
+    for p in &stream {
+        tokenize(&p.text, &mut tokens);
+        let foreign = other.sketch(&p.text, &tokens);
+        let want = fresh.observe(p, &tokens, || p.text.clone());
+        let got = again.observe_sketched(p, &foreign, || p.text.clone());
+        assert_eq!(want, got, "{}", p.id);
+    }
+}

@@ -3,12 +3,14 @@
 //!
 //! - **Throughput**: the whole `run` path (decode, enrich, match against N
 //!   generated feeds, windows) twice over the same generated input: once
-//!   with a sink that only counts, once with the narrative clusterer and the
-//!   coordination network in the sink, as `tidewatch run` will hold them.
-//!   Both rates are printed, with their ratio.
+//!   with a sink that only counts, once with a [`NarrativeWatch`] and a
+//!   [`CoordinationWatch`] in the sink, held as `tidewatch run` holds them
+//!   (the workers make the narrative sketches, the sink does the rest).
+//!   Both rates are printed, with their ratio; the detectors' run also
+//!   prints the process RSS every `--every` posts.
 //! - **Memory** (`--memory-posts N`): a generated stream of N posts over
 //!   `--days` days through pseudonymisation, entities and the two detectors
-//!   alone (no feeds), printing the process RSS and the detectors' own
+//!   alone (no feeds, one thread, as `tidewatch coordination` runs them), printing the process RSS and the detectors' own
 //!   estimates every `--every` posts: the figures should stop growing once
 //!   the windows (24 h of narratives, one epoch of edges) are full.
 
@@ -22,11 +24,14 @@ use std::sync::Arc;
 use std::time::Instant;
 use tidewatch_core::coordination::CoordinationConfig;
 use tidewatch_core::entities;
+use tidewatch_core::narrative::{NarrativeConfig, NarrativeSketch};
 use tidewatch_core::pseudonym::{Keyring, PseudonymConfig, Pseudonymiser};
 use tidewatch_core::window::WindowView;
 use tidewatch_core::Timestamp;
+use tidewatch_engine::coordination::CoordinationWatch;
 use tidewatch_engine::feeds::FeedDef;
 use tidewatch_engine::live::LiveFeeds;
+use tidewatch_engine::narratives::{NarrativeWatch, WatchConfig as NarrativeWatchConfig};
 use tidewatch_engine::run::{self, MatchedPost, RunSink};
 use tidewatch_gen::{GenConfig, Generator};
 
@@ -62,26 +67,99 @@ pub struct Args {
     pub every: u64,
 }
 
-/// Counts posts; runs the detectors when it has them.
+/// The two detectors as `tidewatch run` holds them: co-post edges key on
+/// the narrative a post joined by its text.
+struct RunDetectors {
+    narratives: NarrativeWatch,
+    coordination: CoordinationWatch,
+}
+
+impl RunDetectors {
+    fn new() -> Result<RunDetectors> {
+        Ok(RunDetectors {
+            narratives: NarrativeWatch::new(NarrativeWatchConfig::default())?,
+            coordination: CoordinationWatch::new(CoordinationConfig::default())?,
+        })
+    }
+
+    fn post(&mut self, m: &MatchedPost, sketch: Option<&NarrativeSketch>) {
+        self.narratives.post_sketched(m, sketch);
+        let by_text = self
+            .narratives
+            .last_update()
+            .filter(|u| !u.by_repost)
+            .map(|u| u.narrative);
+        self.coordination.post(m, by_text);
+    }
+
+    /// Group records pending, as a store sink takes them at each commit.
+    fn take_pending(&mut self) -> u64 {
+        self.narratives.take_pending();
+        self.coordination.take_pending().len() as u64
+    }
+
+    fn finish(&mut self) -> u64 {
+        self.narratives.finish();
+        self.coordination.finish();
+        self.take_pending()
+    }
+}
+
+/// Counts posts; runs the detectors when it has them, and then reports the
+/// process RSS every `every` posts.
 struct Sink {
     posts: u64,
-    detectors: Option<Detectors>,
+    detectors: Option<RunDetectors>,
     groups: u64,
+    every: u64,
+    start: Instant,
 }
 
 impl RunSink for Sink {
     fn post(&mut self, m: &MatchedPost) {
+        self.post_sketched(m, None);
+    }
+
+    fn narrative_sketches(&self) -> Option<NarrativeConfig> {
+        self.detectors.as_ref().map(|d| d.narratives.sketch_config().clone())
+    }
+
+    fn post_sketched(&mut self, m: &MatchedPost, sketch: Option<&NarrativeSketch>) {
         self.posts += 1;
         if let Some(d) = &mut self.detectors {
-            d.post(m);
+            d.post(m, sketch);
             // As a store sink would at each commit.
             if self.posts.is_multiple_of(50_000) {
-                self.groups += d.watch().take_pending().len() as u64;
+                self.groups += d.take_pending();
+            }
+            if self.posts.is_multiple_of(self.every) {
+                let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+                let c = d.coordination.stats();
+                let n = d.narratives.narratives().stats();
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "bench": "detectors-run-memory",
+                        "posts": self.posts,
+                        "rss_mib": proc_status_mib("VmRSS"),
+                        "peak_rss_mib": proc_status_mib("VmHWM"),
+                        "narratives_mib": mib(n.approx_bytes),
+                        "coordination_mib": mib(c.approx_bytes),
+                        "narratives": n.narratives,
+                        "edges": c.edges,
+                        "keys": c.keys,
+                        "posts_per_s": (self.posts as f64 / secs).round(),
+                    })
+                );
             }
         }
     }
 
     fn window(&mut self, _: &WindowView<'_>) {}
+}
+
+fn mib(bytes: usize) -> f64 {
+    (bytes as f64 / 1_048_576.0 * 10.0).round() / 10.0
 }
 
 pub fn bench_detectors(a: Args) -> Result<ExitCode> {
@@ -95,25 +173,27 @@ pub fn bench_detectors(a: Args) -> Result<ExitCode> {
         .collect();
     let live = LiveFeeds::new(&defs)?;
     let paths = [input];
-    let measure = |detectors: Option<Detectors>| -> Result<(f64, Sink)> {
+    let every = a.every.max(1);
+    let measure = |detectors: Option<RunDetectors>| -> Result<(f64, Sink)> {
         let keyring = Arc::new(Keyring::new(PseudonymConfig::default()));
         let cfg = super::run_config(threads, keyring);
+        let start = Instant::now();
         let mut sink = Sink {
             posts: 0,
             detectors,
             groups: 0,
+            every,
+            start,
         };
-        let start = Instant::now();
         let s = run::run(&paths, &cfg, &live, &mut sink, &mut |_| {}).map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Some(d) = &mut sink.detectors {
-            d.watch().finish();
-            sink.groups += d.watch().take_pending().len() as u64;
+            sink.groups += d.finish();
         }
         Ok((s.progress.posts as f64 / start.elapsed().as_secs_f64().max(1e-9), sink))
     };
     let (base, _) = measure(None)?;
-    let (with, sink) = measure(Some(Detectors::new(CoordinationConfig::default())?))?;
-    let stats = sink.detectors.as_ref().map(|d| d.watch_stats());
+    let (with, sink) = measure(Some(RunDetectors::new()?))?;
+    let stats = sink.detectors.as_ref().map(|d| d.coordination.stats());
     println!(
         "{}",
         serde_json::json!({
@@ -173,8 +253,8 @@ fn memory(posts: u64, days: u32, seed: u64, every: u64) -> Result<()> {
                 "posts": n,
                 "rss_mib": proc_status_mib("VmRSS"),
                 "peak_rss_mib": proc_status_mib("VmHWM"),
-                "narratives_mib": (nstats.approx_bytes as f64 / 1048576.0 * 10.0).round() / 10.0,
-                "coordination_mib": (c.approx_bytes as f64 / 1048576.0 * 10.0).round() / 10.0,
+                "narratives_mib": mib(nstats.approx_bytes),
+                "coordination_mib": mib(c.approx_bytes),
                 "narratives": nstats.narratives,
                 "edges": c.edges,
                 "keys": c.keys,
