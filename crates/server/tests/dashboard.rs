@@ -10,6 +10,8 @@
 //! `/login`; markup in data comes out escaped; and no page contains any
 //! handle of the input.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
@@ -17,28 +19,15 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
-use tidewatch_core::emerging::EmergingConfig;
-use tidewatch_core::pseudonym::PseudonymConfig;
-use tidewatch_core::redact::PublicAccounts;
-use tidewatch_core::spike::SpikeConfig;
-use tidewatch_core::window::{WindowConfig, WindowView};
-use tidewatch_core::{Deletion, Post, Timestamp};
-use tidewatch_engine::alerts::{AlertLog, SpikeAlerts};
+use std::sync::OnceLock;
+use tidewatch_core::{Post, Timestamp};
 use tidewatch_engine::coordination::{GroupRecord, RecordEdge, RecordEvidence};
-use tidewatch_engine::datadir::DataDir;
-use tidewatch_engine::decode::{DecodeOptions, Position};
-use tidewatch_engine::feeds::{load_feeds, FeedSet};
-use tidewatch_engine::live::LiveFeeds;
 use tidewatch_engine::narratives::NarrativeRecord;
-use tidewatch_engine::persist::{CommitPolicy, Persister};
-use tidewatch_engine::run::{MatchedPost, RunConfig, RunSink, SinkError};
-use tidewatch_engine::topics::TopicWatch;
 use tidewatch_gen::{GenConfig, Generator};
 use tidewatch_server::tokens::{create_token, Role};
 use tidewatch_server::{app, AppState, ServerConfig};
 use tidewatch_store::db::{CommitDelta, CoordinationGroupRow, Db, NarrativeRow};
-use tidewatch_store::{Store, StoreConfig};
+use tidewatch_store::Store;
 use tower::ServiceExt;
 
 /// A feed name that is markup.
@@ -60,34 +49,6 @@ name = '{XSS_FEED}'
 query = 'xsswitness'
 "#
     )
-}
-
-/// The sink `tidewatch run` uses, minus the terminal: store, alerts, topics.
-struct Sink {
-    persist: Persister,
-    alerts: SpikeAlerts,
-    topics: TopicWatch,
-    live: Arc<LiveFeeds>,
-}
-
-impl RunSink for Sink {
-    fn post(&mut self, post: &MatchedPost) {
-        self.persist.post(post, None);
-        self.topics.post(post);
-    }
-    fn deletion(&mut self, d: &Deletion) {
-        self.persist.deletion(d);
-    }
-    fn window(&mut self, w: &WindowView<'_>) {
-        let live = &self.live;
-        self.alerts
-            .window(w, |id| live.current().set.name_of(id).unwrap_or("?").to_string());
-        self.persist.alerts(self.alerts.take_pending());
-    }
-    fn batch_end(&mut self, at: &Position, finished: &[Position]) -> Result<(), SinkError> {
-        self.persist.topics(self.topics.take_pending());
-        self.persist.batch_end(at, finished)
-    }
 }
 
 struct Fixture {
@@ -187,43 +148,7 @@ fn fixture() -> &'static Fixture {
         }
         assert!(planted);
         std::fs::write(&posts, buf).unwrap();
-        std::fs::write(dir.join("feeds.toml"), feeds_file()).unwrap();
-        let defs = load_feeds(&dir.join("feeds.toml")).unwrap();
-
-        let data = DataDir::open(&dir.join("data")).unwrap();
-        let keyring = Arc::new(data.load_keyring(PseudonymConfig::default()).unwrap());
-        let (store, _) = Store::open(data.path(), StoreConfig::default()).unwrap();
-        let live = Arc::new(LiveFeeds::from_set(FeedSet::new(&defs).unwrap()));
-        let persist = Persister::new(
-            store,
-            std::slice::from_ref(&posts),
-            live.clone(),
-            data.clone(),
-            keyring.clone(),
-            CommitPolicy::default(),
-        )
-        .unwrap();
-        let alerts = SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(persist.store().db()).unwrap());
-        let topics = TopicWatch::open(EmergingConfig::default(), persist.store().db()).unwrap();
-        let mut sink = Sink {
-            persist,
-            alerts,
-            topics,
-            live: live.clone(),
-        };
-        let cfg = RunConfig {
-            decode: DecodeOptions::default(),
-            threads: 2,
-            keyring,
-            public_accounts: Arc::new(PublicAccounts::default()),
-            undated_time: Timestamp(0),
-            window: WindowConfig::default(),
-        };
-        tidewatch_engine::run::run(&[posts], &cfg, &live, &mut sink, &mut |_| {}).unwrap();
-        sink.topics.finish();
-        sink.persist.topics(sink.topics.take_pending());
-        sink.persist.commit().unwrap();
-        drop(sink);
+        common::run_pipeline(&dir, &posts, &feeds_file());
 
         // A narrative and two groups (6 and 5 members), written as a run
         // that detects them would.
