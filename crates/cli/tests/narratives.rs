@@ -206,6 +206,18 @@ fn run_with_coordination_records_the_campaigns_narrative_and_group() {
         .filter_map(|g| g["accounts"].as_array().map(Vec::len))
         .max();
     assert!(largest.is_some_and(|n| n >= 30), "{groups:?}");
+
+    // The campaign's waves spike the feed, and its alert says they are
+    // mostly copies of earlier text.
+    let alerts = ok(&["alerts", "--data", "data", "--format", "json"], dir);
+    let shares: Vec<f64> = alerts
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|a| a["feed_name"] == "rent")
+        .filter_map(|a| a["near_duplicate_share"].as_f64())
+        .collect();
+    assert!(!shares.is_empty(), "{alerts}");
+    assert!(shares.iter().all(|s| (0.8..=1.0).contains(s)), "{shares:?}");
 }
 
 #[test]

@@ -15,6 +15,8 @@ use tidewatch_core::spike::{Spike, SpikeConfig, SpikeDetector, SpikeEvent, Spike
 use tidewatch_core::window::{Resolution, WindowView};
 use tidewatch_core::Timestamp;
 use tidewatch_store::db::{AlertRow, Db};
+
+use crate::repeats::RepeatCounts;
 use tidewatch_store::StoreError;
 
 /// One alert event.
@@ -29,6 +31,11 @@ pub struct AlertRecord {
     /// What is over-represented in the spike's minutes, strongest first.
     #[serde(default)]
     pub why: Vec<Driver>,
+    /// Share of the spike's posts that repeat an earlier post's text
+    /// (near-duplicates and reposts; see [`crate::repeats`]), when the run
+    /// clusters narratives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub near_duplicate_share: Option<f64>,
 }
 
 /// The stable id of a spike of feed `name` starting at `onset`.
@@ -61,7 +68,13 @@ impl AlertLog {
     /// Records a detector event for feed `feed_name`, with what drove it;
     /// returns the record if it is new (not recorded before, by this run or
     /// an earlier one).
-    pub fn record(&mut self, event: &SpikeEvent, feed_name: &str, why: &[Driver]) -> Option<AlertRecord> {
+    pub fn record(
+        &mut self,
+        event: &SpikeEvent,
+        feed_name: &str,
+        why: &[Driver],
+        near_duplicate_share: Option<f64>,
+    ) -> Option<AlertRecord> {
         let (kind, spike) = match event {
             SpikeEvent::Opened(s) => ("opened", s),
             SpikeEvent::Closed(s) => ("closed", s),
@@ -76,6 +89,7 @@ impl AlertLog {
             feed_name: feed_name.into(),
             spike: spike.clone(),
             why: why.to_vec(),
+            near_duplicate_share,
         };
         self.pending.push(AlertRow {
             id: rec.id.clone(),
@@ -102,6 +116,8 @@ pub struct SpikeAlerts {
     why: HashMap<SpikeId, Vec<Driver>>,
     log: AlertLog,
     events: Vec<SpikeEvent>,
+    /// Repeated text per feed and minute, when the run clusters narratives.
+    repeats: Option<RepeatCounts>,
 }
 
 impl SpikeAlerts {
@@ -112,6 +128,22 @@ impl SpikeAlerts {
             why: HashMap::new(),
             log,
             events: Vec::new(),
+            repeats: None,
+        }
+    }
+
+    /// Also says, for each alert, which share of the spike's posts repeat
+    /// earlier text; the sink reports each such post with [`Self::repeat`].
+    pub fn with_near_duplicates(mut self) -> SpikeAlerts {
+        self.repeats = Some(RepeatCounts::default());
+        self
+    }
+
+    /// A post at `t`, matched by `feeds`, joined a narrative that already
+    /// existed (see [`Self::with_near_duplicates`]).
+    pub fn repeat(&mut self, t: Timestamp, feeds: &[u32]) {
+        if let Some(r) = &mut self.repeats {
+            r.repeat(t, feeds);
         }
     }
 
@@ -136,7 +168,13 @@ impl SpikeAlerts {
                 }
                 SpikeEvent::Closed(_) => self.why.remove(&s.id).unwrap_or_default(),
             };
-            if let Some(rec) = self.log.record(&ev, &name_of(s.feed), &why) {
+            // From the onset to the last minute seen (the end, once closed).
+            let last = s.end.unwrap_or(Timestamp(w.start().0 + Timestamp::MINUTE));
+            let share = self
+                .repeats
+                .as_ref()
+                .and_then(|r| r.share(s.feed, s.onset, last, s.posts));
+            if let Some(rec) = self.log.record(&ev, &name_of(s.feed), &why, share) {
                 new.push(rec);
             }
         }
@@ -150,13 +188,17 @@ impl SpikeAlerts {
 }
 
 impl AlertRecord {
-    /// `; why: bridge, #bridgecollapse, news.example` (empty without drivers).
+    /// `; why: bridge, #bridgecollapse, news.example; 40% repeat earlier
+    /// text` (empty without drivers or a near-duplicate share).
     pub fn why_text(&self) -> String {
+        let copies = self
+            .near_duplicate_share
+            .map_or(String::new(), |s| format!("; {:.0}% repeat earlier text", s * 100.0));
         if self.why.is_empty() {
-            return String::new();
+            return copies;
         }
         let labels: Vec<String> = self.why.iter().take(5).map(Driver::label).collect();
-        format!("; why: {}", labels.join(", "))
+        format!("; why: {}{copies}", labels.join(", "))
     }
 
     /// One line for a terminal.
@@ -249,18 +291,18 @@ mod tests {
         };
         {
             let mut log = AlertLog::open(&db).unwrap();
-            assert!(log.record(&opened, "quakes", &[]).is_some());
-            assert!(log.record(&opened, "quakes", &[]).is_none());
+            assert!(log.record(&opened, "quakes", &[], None).is_some());
+            assert!(log.record(&opened, "quakes", &[], None).is_none());
             commit(&mut db, 1, &mut log);
         }
         let mut log = AlertLog::open(&db).unwrap();
         assert!(
-            log.record(&opened, "quakes", &[]).is_none(),
+            log.record(&opened, "quakes", &[], None).is_none(),
             "a restart does not re-emit"
         );
-        assert!(log.record(&closed, "quakes", &[]).is_some());
+        assert!(log.record(&closed, "quakes", &[], None).is_some());
         assert!(
-            log.record(&opened, "floods", &[]).is_some(),
+            log.record(&opened, "floods", &[], None).is_some(),
             "another feed, another alert"
         );
         commit(&mut db, 2, &mut log);

@@ -41,6 +41,7 @@ pub mod live;
 pub mod narratives;
 pub mod ordered;
 pub mod persist;
+pub mod repeats;
 pub mod replay;
 pub mod run;
 pub mod series;

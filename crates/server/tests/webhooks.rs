@@ -96,6 +96,7 @@ impl Data {
                 expected_posts: 60.0,
             },
             why: Vec::new(),
+            near_duplicate_share: None,
         };
         let record = serde_json::to_string(&rec).unwrap();
         self.seq += 1;

@@ -256,6 +256,11 @@ impl RunSink for TerminalSink {
             said.extend(watch.post_sketched(post, sketch).iter().map(|r| r.summary()));
             let update = watch.last_update();
             cluster = update.map(|u| u.narrative.0);
+            if let (Some(u), Some(t)) = (update, post.post.created_at) {
+                if !u.is_new {
+                    self.alerts.repeat(t, &post.feeds);
+                }
+            }
             if let Some(coord) = &mut self.coordination {
                 // Co-post pairs posts that joined a narrative by their text.
                 let by_text = update.filter(|u| !u.by_repost).map(|u| u.narrative);
@@ -610,7 +615,10 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
         shared_progress.clone(),
         stop.clone(),
     );
-    let alerts = SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(persist.store().db())?);
+    let mut alerts = SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(persist.store().db())?);
+    if args.narratives || args.coordination {
+        alerts = alerts.with_near_duplicates();
+    }
     let topics = TopicWatch::open(EmergingConfig::default(), persist.store().db())?;
     let narratives = (args.narratives || args.coordination)
         .then(|| NarrativeWatch::open(NarrativeWatchConfig::default(), persist.store().db()))

@@ -314,6 +314,12 @@ fn render(name: &str, range_key: &str, d: &FeedData) -> Markup {
                     }
                     ul id="reasons" { (reasons(newest)) }
                     @if newest.why.is_empty() { p class="muted" { "No over-represented term was found for this spike." } }
+                    @if let Some(share) = newest.near_duplicate_share {
+                        p id="near-duplicates" {
+                            strong { (format!("{:.0}%", share * 100.0)) }
+                            " of the spike's posts repeat an earlier post's text (near-duplicates and reposts)."
+                        }
+                    }
                     @if d.alerts.len() > 1 {
                         h3 { "Earlier spikes" }
                         @for a in d.alerts.iter().skip(1) {
