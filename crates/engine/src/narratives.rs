@@ -41,6 +41,9 @@ const MAX_FEEDS: usize = 16;
 const MAX_TALLIES: usize = 200_000;
 /// Narratives examined by [`NarrativeWatch::finish`].
 const FINISH_TOP: usize = 1_000;
+/// Event-time minutes between two sweeps of expired tallies.
+const SWEEP_MINUTES: i64 = 10;
+
 /// Characters of the representative text in a one-line summary.
 const SUMMARY_CHARS: usize = 100;
 
@@ -357,7 +360,10 @@ impl NarrativeWatch {
     /// memory stays flat over any stream.
     fn sweep(&mut self, t: i64) {
         let minute = t.div_euclid(Timestamp::MINUTE);
-        if self.swept.is_some_and(|m| m >= minute) {
+        // Each sweep scans every tally: once per few minutes of event time
+        // keeps memory bounded at a small share of the cost (a replay runs
+        // through many minutes a second).
+        if self.swept.is_some_and(|m| minute < m + SWEEP_MINUTES) {
             return;
         }
         self.swept = Some(minute);
