@@ -14,6 +14,12 @@
 //!
 //! Order matters for windows only through the watermark; keeping input
 //! order makes a run's output independent of the thread count.
+//!
+//! The consumer does not free what it consumed: it hands each finished
+//! batch back to the workers ([`SPENT_BATCHES`]), who drop it before
+//! their next batch. Freeing a batch (a thousand posts, each a dozen
+//! strings allocated on other threads) is work the one ordered thread
+//! should not do.
 
 use crate::decode::{decode_inputs_expiring_keys, DecodeOptions, Decoded, FileReport, Position, Reject};
 use crate::live::LiveFeeds;
@@ -113,6 +119,10 @@ pub struct RunSummary {
     pub match_stats: MatchStats,
 }
 
+/// Finished batches waiting for a worker to free them; when the queue is
+/// full the consumer frees the batch itself.
+pub const SPENT_BATCHES: usize = 8;
+
 struct Batch {
     posts: Vec<MatchedPost>,
     /// The posts' narrative sketches, in the same order, when asked for.
@@ -134,6 +144,10 @@ pub struct PostProcessor {
     terms: String,
     /// Where each term sits in `terms`, to keep them distinct.
     term_ranges: Vec<std::ops::Range<usize>>,
+    /// The text before redaction. Redaction often copies a text without
+    /// changing it (a digit is enough for it to look for phone numbers);
+    /// then the tokens of the raw text stand and are not made again.
+    unredacted: String,
     max_terms: usize,
     /// Where this worker's matcher statistics go when it is done.
     stats: Option<Arc<Mutex<MatchStats>>>,
@@ -150,6 +164,7 @@ impl PostProcessor {
             feeds: Vec::new(),
             terms: String::new(),
             term_ranges: Vec::new(),
+            unredacted: String::new(),
             max_terms: cfg.window.max_terms_per_post,
             stats: None,
             sketcher: None,
@@ -193,7 +208,9 @@ impl PostProcessor {
         // Terms come from the redacted text: they end up in series, alerts
         // and the dashboard, where a handle or an e-mail address must never
         // appear. Matching above saw the raw text (mentions are queryable).
-        if self.enricher.redact_enriched(&mut post) {
+        self.unredacted.clear();
+        self.unredacted.push_str(&post.text);
+        if self.enricher.redact_enriched(&mut post) && post.text != self.unredacted {
             tokenize(&post.text, &mut self.tokens);
         }
         let terms = &mut self.terms;
@@ -344,12 +361,17 @@ pub fn run_inputs(
     // An invalid configuration makes no sketches (the sink's clusterer
     // would refuse it too).
     let sketches = sink.narrative_sketches();
+    let (spent_tx, spent_rx) = crossbeam_channel::bounded::<Batch>(SPENT_BATCHES);
     let files = ordered::run(
         cfg.threads,
         || {
             let mut proc = PostProcessor::new(cfg).report_stats_to(match_stats.clone());
             proc.sketcher = sketches.as_ref().and_then(|c| Sketcher::new(c).ok());
+            let spent_rx = spent_rx.clone();
             move |decoded: Decoded| {
+                // Free what the consumer has finished with (see the module
+                // docs); one batch per batch made keeps the queue short.
+                drop(spent_rx.try_recv());
                 // One feed-set version for the whole batch.
                 let compiled = live.current();
                 let mut batch = Batch {
@@ -383,11 +405,11 @@ pub fn run_inputs(
         },
         |batch: Batch| {
             let mut adapter = SinkAdapter(&mut *sink);
-            let mut deletions = batch.deletions.into_iter().peekable();
+            let mut deletions = batch.deletions.iter().peekable();
             let mut terms: Vec<&str> = Vec::new();
             for (i, m) in batch.posts.iter().enumerate() {
                 while let Some((_, d)) = deletions.next_if(|(at, _)| *at == i) {
-                    adapter.0.deletion(&d);
+                    adapter.0.deletion(d);
                     totals.deletions += 1;
                 }
                 terms.clear();
@@ -399,7 +421,7 @@ pub fn run_inputs(
                 totals.matched += !m.feeds.is_empty() as u64;
             }
             for (_, d) in deletions {
-                adapter.0.deletion(&d);
+                adapter.0.deletion(d);
                 totals.deletions += 1;
             }
             totals.rejected = rejected.load(Ordering::Relaxed);
@@ -407,7 +429,10 @@ pub fn run_inputs(
             totals.watermark = windows.watermark();
             totals.elapsed = start.elapsed();
             adapter.0.progress(&totals);
-            adapter.0.batch_end(&batch.at, &batch.finished)
+            let end = adapter.0.batch_end(&batch.at, &batch.finished);
+            // To a worker to free; if none keeps up, freed here.
+            drop(spent_tx.try_send(batch));
+            end
         },
     )?;
     windows.flush(&mut SinkAdapter(sink));

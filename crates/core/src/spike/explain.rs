@@ -16,6 +16,11 @@
 //! Memory is bounded: at most [`MAX_BASELINE_KEYS`] keys per feed (the
 //! smallest decayed counts are dropped), and only feeds with windows have
 //! state at all.
+//!
+//! Cost: this runs for every closed minute window of every feed, on the
+//! run's ordered stage, so a minute's keys are copied into one reused text
+//! buffer (no allocation per key) and the baseline allocates only for keys
+//! it has not seen.
 
 use crate::window::WindowView;
 use crate::Timestamp;
@@ -32,6 +37,8 @@ pub const MIN_COUNT: u64 = 3;
 const MAX_BASELINE_KEYS: usize = 160;
 /// The baseline forgets with this half-life (event time).
 const HALF_LIFE_MINUTES: f64 = 360.0;
+/// Absorbed minutes kept for reuse.
+const SPARE_MINUTES: usize = 64;
 /// Drivers reported per spike.
 const MAX_DRIVERS: usize = 8;
 
@@ -73,20 +80,43 @@ impl Driver {
     }
 }
 
-/// The top keys of one minute window.
-#[derive(Clone, Debug)]
+impl DriverKind {
+    const ALL: [DriverKind; 4] = [
+        DriverKind::Term,
+        DriverKind::Hashtag,
+        DriverKind::Domain,
+        DriverKind::Lang,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The top keys of one minute window: each key is a range of `text`.
+#[derive(Clone, Debug, Default)]
 struct Minute {
     start: i64,
     posts: u64,
-    keys: Vec<(DriverKind, Box<str>, u64)>,
+    text: String,
+    keys: Vec<(DriverKind, std::ops::Range<usize>, u64)>,
+}
+
+impl Minute {
+    fn keys(&self) -> impl Iterator<Item = (DriverKind, &str, u64)> {
+        self.keys
+            .iter()
+            .map(|(kind, r, c)| (*kind, self.text.get(r.clone()).unwrap_or(""), *c))
+    }
 }
 
 #[derive(Debug, Default)]
 struct Profile {
     recent: VecDeque<Minute>,
-    /// Decayed posts, and decayed counts per key, as of `at` (minutes).
+    /// Decayed posts, and decayed counts per key (one map per
+    /// [`DriverKind`], by its index), as of `at` (minutes).
     posts: f64,
-    keys: HashMap<(DriverKind, Box<str>), f64>,
+    keys: [HashMap<Box<str>, f64>; 4],
     at: i64,
 }
 
@@ -97,24 +127,40 @@ impl Profile {
         }
         let f = 0.5f64.powf((minute - self.at) as f64 / HALF_LIFE_MINUTES);
         self.posts *= f;
-        for v in self.keys.values_mut() {
+        for v in self.keys.iter_mut().flat_map(|m| m.values_mut()) {
             *v *= f;
         }
         self.at = minute;
     }
 
-    fn absorb(&mut self, m: Minute) {
+    fn absorb(&mut self, m: &Minute) {
         self.decay_to(m.start);
         self.posts += m.posts as f64;
-        for (kind, key, count) in m.keys {
-            *self.keys.entry((kind, key)).or_insert(0.0) += count as f64;
+        for (kind, key, count) in m.keys() {
+            let map = &mut self.keys[kind.index()];
+            match map.get_mut(key) {
+                Some(v) => *v += count as f64,
+                None => {
+                    map.insert(key.into(), count as f64);
+                }
+            }
         }
-        if self.keys.len() > 2 * MAX_BASELINE_KEYS {
-            let mut all: Vec<((DriverKind, Box<str>), f64)> = self.keys.drain().collect();
-            all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        if self.baseline_len() > 2 * MAX_BASELINE_KEYS {
+            // Keep the largest, ties by (kind, key).
+            let mut all: Vec<(DriverKind, Box<str>, f64)> = Vec::with_capacity(self.baseline_len());
+            for kind in DriverKind::ALL {
+                all.extend(self.keys[kind.index()].drain().map(|(k, v)| (kind, k, v)));
+            }
+            all.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| (a.0, &a.1).cmp(&(b.0, &b.1))));
             all.truncate(MAX_BASELINE_KEYS);
-            self.keys = all.into_iter().collect();
+            for (kind, key, v) in all {
+                self.keys[kind.index()].insert(key, v);
+            }
         }
+    }
+
+    fn baseline_len(&self) -> usize {
+        self.keys.iter().map(HashMap::len).sum()
     }
 }
 
@@ -122,6 +168,8 @@ impl Profile {
 #[derive(Debug, Default)]
 pub struct SpikeExplainer {
     feeds: HashMap<u32, Profile>,
+    /// Minutes absorbed into a baseline, kept for their buffers.
+    spare: Vec<Minute>,
 }
 
 impl SpikeExplainer {
@@ -135,28 +183,35 @@ impl SpikeExplainer {
             return;
         }
         let start = w.start().0.div_euclid(Timestamp::MINUTE);
-        let mut keys = Vec::with_capacity(4 * TOP_PER_WINDOW);
+        let mut minute = self.spare.pop().unwrap_or_default();
+        minute.start = start;
+        minute.posts = w.count();
+        minute.text.clear();
+        minute.keys.clear();
         for (kind, top) in [
             (DriverKind::Term, w.top_terms(TOP_PER_WINDOW)),
             (DriverKind::Hashtag, w.top_hashtags(TOP_PER_WINDOW)),
             (DriverKind::Domain, w.top_domains(TOP_PER_WINDOW)),
             (DriverKind::Lang, w.top_langs(TOP_PER_WINDOW)),
         ] {
-            keys.extend(top.into_iter().map(|(k, c)| (kind, Box::from(k), c)));
+            for (k, c) in top {
+                let at = minute.text.len();
+                minute.text.push_str(k);
+                minute.keys.push((kind, at..minute.text.len(), c));
+            }
         }
         let p = self.feeds.entry(w.feed()).or_default();
-        p.recent.push_back(Minute {
-            start,
-            posts: w.count(),
-            keys,
-        });
+        p.recent.push_back(minute);
         while p
             .recent
             .front()
             .is_some_and(|m| m.start <= start - RECENT_MINUTES as i64)
         {
             if let Some(old) = p.recent.pop_front() {
-                p.absorb(old);
+                p.absorb(&old);
+                if self.spare.len() < SPARE_MINUTES {
+                    self.spare.push(old);
+                }
             }
         }
     }
@@ -175,8 +230,8 @@ impl SpikeExplainer {
         let mut counts: HashMap<(DriverKind, &str), u64> = HashMap::new();
         for m in p.recent.iter().filter(|m| m.start >= from && m.start <= to) {
             posts += m.posts;
-            for (kind, key, c) in &m.keys {
-                *counts.entry((*kind, key)).or_insert(0) += c;
+            for (kind, key, c) in m.keys() {
+                *counts.entry((kind, key)).or_insert(0) += c;
             }
         }
         if posts == 0 {
@@ -187,7 +242,7 @@ impl SpikeExplainer {
             .into_iter()
             .filter(|(_, a)| *a >= MIN_COUNT)
             .filter_map(|((kind, key), a)| {
-                let c = p.keys.get(&(kind, Box::from(key))).copied().unwrap_or(0.0);
+                let c = p.keys[kind.index()].get(key).copied().unwrap_or(0.0);
                 let share = a as f64 / posts as f64;
                 let baseline_share = if base_posts > 0.0 { c / base_posts } else { 0.0 };
                 if share <= baseline_share {
@@ -213,13 +268,18 @@ impl SpikeExplainer {
         self.feeds
             .values()
             .map(|p| {
-                p.keys.capacity() * 48
+                p.keys.iter().map(|m| m.capacity() * 40).sum::<usize>()
                     + p.recent
                         .iter()
-                        .map(|m| m.keys.capacity() * 40 + m.keys.iter().map(|k| k.1.len()).sum::<usize>())
+                        .map(|m| m.keys.capacity() * 40 + m.text.capacity())
                         .sum::<usize>()
             })
-            .sum()
+            .sum::<usize>()
+            + self
+                .spare
+                .iter()
+                .map(|m| m.keys.capacity() * 40 + m.text.capacity())
+                .sum::<usize>()
     }
 }
 
@@ -333,7 +393,7 @@ mod tests {
             );
         }
         let p = &ex.feeds[&1];
-        assert!(p.keys.len() <= 2 * MAX_BASELINE_KEYS, "{}", p.keys.len());
+        assert!(p.baseline_len() <= 2 * MAX_BASELINE_KEYS, "{}", p.baseline_len());
         assert!(p.recent.len() <= RECENT_MINUTES);
         assert!(ex.memory_bytes() < 200_000, "{}", ex.memory_bytes());
     }
