@@ -22,7 +22,7 @@ use std::io::Write;
 use std::sync::Arc;
 use tidewatch_core::query::{Anchors, Query as FeedQuery};
 use tidewatch_core::Timestamp;
-use tidewatch_engine::feeds::{parse_feeds, FeedDef, FeedError};
+use tidewatch_engine::feeds::{feeds_toml, parse_feeds, FeedDef, FeedError};
 use tidewatch_store::db::{FeedRow, MinuteCounts};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -143,17 +143,6 @@ pub(crate) fn list(state: &AppState) -> Result<Vec<FeedView>, Problem> {
         .collect())
 }
 
-#[derive(Serialize)]
-struct FileOut<'a> {
-    feed: Vec<FeedOut<'a>>,
-}
-
-#[derive(Serialize)]
-struct FeedOut<'a> {
-    name: &'a str,
-    query: &'a str,
-}
-
 /// Applies `change` to the feeds file, checks the result and replaces the
 /// file atomically.
 async fn edit<R: Send + 'static>(
@@ -170,16 +159,7 @@ async fn edit<R: Send + 'static>(
         };
         let mut defs = read_file(state)?.unwrap_or_default();
         let out = change(&mut defs)?;
-        let file = FileOut {
-            feed: defs
-                .iter()
-                .map(|d| FeedOut {
-                    name: &d.name,
-                    query: &d.query,
-                })
-                .collect(),
-        };
-        let text = toml::to_string(&file).map_err(Problem::internal)?;
+        let text = feeds_toml(&defs);
         parse_feeds(&text, "feeds").map_err(feed_problem)?;
         let tmp = path.with_extension("toml.tmp");
         let write = || -> std::io::Result<()> {
