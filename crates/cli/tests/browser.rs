@@ -174,10 +174,28 @@ async fn the_dashboard_shows_a_live_alert_its_feed_and_a_search_in_chromium() {
 
     // The feed page of the newest alert: its chart marks the spike, its
     // reasons are listed.
-    let link = c.find(Locator::Css("#live-alerts li.alert a")).await.unwrap();
-    let href = link.attr("href").await.unwrap().expect("the alert links to its feed");
+    // (The live script may replace the item meanwhile, when the alert
+    // closes: read the link again rather than hold on to the element.)
+    let mut href = None;
+    for _ in 0..20 {
+        let found = c.find(Locator::Css("#live-alerts li.alert a")).await;
+        if let Ok(Some(h)) = match found {
+            Ok(link) => link.attr("href").await,
+            Err(e) => Err(e),
+        } {
+            href = Some(h);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let href = href.expect("the alert links to its feed");
     assert!(href.contains("/feeds/"), "{href}");
-    link.click().await.unwrap();
+    let url = if href.starts_with("http") {
+        href
+    } else {
+        format!("{base}{href}")
+    };
+    c.goto(&url).await.unwrap();
     wait_for(&c, "svg#volume-chart rect.spike", 1, true, Duration::from_secs(30)).await;
     assert!(count(&c, "#reasons li").await >= 1, "the spike's reasons are listed");
     assert_eq!(count(&c, "svg#volume-chart").await, 1);
