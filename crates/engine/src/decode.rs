@@ -15,6 +15,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tidewatch_core::pseudonym::Keyring;
 use tidewatch_core::{Event, Timestamp};
 use tidewatch_ingest::format::csv::CsvMapping;
@@ -22,6 +23,11 @@ use tidewatch_ingest::format::{detect, DecodeOutput, Decoder, Format};
 use tidewatch_ingest::read::{FrameError, Input};
 
 use crate::replay::ReplayClock;
+
+/// When replaying, a wait this long sends the posts already due first…
+const PACE_FLUSH_WAIT: Duration = Duration::from_millis(2);
+/// …and so does any wait once they have been held this long.
+const PACE_MAX_HOLD: Duration = Duration::from_millis(10);
 
 /// How inputs are decoded.
 #[derive(Clone, Debug)]
@@ -164,6 +170,7 @@ pub fn decode_inputs(
         decoders: HashMap::new(),
         batch: Decoded::default(),
         emitted_at: None,
+        held_since: None,
     };
     let mut reports = Vec::new();
     let mut stopped = false;
@@ -229,6 +236,8 @@ struct DecodeState {
     batch: Decoded,
     /// Where the last emitted batch ended.
     emitted_at: Option<Position>,
+    /// When replaying: since when the batch holds posts.
+    held_since: Option<Instant>,
 }
 
 /// Emits `batch` if it is full. Returns false if `emit` asked to stop.
@@ -352,8 +361,14 @@ fn decode_one(
         let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(rec.bytes, &mut out)))
             .unwrap_or_else(|_| Err(tidewatch_ingest::DecodeError::Other("internal decoder error".into())));
         if let (Some(clock), Some(t)) = (&opts.pace, newest_event_time(&out.events)) {
-            // What was due before this post leaves now; this one waits.
-            if clock.due(t) > std::time::Instant::now()
+            // What was due before this post leaves now and this one waits;
+            // but a short wait does not cut a young batch: at tens of
+            // thousands of posts a second, batches of a few posts would
+            // cost the pipeline more than the replay's rate allows.
+            let (due, now) = (clock.due(t), Instant::now());
+            let held = state.held_since.map_or(Duration::ZERO, |h| now - h);
+            if due > now
+                && (due - now >= PACE_FLUSH_WAIT || held >= PACE_MAX_HOLD)
                 && !emit_now(&mut state.batch, &mut state.emitted_at, opts, emit)
             {
                 return false;
@@ -376,6 +391,11 @@ fn decode_one(
         }
         if !emit_if_full(&mut state.batch, &mut state.emitted_at, opts, emit) {
             return false;
+        }
+        if state.batch.events.is_empty() {
+            state.held_since = None;
+        } else if state.held_since.is_none() && opts.pace.is_some() {
+            state.held_since = Some(Instant::now());
         }
     }
     out.events.clear();
