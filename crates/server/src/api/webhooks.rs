@@ -9,6 +9,7 @@
 
 use crate::problem::{no_content, Problem};
 use crate::state::{blocking, AppState};
+use crate::webhooks::deliver::now;
 use crate::webhooks::{Delivery, DeliveryStatus, Webhook, WebhookError, WebhookStore};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -17,8 +18,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-use tidewatch_core::Timestamp;
 use tidewatch_engine::feeds::parse_feeds;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -97,14 +96,6 @@ fn known_feeds(state: &AppState) -> Result<HashSet<String>, Problem> {
         }
     }
     Ok(names)
-}
-
-fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    Timestamp(ms)
 }
 
 /// List the webhooks (never their secrets).

@@ -98,7 +98,8 @@ impl DeliveryOptions {
     }
 }
 
-fn now() -> Timestamp {
+/// The wall clock as a timestamp (deliveries are scheduled in wall time).
+pub(crate) fn now() -> Timestamp {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
