@@ -166,8 +166,10 @@ async fn the_dashboard_shows_a_live_alert_its_feed_and_a_search_in_chromium() {
     // The overview, loaded while the replay warms up: alerts arrive live.
     c.goto(&format!("{base}/")).await.unwrap();
     assert!(c.title().await.unwrap().contains("tidewatch"));
-    let before = count(&c, "#live-alerts li.alert").await;
-    let after = wait_for(&c, "#live-alerts li.alert", before + 1, false, Duration::from_secs(150)).await;
+    // Spike alerts: their links lead to feed pages.
+    let spikes = "#live-alerts li.alert a[href^='/feeds/']";
+    let before = count(&c, spikes).await;
+    let after = wait_for(&c, spikes, before + 1, false, Duration::from_secs(150)).await;
     assert!(after > before);
     assert_eq!(count(&c, "#ingest-rate").await, 1);
     screenshot(&c, &shots, "overview.png").await;
@@ -178,7 +180,7 @@ async fn the_dashboard_shows_a_live_alert_its_feed_and_a_search_in_chromium() {
     // closes: read the link again rather than hold on to the element.)
     let mut href = None;
     for _ in 0..20 {
-        let found = c.find(Locator::Css("#live-alerts li.alert a")).await;
+        let found = c.find(Locator::Css(spikes)).await;
         if let Ok(Some(h)) = match found {
             Ok(link) => link.attr("href").await,
             Err(e) => Err(e),

@@ -6,16 +6,26 @@
 //! feed's name and its onset minute, so the same spike in a replayed or
 //! restarted run has the same id, and [`AlertLog`] records each (id, kind)
 //! once: a restart does not re-emit what was already recorded.
+//!
+//! A narrative that grows fast (see [`crate::narratives`]) raises one alert
+//! of kind `narrative_growth` ([`SpikeAlerts::narrative`]), with the id
+//! [`narrative_alert_id`] of its narrative's id, in the same log. Its
+//! stored record is an [`AlertEntry`]: the [`AlertRecord`] fields every
+//! reader knows (the `spike` describes the burst: its last 10 minutes
+//! against the hour before, see [`NarrativeFacts`]) plus a `narrative`
+//! object with its size, distinct accounts, growth and representative
+//! text. Readers of older records see no difference.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::collections::{BTreeMap, HashSet};
 use tidewatch_core::spike::explain::{Driver, SpikeExplainer};
-use tidewatch_core::spike::{Spike, SpikeConfig, SpikeDetector, SpikeEvent, SpikeId};
+use tidewatch_core::spike::{log10_poisson_upper_tail, Spike, SpikeConfig, SpikeDetector, SpikeEvent, SpikeId};
 use tidewatch_core::window::{Resolution, WindowView};
 use tidewatch_core::Timestamp;
 use tidewatch_store::db::{AlertRow, Db};
 
+use crate::narratives::NarrativeRecord;
 use crate::repeats::RepeatCounts;
 use tidewatch_store::StoreError;
 
@@ -36,6 +46,79 @@ pub struct AlertRecord {
     /// clusters narratives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub near_duplicate_share: Option<f64>,
+}
+
+/// The kind of a narrative's growth alert.
+pub const NARRATIVE_GROWTH: &str = "narrative_growth";
+
+/// The `spike.feed` of a narrative alert whose posts matched no feed.
+pub const NO_FEED: u32 = u32::MAX;
+
+/// What a `narrative_growth` alert says about its narrative: counts only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NarrativeFacts {
+    /// The narrative's id (16 hex digits).
+    pub id: String,
+    pub posts: u64,
+    pub reposts: u64,
+    /// Distinct accounts (estimated beyond 128: `accounts_exact`).
+    pub accounts: u64,
+    pub accounts_exact: bool,
+    pub first_seen: Timestamp,
+    /// Posts in its last 10 minutes, in the hour before, and the growth
+    /// score from them.
+    pub recent_10m: u64,
+    pub previous_60m: u64,
+    pub growth: f64,
+    /// A member's redacted text.
+    pub representative: String,
+}
+
+/// An alert as stored: an [`AlertRecord`] and, for a `narrative_growth`
+/// alert, its narrative.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertEntry {
+    #[serde(flatten)]
+    pub alert: AlertRecord,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narrative: Option<NarrativeFacts>,
+}
+
+impl AlertEntry {
+    /// One line for a terminal.
+    pub fn summary(&self) -> String {
+        match &self.narrative {
+            Some(n) => {
+                let text: String = n.representative.chars().take(100).collect();
+                let more = if n.representative.chars().count() > 100 {
+                    "…"
+                } else {
+                    ""
+                };
+                format!(
+                    "ALERT {} narrative {} growing fast: {} posts in 10 min against {:.1} expected (x{:.1}), {} posts from {}{} accounts since {}, all near-duplicates: \"{text}{more}\"",
+                    self.alert.id,
+                    n.id,
+                    n.recent_10m,
+                    n.previous_60m as f64 / 6.0,
+                    n.growth,
+                    n.posts,
+                    if n.accounts_exact { "" } else { "~" },
+                    n.accounts,
+                    n.first_seen
+                )
+            }
+            None => self.alert.summary(),
+        }
+    }
+}
+
+/// The stable id of narrative `narrative_id`'s growth alert.
+pub fn narrative_alert_id(narrative_id: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"tidewatch-narrative-alert-v1\0");
+    h.update(narrative_id.as_bytes());
+    h.finalize().to_hex()[..16].to_string()
 }
 
 /// The stable id of a spike of feed `name` starting at `onset`.
@@ -99,6 +182,68 @@ impl AlertLog {
             record: serde_json::to_string(&rec).unwrap_or_default(),
         });
         Some(rec)
+    }
+
+    /// Records the growth alert of narrative `n`, under the feed most of
+    /// its posts matched (`feed`: its id and name), if any; returns it if
+    /// it is new (not recorded before, by this run or an earlier one).
+    pub fn record_narrative(&mut self, n: &NarrativeRecord, feed: Option<(u32, String)>) -> Option<AlertEntry> {
+        let id = narrative_alert_id(&n.id);
+        if !self.written.insert((id.clone(), NARRATIVE_GROWTH.to_string())) {
+            return None;
+        }
+        let (feed_id, feed_name) = feed.unwrap_or((NO_FEED, String::new()));
+        // The burst: the narrative's last 10 minutes (or its whole life if
+        // shorter), against the previous hour's 10-minute rate.
+        let detected = n.last_seen;
+        let onset = Timestamp(detected.0.saturating_sub(10 * Timestamp::MINUTE).max(n.first_seen.0));
+        let expected = n.previous_60m as f64 / 6.0;
+        let spike = Spike {
+            id: SpikeId::new(feed_id, onset),
+            feed: feed_id,
+            onset,
+            detected_at: detected,
+            peak: detected,
+            peak_count: n.recent_10m,
+            peak_expected: expected,
+            end: None,
+            magnitude: n.growth,
+            // Against at least one post per 10 minutes, so a narrative new
+            // this hour is not infinitely surprising.
+            log10_p: log10_poisson_upper_tail(n.recent_10m, expected.max(1.0)),
+            posts: n.recent_10m,
+            expected_posts: expected,
+        };
+        let entry = AlertEntry {
+            alert: AlertRecord {
+                id,
+                kind: NARRATIVE_GROWTH.into(),
+                feed_name,
+                spike,
+                why: Vec::new(),
+                near_duplicate_share: Some(1.0),
+            },
+            narrative: Some(NarrativeFacts {
+                id: n.id.clone(),
+                posts: n.posts,
+                reposts: n.reposts,
+                accounts: n.accounts,
+                accounts_exact: n.accounts_exact,
+                first_seen: n.first_seen,
+                recent_10m: n.recent_10m,
+                previous_60m: n.previous_60m,
+                growth: n.growth,
+                representative: n.representative.clone(),
+            }),
+        };
+        self.pending.push(AlertRow {
+            id: entry.alert.id.clone(),
+            kind: entry.alert.kind.clone(),
+            feed: entry.alert.feed_name.clone(),
+            onset_ms: onset.0,
+            record: serde_json::to_string(&entry).unwrap_or_default(),
+        });
+        Some(entry)
     }
 
     /// The records made since the last call, for the store.
@@ -181,6 +326,13 @@ impl SpikeAlerts {
         new
     }
 
+    /// Raises the growth alert of narrative `n` (see the module docs);
+    /// returns it if it is new. `name_of` names feed ids.
+    pub fn narrative(&mut self, n: &NarrativeRecord, name_of: impl Fn(u32) -> String) -> Option<AlertEntry> {
+        let feed = n.feeds.first().map(|&(id, _)| (id, name_of(id)));
+        self.log.record_narrative(n, feed)
+    }
+
     /// The records made since the last call, for the store.
     pub fn take_pending(&mut self) -> Vec<AlertRow> {
         self.log.take_pending()
@@ -216,6 +368,10 @@ impl AlertRecord {
                 s.log10_p,
                 self.why_text()
             ),
+            NARRATIVE_GROWTH => format!(
+                "ALERT {} narrative growing fast (feed {:?}): {} posts in 10 min from {} against {:.1} expected (x{:.1}), all near-duplicates",
+                self.id, self.feed_name, s.peak_count, s.onset, s.peak_expected, s.magnitude
+            ),
             _ => format!(
                 "ended {} feed {:?}: {} .. {}, peak {} posts/min at {} (x{:.1}), {} posts against {:.0} expected",
                 self.id,
@@ -236,20 +392,31 @@ impl AlertRecord {
 /// supersedes the opened one), in onset order. A row that cannot be read is
 /// skipped.
 pub fn current_alerts(db: &Db, since: Option<Timestamp>) -> Result<Vec<AlertRecord>, StoreError> {
-    let mut by_id: BTreeMap<String, AlertRecord> = BTreeMap::new();
+    Ok(current_alert_entries(db, since)?.into_iter().map(|e| e.alert).collect())
+}
+
+/// [`current_alerts`] with, for a `narrative_growth` alert, its narrative.
+pub fn current_alert_entries(db: &Db, since: Option<Timestamp>) -> Result<Vec<AlertEntry>, StoreError> {
+    let mut by_id: BTreeMap<String, AlertEntry> = BTreeMap::new();
     for row in db.alerts(since.map(|t| t.0))? {
-        let Ok(rec) = serde_json::from_str::<AlertRecord>(&row.record) else {
+        let Ok(e) = serde_json::from_str::<AlertEntry>(&row.record) else {
             continue;
         };
-        match by_id.get(&rec.id) {
-            Some(prev) if prev.kind == "closed" => {}
+        match by_id.get(&e.alert.id) {
+            Some(prev) if prev.alert.kind == "closed" => {}
             _ => {
-                by_id.insert(rec.id.clone(), rec);
+                by_id.insert(e.alert.id.clone(), e);
             }
         }
     }
-    let mut v: Vec<AlertRecord> = by_id.into_values().collect();
-    v.sort_by(|a, b| a.spike.onset.cmp(&b.spike.onset).then(a.feed_name.cmp(&b.feed_name)));
+    let mut v: Vec<AlertEntry> = by_id.into_values().collect();
+    v.sort_by(|a, b| {
+        a.alert
+            .spike
+            .onset
+            .cmp(&b.alert.spike.onset)
+            .then(a.alert.feed_name.cmp(&b.alert.feed_name))
+    });
     Ok(v)
 }
 

@@ -15,6 +15,20 @@
 //! as they change ([`NarrativeWatch::take_pending`]), one row each in its
 //! latest state.
 //!
+//! A narrative *grows fast* when, besides `min_accounts` distinct accounts
+//! and `min_written` posts carrying its text, it had at least `min_burst`
+//! posts in its last 10 minutes and a growth score of at least
+//! `min_growth` (those 10 minutes' rate over the previous hour's, see
+//! [`Narrative::growth`]): a burst after a quiet hour, not a steady text
+//! (posted at a constant rate it scores about 1) and not a small one.
+//! Each narrative grows fast once per life; the watch queues it for
+//! [`NarrativeWatch::take_grown`], and the run turns it into an emerging
+//! topic ([`crate::topics::TopicWatch::narrative`]) and an alert
+//! ([`crate::alerts::SpikeAlerts::narrative`]). The score is read from the
+//! narrative's summary, which costs a few allocations, so it is looked at
+//! only when a narrative of at least `min_burst` posts gains one (every
+//! 8th once it has 64): per narrative change, not per post.
+//!
 //! In a run, the workers can make each post's sketch (the pure part of
 //! clustering) and hand it to [`NarrativeWatch::post_sketched`]; a sink
 //! asks for them through [`crate::run::RunSink::narrative_sketches`] with
@@ -66,6 +80,9 @@ pub struct WatchConfig {
     pub min_written: u64,
     /// Fewest posts for a narrative to be written to the store (default 5).
     pub store_min_posts: u64,
+    /// Fewest posts in its last 10 minutes for a narrative to grow fast
+    /// (default 10; see the module docs).
+    pub min_burst: u64,
 }
 
 impl Default for WatchConfig {
@@ -77,6 +94,7 @@ impl Default for WatchConfig {
             min_growth: 8.0,
             min_written: 5,
             store_min_posts: 5,
+            min_burst: 10,
         }
     }
 }
@@ -190,6 +208,10 @@ pub struct NarrativeWatch {
     dirty: BTreeSet<u64>,
     /// What the clusterer did with the last post observed.
     last: Option<NarrativeUpdate>,
+    /// Every narrative id that grew fast, like `reported`.
+    grown: HashMap<u64, i64>,
+    /// Narratives that grew fast since the last [`Self::take_grown`].
+    grown_pending: Vec<NarrativeRecord>,
 }
 
 impl NarrativeWatch {
@@ -204,6 +226,8 @@ impl NarrativeWatch {
             reported: HashMap::new(),
             dirty: BTreeSet::new(),
             last: None,
+            grown: HashMap::new(),
+            grown_pending: Vec::new(),
         })
     }
 
@@ -278,24 +302,58 @@ impl NarrativeWatch {
             self.dirty.insert(u.narrative.0);
         }
         // A summary costs a few allocations: look only while the narrative
-        // may newly qualify, and then every 16th post.
-        let due = u.size >= self.cfg.min_accounts.max(2) && (u.size < 64 || u.size % 16 == 0);
-        if due && !self.reported.contains_key(&u.narrative.0) {
-            if let Some(rec) = self.reportable(u.narrative) {
-                self.reported.insert(u.narrative.0, t);
-                return vec![rec];
-            }
+        // may newly qualify, and then every 16th post (8th for growth).
+        let due = u.size >= self.cfg.min_accounts.max(2)
+            && (u.size < 64 || u.size % 16 == 0)
+            && !self.reported.contains_key(&u.narrative.0);
+        let growth_due = u.size >= self.cfg.min_burst.max(2)
+            && (u.size < 64 || u.size % 8 == 0)
+            && !self.grown.contains_key(&u.narrative.0);
+        if !due && !growth_due {
+            return Vec::new();
         }
-        Vec::new()
+        let Some(n) = self.narratives.get(u.narrative) else {
+            return Vec::new();
+        };
+        let mut new = Vec::new();
+        if growth_due && self.grows_fast(&n) {
+            self.grown.insert(u.narrative.0, t);
+            self.grown_pending
+                .push(NarrativeRecord::new(&n, self.feeds_of(u.narrative.0)));
+        }
+        if due && self.qualifies(&n) {
+            self.reported.insert(u.narrative.0, t);
+            new.push(NarrativeRecord::new(&n, self.feeds_of(u.narrative.0)));
+        }
+        new
+    }
+
+    /// Whether a narrative grows fast (see the module docs).
+    fn grows_fast(&self, n: &Narrative) -> bool {
+        n.recent_10m >= self.cfg.min_burst
+            && n.growth >= self.cfg.min_growth
+            && n.distinct_accounts >= self.cfg.min_accounts
+            && n.size.saturating_sub(n.reposts) >= self.cfg.min_written
+    }
+
+    /// The narratives that grew fast since the last call (usually none),
+    /// each once per life.
+    pub fn take_grown(&mut self) -> Vec<NarrativeRecord> {
+        std::mem::take(&mut self.grown_pending)
     }
 
     /// The narrative's record if it qualifies to be reported.
     fn reportable(&self, id: NarrativeId) -> Option<NarrativeRecord> {
         let n = self.narratives.get(id)?;
+        self.qualifies(&n)
+            .then(|| NarrativeRecord::new(&n, self.feeds_of(id.0)))
+    }
+
+    /// Whether a narrative qualifies to be reported.
+    fn qualifies(&self, n: &Narrative) -> bool {
         let big = n.size >= self.cfg.min_posts || n.growth >= self.cfg.min_growth;
         let written = n.size.saturating_sub(n.reposts) >= self.cfg.min_written;
-        (n.distinct_accounts >= self.cfg.min_accounts && big && written)
-            .then(|| NarrativeRecord::new(&n, self.feeds_of(id.0)))
+        n.distinct_accounts >= self.cfg.min_accounts && big && written
     }
 
     /// Judges the narratives as they stand at the end of a run: returns
@@ -375,6 +433,8 @@ impl NarrativeWatch {
         let narratives = &self.narratives;
         self.reported
             .retain(|id, last| *last >= cutoff || narratives.contains(NarrativeId(*id)));
+        self.grown
+            .retain(|id, last| *last >= cutoff || narratives.contains(NarrativeId(*id)));
     }
 
     fn feeds_of(&self, id: u64) -> Vec<(u32, u64)> {
@@ -399,6 +459,10 @@ pub fn current_narratives(db: &Db, since: Option<Timestamp>, limit: usize) -> Re
         })
         .collect())
 }
+
+#[cfg(test)]
+#[path = "narratives_growth_tests.rs"]
+mod growth_tests;
 
 #[cfg(test)]
 mod tests {

@@ -23,10 +23,20 @@
 //! commit ([`TopicWatch::take_pending`]); a topic listed in many minutes
 //! between two commits is written once, in its latest state.
 //!
+//! A narrative that grows fast (see [`crate::narratives`]) is listed too,
+//! as a topic of kind `narrative` ([`TopicWatch::narrative`]): its id is
+//! the narrative's, its suggested feed the AND of the rarest words its
+//! copies share (`tidewatch_core::emerging::narrative`), and its stored
+//! record is a [`TopicEntry`]: the [`TopicRecord`] fields every reader
+//! knows, plus `kind` and `narrative` (so `tidewatch feeds add
+//! --from-topic ID` adopts its feed unchanged). It is recorded once, when
+//! it starts growing fast.
+//!
 //! Terms come from the redacted text (see [`MatchedPost::terms`]) and the
 //! post's hashtags and link domains: a topic is an aggregate statement about
 //! words, never about an account.
 
+use crate::narratives::NarrativeRecord;
 use crate::run::MatchedPost;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -132,6 +142,83 @@ impl TopicRecord {
     }
 }
 
+/// What kind of topic a record is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TopicKind {
+    /// Co-occurring emerging terms (records written without a kind).
+    #[default]
+    Terms,
+    /// A fast-growing narrative.
+    Narrative,
+}
+
+/// What a topic of kind narrative says about its narrative: counts only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NarrativeTopic {
+    /// The narrative's id (16 hex digits).
+    pub id: String,
+    /// A member's redacted text.
+    pub representative: String,
+    /// Posts, of which reposts, and distinct accounts when it started
+    /// growing fast.
+    pub posts: u64,
+    pub reposts: u64,
+    pub accounts: u64,
+    pub accounts_exact: bool,
+    /// Posts in its last 10 minutes and in the hour before, and the growth
+    /// score from them.
+    pub recent_10m: u64,
+    pub previous_60m: u64,
+    pub growth: f64,
+}
+
+/// A topic as stored: a [`TopicRecord`] with its kind, and for a narrative
+/// what it says about it. Records of term topics written before kinds
+/// existed read as kind `terms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopicEntry {
+    #[serde(flatten)]
+    pub record: TopicRecord,
+    #[serde(default)]
+    pub kind: TopicKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narrative: Option<NarrativeTopic>,
+}
+
+impl TopicEntry {
+    /// One line for a terminal.
+    pub fn summary(&self) -> String {
+        let Some(n) = &self.narrative else {
+            return self.record.summary();
+        };
+        let feed = match &self.record.suggested {
+            Some(s) => format!(
+                "suggested feed: {} (est. precision {:.2})",
+                s.query, s.estimated_precision
+            ),
+            None => "no suggested feed".to_string(),
+        };
+        let text: String = n.representative.chars().take(80).collect();
+        format!(
+            "TOPIC {} (narrative): {} posts from {}{} accounts since {}, growth {:.1}: \"{text}\"; {feed}",
+            self.record.id,
+            n.posts,
+            if n.accounts_exact { "" } else { "~" },
+            n.accounts,
+            self.record.first_seen,
+            n.growth
+        )
+    }
+
+    /// The row the store keeps.
+    pub fn to_row(&self) -> TopicRow {
+        let mut row = self.record.to_row();
+        row.record = serde_json::to_string(self).unwrap_or_default();
+        row
+    }
+}
+
 /// A topic's record in memory, with what decides when to suggest again.
 struct Live {
     record: TopicRecord,
@@ -159,6 +246,8 @@ pub struct TopicWatch {
     live: HashMap<String, Live>,
     /// Ids whose record changed since the last [`Self::take_pending`].
     dirty: BTreeSet<String>,
+    /// Narrative topics recorded since the last [`Self::take_pending`].
+    narratives: Vec<TopicEntry>,
 }
 
 impl TopicWatch {
@@ -170,6 +259,7 @@ impl TopicWatch {
             known: HashSet::new(),
             live: HashMap::new(),
             dirty: BTreeSet::new(),
+            narratives: Vec::new(),
         }
     }
 
@@ -208,6 +298,54 @@ impl TopicWatch {
         self.detector
             .observe_terms(&m.post, m.terms.split(' ').filter(|t| !t.is_empty()));
         new
+    }
+
+    /// Lists a narrative that grew fast (see [`crate::narratives`]) as a
+    /// topic of kind narrative, with a suggested feed from its
+    /// representative text; returns it if it is new (not recorded before,
+    /// by this run or an earlier one on the same store).
+    pub fn narrative(&mut self, n: &NarrativeRecord) -> Option<TopicEntry> {
+        if !self.known.insert(n.id.clone()) {
+            return None;
+        }
+        // Posts carrying the text in about the last hour: what the
+        // detector's counts of its shared words should reach.
+        let recent = (n.recent_10m + n.previous_60m) as f64;
+        let written = n.posts.saturating_sub(n.reposts) as f64 / n.posts.max(1) as f64;
+        let feed = self
+            .detector
+            .suggest_narrative_feed(&n.representative, recent * written);
+        let (terms, suggested) = match feed {
+            Some(f) => (f.terms, Some(f.feed)),
+            None => (Vec::new(), None),
+        };
+        let entry = TopicEntry {
+            record: TopicRecord {
+                id: n.id.clone(),
+                first_seen: n.first_seen,
+                last_seen: n.last_seen,
+                score: n.growth,
+                posts: n.recent_10m as f64,
+                posts_since_first_seen: n.posts as f64,
+                terms,
+                suggested,
+                continues: None,
+            },
+            kind: TopicKind::Narrative,
+            narrative: Some(NarrativeTopic {
+                id: n.id.clone(),
+                representative: n.representative.clone(),
+                posts: n.posts,
+                reposts: n.reposts,
+                accounts: n.accounts,
+                accounts_exact: n.accounts_exact,
+                recent_10m: n.recent_10m,
+                previous_60m: n.previous_60m,
+                growth: n.growth,
+            }),
+        };
+        self.narratives.push(entry.clone());
+        Some(entry)
     }
 
     /// Judges the stream as it stands (at the end of a run): returns the
@@ -305,11 +443,13 @@ impl TopicWatch {
     /// The records changed since the last call, as rows for the store.
     pub fn take_pending(&mut self) -> Vec<TopicRow> {
         let dirty = std::mem::take(&mut self.dirty);
-        dirty
+        let mut rows: Vec<TopicRow> = dirty
             .iter()
             .filter_map(|id| self.live.get(id))
             .map(|l| l.record.to_row())
-            .collect()
+            .collect();
+        rows.extend(self.narratives.drain(..).map(|e| e.to_row()));
+        rows
     }
 }
 
@@ -327,6 +467,21 @@ pub fn current_topics(db: &Db, since: Option<Timestamp>) -> Result<Vec<TopicReco
             rec.first_seen = Timestamp(row.first_seen_ms);
             rec.last_seen = Timestamp(row.last_seen_ms);
             Some(rec)
+        })
+        .collect())
+}
+
+/// [`current_topics`] with each topic's kind and, for a narrative, what it
+/// says about it.
+pub fn current_topic_entries(db: &Db, since: Option<Timestamp>) -> Result<Vec<TopicEntry>, StoreError> {
+    Ok(db
+        .topics(since.map(|t| t.0))?
+        .into_iter()
+        .filter_map(|row| {
+            let mut e: TopicEntry = serde_json::from_str(&row.record).ok()?;
+            e.record.first_seen = Timestamp(row.first_seen_ms);
+            e.record.last_seen = Timestamp(row.last_seen_ms);
+            Some(e)
         })
         .collect())
 }

@@ -52,6 +52,9 @@ pub enum Eval {
     /// campaign accounts and repost rings, organic accounts and groups
     /// wrongly found, and near-duplicate pairs against exact Jaccard.
     Coordination(crate::commands::coordination::EvalArgs),
+    /// Near-duplicate narratives against exact Jaccard similarity: the
+    /// share of sampled same-narrative post pairs at Jaccard >= 0.8.
+    Narratives(crate::commands::eval_narratives::Args),
 }
 
 pub fn run(e: Eval) -> Result<ExitCode> {
@@ -66,6 +69,7 @@ pub fn run(e: Eval) -> Result<ExitCode> {
         } => eval_feeds(&feeds, &data, &group, &positive, json),
         Eval::Spikes(args) => crate::commands::eval_spikes::run(args),
         Eval::Coordination(args) => crate::commands::coordination::eval(args),
+        Eval::Narratives(args) => crate::commands::eval_narratives::run(args),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod coordination;
 pub mod demo;
 pub mod eval;
+pub mod eval_narratives;
 pub mod eval_spikes;
 pub mod feeds;
 pub mod gen;

@@ -269,6 +269,7 @@ impl RunSink for TerminalSink {
         }
         self.persist.post(post, cluster);
         said.extend(self.topics.post(post).iter().map(|r| r.summary()));
+        self.narratives_grown(&mut said);
         for line in said {
             self.say(&line);
         }
@@ -332,6 +333,34 @@ impl RunSink for TerminalSink {
 }
 
 impl TerminalSink {
+    /// A narrative that grew fast becomes an emerging topic and an alert
+    /// (published like a spike's); their lines go to `said`.
+    fn narratives_grown(&mut self, said: &mut Vec<String>) {
+        let Some(watch) = &mut self.narratives else {
+            return;
+        };
+        let grown = watch.take_grown();
+        if grown.is_empty() {
+            return;
+        }
+        let live = &self.live;
+        for n in &grown {
+            if let Some(topic) = self.topics.narrative(n) {
+                said.push(topic.summary());
+            }
+            let name_of = |id: u32| live.current().set.name_of(id).unwrap_or("?").to_string();
+            if let Some(alert) = self.alerts.narrative(n, name_of) {
+                if let Some(hub) = &self.hub {
+                    if let Ok(json) = serde_json::to_string(&alert) {
+                        hub.publish("alert", json);
+                    }
+                }
+                said.push(alert.summary());
+            }
+        }
+        self.persist.alerts(self.alerts.take_pending());
+    }
+
     /// Narratives' and coordinated groups' changes go to the next commit.
     fn take_findings(&mut self) {
         if let Some(watch) = &mut self.narratives {
@@ -663,6 +692,7 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     if let Some(watch) = &mut sink.narratives {
         last.extend(watch.finish().iter().map(|r| r.summary()));
     }
+    sink.narratives_grown(&mut last);
     if let Some(coord) = &mut sink.coordination {
         last.extend(coord.finish().iter().map(|g| g.summary()));
     }

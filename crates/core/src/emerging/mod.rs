@@ -79,11 +79,13 @@
 //! query's precision and recall against posts known to be the topic's.
 
 pub mod feed;
+pub mod narrative;
 mod sketch;
 #[cfg(test)]
 mod tests;
 
 pub use feed::{evaluate_feed, FeedQuality, SuggestedFeed};
+pub use narrative::NarrativeFeed;
 
 use crate::post::Post;
 use crate::stopwords;

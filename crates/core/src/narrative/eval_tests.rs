@@ -291,38 +291,6 @@ fn planted_campaigns_form_narratives_and_text_pairs_agree_with_exact_jaccard() {
     assert!(all.recall >= 0.45, "{}", all.recall);
 }
 
-/// The same measurement on a canonical JSONL file named by the
-/// `TIDEWATCH_NARRATIVE_EVAL` variable (evaluation data is read in place,
-/// never copied), e.g.
-/// `TIDEWATCH_NARRATIVE_EVAL=../shared/data/canonical/crisislex_t6.jsonl
-/// cargo test -p tidewatch-core --release narrative::eval_tests::file -- --ignored --nocapture`.
-#[test]
-#[ignore = "reads an evaluation file named by TIDEWATCH_NARRATIVE_EVAL"]
-fn file_agreement_with_exact_jaccard() {
-    let Ok(path) = std::env::var("TIDEWATCH_NARRATIVE_EVAL") else {
-        println!("TIDEWATCH_NARRATIVE_EVAL is not set");
-        return;
-    };
-    let data = std::fs::read(&path).expect("readable file");
-    let mut posts: Vec<Post> = data
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| Post::from_json(l).ok())
-        .collect();
-    posts.sort_by_key(|p| p.created_at.map_or(i64::MAX, |t| t.0));
-    // Optional overrides, to compare settings.
-    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
-    let mut cfg = NarrativeConfig::default();
-    if let Some(t) = var("TIDEWATCH_NARRATIVE_THRESHOLD") {
-        cfg.threshold = t;
-    }
-    if let Some(t) = var("TIDEWATCH_NARRATIVE_TOLERANCE") {
-        cfg.pair_tolerance = t;
-    }
-    let (a, _) = agreement(&posts, &cfg, 10_000, 1);
-    print_agreement(&format!("{path}: {} posts, {cfg:?}", posts.len()), &a);
-}
-
 #[test]
 fn organic_background_alone_forms_no_large_text_narrative() {
     let gen = Generator::new(&GenConfig {

@@ -27,7 +27,7 @@ use tidewatch_core::entities::{self, SpanKind};
 use tidewatch_core::stopwords::is_stop_word;
 use tidewatch_core::text::{tokenized, TokenKind};
 use tidewatch_core::Timestamp;
-use tidewatch_engine::alerts::{current_alerts, AlertRecord};
+use tidewatch_engine::alerts::{current_alerts, AlertRecord, NARRATIVE_GROWTH};
 
 /// Posts read from the index for the language, term and domain splits.
 pub const SAMPLE: usize = 300;
@@ -89,7 +89,8 @@ fn read(s: &AppState, name: &str, range_minutes: i64) -> Result<FeedData, Proble
     let mut alerts: Vec<AlertRecord> = s
         .with_db(|db| current_alerts(db, None))?
         .into_iter()
-        .filter(|a| a.feed_name == name)
+        // A narrative's growth alert belongs to the narratives page.
+        .filter(|a| a.feed_name == name && a.kind != NARRATIVE_GROWTH)
         .collect();
     alerts.sort_by_key(|a| std::cmp::Reverse(a.spike.onset));
     let (Some(&(first, _)), Some(&(last, _))) = (minutes.first(), minutes.last()) else {

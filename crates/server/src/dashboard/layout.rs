@@ -161,8 +161,13 @@ pub const LIVE_JS: &str = r##"(function () {
     li.className = "alert";
     li.setAttribute("data-alert-id", a.id);
     var link = document.createElement("a");
-    link.href = "/feeds/" + encodeURIComponent(a.feed_name);
-    link.textContent = a.feed_name;
+    if (a.kind === "narrative_growth") {
+      link.href = "/narratives";
+      link.textContent = "narrative" + (a.feed_name ? " in " + a.feed_name : "");
+    } else {
+      link.href = "/feeds/" + encodeURIComponent(a.feed_name);
+      link.textContent = a.feed_name;
+    }
     li.appendChild(link);
     li.appendChild(document.createTextNode(" "));
     li.appendChild(span("badge " + a.kind, a.kind));

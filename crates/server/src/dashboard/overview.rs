@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use maud::{html, Markup};
 use std::sync::Arc;
-use tidewatch_engine::alerts::{current_alerts, AlertRecord};
+use tidewatch_engine::alerts::{current_alerts, AlertRecord, NARRATIVE_GROWTH};
 use tidewatch_engine::topics::{current_topics, TopicRecord};
 
 /// Alerts listed on first load (newer ones arrive live).
@@ -25,7 +25,12 @@ pub fn alert_item(a: &AlertRecord) -> Markup {
     let why: Vec<String> = a.why.iter().take(3).map(|d| d.label()).collect();
     html! {
         li class="alert" data-alert-id=(a.id) {
-            a href=(format!("/feeds/{}", encode_segment(&a.feed_name))) { (a.feed_name) }
+            @if a.kind == NARRATIVE_GROWTH {
+                // A narrative's burst: its page is the narratives list.
+                a href="/narratives" { "narrative" @if !a.feed_name.is_empty() { " in " (a.feed_name) } }
+            } @else {
+                a href=(format!("/feeds/{}", encode_segment(&a.feed_name))) { (a.feed_name) }
+            }
             " " span class=(format!("badge {}", a.kind)) { (a.kind) }
             " " time datetime=(a.spike.onset.to_rfc3339()) { (short_time(a.spike.onset)) }
             " " span class="magnitude" { "×" (format!("{:.1}", a.spike.magnitude)) }
