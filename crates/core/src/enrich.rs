@@ -46,6 +46,17 @@ impl Enricher {
         self.pseudonymiser.apply(post);
         entities::scan_into(&post.text, &mut self.spans);
         post.entities = Some(entities::extract(&post.text, &self.spans));
+        if post.lang.as_deref().is_some_and(lang::is_normalised_tag) {
+            // Most tagged posts carry a plain code already ("en").
+            post.lang_source = Some(LangSource::Source);
+        } else {
+            self.detect_lang(post);
+        }
+        post.sentiment = Some(sentiment::score(&post.text));
+    }
+
+    /// The language from the source's tag, normalised, or else detected.
+    fn detect_lang(&mut self, post: &mut Post) {
         match post.lang.as_deref().and_then(lang::normalise_tag) {
             Some(tag) => {
                 post.lang = Some(tag);
@@ -56,13 +67,12 @@ impl Enricher {
                 post.lang_source = post.lang.as_ref().map(|_| LangSource::Detected);
             }
         }
-        post.sentiment = Some(sentiment::score(&post.text));
     }
 
     /// The last step before a post leaves the pipeline: masks its text and
     /// pseudonymises mentions of non-public accounts in its entities.
-    /// Returns false when the text certainly did not change (nothing in it
-    /// to mask), so a caller may keep what it derived from the text.
+    /// Returns whether the text changed, so a caller may keep what it
+    /// derived from the text when it did not.
     pub fn redact(&mut self, post: &mut Post) -> bool {
         entities::scan_into(&post.text, &mut self.spans);
         self.redact_scanned(post)
@@ -84,8 +94,13 @@ impl Enricher {
             .iter()
             .all(|s| s.kind == entities::SpanKind::Hashtag || s.kind == entities::SpanKind::Cashtag)
             && !post.text.bytes().any(|b| b.is_ascii_digit());
+        let mut changed = false;
         if !clean {
-            post.text = redact::redact_text(&post.text, &self.spans, &self.public);
+            let masked = redact::redact_text(&post.text, &self.spans, &self.public);
+            if masked != post.text {
+                post.text = masked;
+                changed = true;
+            }
         }
         if let Some(e) = post.entities.as_mut() {
             let epoch = self.pseudonymiser.epoch_of(post.created_at);
@@ -95,7 +110,7 @@ impl Enricher {
                 }
             }
         }
-        !clean
+        changed
     }
 
     /// Pseudonymises a deletion notice so that it names the stored post.

@@ -89,6 +89,12 @@ pub fn detect(text: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether `tag` is already what [`normalise_tag`] makes of it: a
+/// lower-case two-letter code still in ISO 639-1.
+pub fn is_normalised_tag(tag: &str) -> bool {
+    tag.len() == 2 && tag.bytes().all(|b| b.is_ascii_lowercase()) && !matches!(tag, "iw" | "in" | "ji" | "jw" | "mo")
+}
+
 /// A source's language tag normalised to lower-case ISO 639-1: `en-US` →
 /// `en`, `pt_BR` → `pt`, `eng`/`ger`/`deu` → `en`/`de`, `English` → `en`,
 /// legacy `iw` → `he`. A three-letter code without a two-letter equivalent
@@ -1100,6 +1106,13 @@ all           3        2    66.67%";
                 prop_assert!((2..=3).contains(&code.len()));
                 prop_assert!(code.bytes().all(|b| b.is_ascii_lowercase()));
             }
+        }
+
+        /// The fast path of enrichment keeps a tag as it is exactly when
+        /// normalising would give the same tag.
+        #[test]
+        fn a_normalised_tag_is_its_own_normal_form(tag in "[a-zA-Z]{1,3}|[a-z]{2}|iw|in|mo|[a-z]{2}-[A-Z]{2}") {
+            prop_assert_eq!(is_normalised_tag(&tag), normalise_tag(&tag).as_deref() == Some(tag.as_str()) && tag.len() == 2);
         }
 
         #[test]

@@ -144,10 +144,6 @@ pub struct PostProcessor {
     terms: String,
     /// Where each term sits in `terms`, to keep them distinct.
     term_ranges: Vec<std::ops::Range<usize>>,
-    /// The text before redaction. Redaction often copies a text without
-    /// changing it (a digit is enough for it to look for phone numbers);
-    /// then the tokens of the raw text stand and are not made again.
-    unredacted: String,
     max_terms: usize,
     /// Where this worker's matcher statistics go when it is done.
     stats: Option<Arc<Mutex<MatchStats>>>,
@@ -164,7 +160,6 @@ impl PostProcessor {
             feeds: Vec::new(),
             terms: String::new(),
             term_ranges: Vec::new(),
-            unredacted: String::new(),
             max_terms: cfg.window.max_terms_per_post,
             stats: None,
             sketcher: None,
@@ -208,9 +203,9 @@ impl PostProcessor {
         // Terms come from the redacted text: they end up in series, alerts
         // and the dashboard, where a handle or an e-mail address must never
         // appear. Matching above saw the raw text (mentions are queryable).
-        self.unredacted.clear();
-        self.unredacted.push_str(&post.text);
-        if self.enricher.redact_enriched(&mut post) && post.text != self.unredacted {
+        // Redaction often leaves a text as it was (a digit is enough for it
+        // to look for phone numbers); then the raw text's tokens stand.
+        if self.enricher.redact_enriched(&mut post) {
             tokenize(&post.text, &mut self.tokens);
         }
         let terms = &mut self.terms;

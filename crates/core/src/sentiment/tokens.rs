@@ -67,80 +67,137 @@ fn is_python_space(c: char) -> bool {
     }
 }
 
+/// What the ASCII fast path needs to know about a byte, from one table
+/// lookup instead of a chain of range tests.
+const SPACE: u8 = 1;
+const PUNCT: u8 = 2;
+const UPPER: u8 = 4;
+const LOWER: u8 = 8;
+
+const fn ascii_classes() -> [u8; 128] {
+    let mut table = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        table[b] = if matches!(c, b'\t'..=b'\r' | 0x1c..=b' ') {
+            SPACE
+        } else if c.is_ascii_punctuation() {
+            PUNCT
+        } else if c.is_ascii_uppercase() {
+            UPPER
+        } else if c.is_ascii_lowercase() {
+            LOWER
+        } else {
+            0
+        };
+        b += 1;
+    }
+    table
+}
+
+static ASCII_CLASS: [u8; 128] = ascii_classes();
+
+/// A word being read: where it starts, and while it is all ASCII, what the
+/// bytes seen so far say (so the word needs no second look).
+struct WordScan {
+    start: usize,
+    ascii: bool,
+    /// Byte offsets of the first and one past the last non-punctuation
+    /// byte, when there is one.
+    first: Option<usize>,
+    last: usize,
+    /// The classes of its bytes, or-ed.
+    classes: u8,
+}
+
 /// Splits `text` into tokens, appending their lower-case forms to `lower`.
 ///
 /// Walks bytes and decodes a character only at a non-ASCII byte, and
 /// handles all-ASCII words without Unicode tables: most words of most
 /// posts are ASCII, even in texts with an emoji or an accent elsewhere.
+/// An ASCII word is classified as it is read, so that making its token
+/// takes one copy and one lookup.
 pub(super) fn tokenize(text: &str, lexicon: &Lexicon, lower: &mut String, out: &mut Vec<Token>) {
     lower.clear();
     out.clear();
     let bytes = text.as_bytes();
-    let mut start: Option<(usize, bool)> = None;
+    let mut word: Option<WordScan> = None;
     let mut i = 0;
     while i < bytes.len() {
-        let (space, len) = if bytes[i].is_ascii() {
-            (is_python_space(char::from(bytes[i])), 1)
-        } else {
-            match text.get(i..).and_then(|rest| rest.chars().next()) {
-                Some(c) => (is_python_space(c), c.len_utf8()),
-                None => (false, 1),
+        let b = bytes[i];
+        if b.is_ascii() {
+            let class = ASCII_CLASS[usize::from(b)];
+            if class & SPACE != 0 {
+                if let Some(w) = word.take() {
+                    push_word(text, &w, i, lexicon, lower, out);
+                }
+            } else {
+                let w = word.get_or_insert(WordScan {
+                    start: i,
+                    ascii: true,
+                    first: None,
+                    last: i,
+                    classes: 0,
+                });
+                if class & PUNCT == 0 {
+                    w.first.get_or_insert(i);
+                    w.last = i + 1;
+                }
+                w.classes |= class;
             }
+            i += 1;
+            continue;
+        }
+        let (space, len) = match text.get(i..).and_then(|rest| rest.chars().next()) {
+            Some(c) => (is_python_space(c), c.len_utf8()),
+            None => (false, 1),
         };
-        match (space, start) {
-            (true, Some((s, ascii))) => {
-                push_word(text, s, i, ascii, lexicon, lower, out);
-                start = None;
+        if space {
+            if let Some(w) = word.take() {
+                push_word(text, &w, i, lexicon, lower, out);
             }
-            (false, None) => start = Some((i, len == 1)),
-            (false, Some((s, ascii))) => start = Some((s, ascii && len == 1)),
-            (true, None) => {}
+        } else {
+            let w = word.get_or_insert(WordScan {
+                start: i,
+                ascii: false,
+                first: None,
+                last: i,
+                classes: 0,
+            });
+            w.ascii = false;
         }
         i += len;
     }
-    if let Some((s, ascii)) = start {
-        push_word(text, s, text.len(), ascii, lexicon, lower, out);
+    if let Some(w) = word {
+        push_word(text, &w, text.len(), lexicon, lower, out);
     }
 }
 
-fn push_word(
-    text: &str,
-    start: usize,
-    end: usize,
-    ascii: bool,
-    lexicon: &Lexicon,
-    lower: &mut String,
-    out: &mut Vec<Token>,
-) {
-    match text.get(start..end) {
-        Some(word) if ascii => push_ascii_token(word, lexicon, lower, out),
-        _ => push_token(text, start, end, lexicon, lower, out),
+fn push_word(text: &str, w: &WordScan, end: usize, lexicon: &Lexicon, lower: &mut String, out: &mut Vec<Token>) {
+    if w.ascii {
+        push_ascii_token(text, w, end, lexicon, lower, out);
+    } else {
+        push_token(text, w.start, end, lexicon, lower, out);
     }
 }
 
-/// [`push_token`] for an ASCII word: the same token, without decoding
-/// characters.
-fn push_ascii_token(word: &str, lexicon: &Lexicon, lower: &mut String, out: &mut Vec<Token>) {
-    let bytes = word.as_bytes();
-    let first = bytes
-        .iter()
-        .position(|b| !b.is_ascii_punctuation())
-        .unwrap_or(bytes.len());
-    let last = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_punctuation())
-        .map_or(first, |p| p + 1);
+/// [`push_token`] for an ASCII word whose bytes were classified while it
+/// was read: the same token, without decoding characters or a second pass
+/// over the word.
+fn push_ascii_token(text: &str, w: &WordScan, end: usize, lexicon: &Lexicon, lower: &mut String, out: &mut Vec<Token>) {
     // As in push_token: a stripped token of two characters or fewer keeps
     // its punctuation. (ASCII: every byte offset is a character boundary.)
-    let word = if last - first <= 2 {
-        word
-    } else {
-        word.get(first..last).unwrap_or(word)
+    let (first, last) = match w.first {
+        Some(first) if w.last - first > 2 => (first, w.last),
+        _ => (w.start, end),
     };
+    let word = text.get(first..last).unwrap_or("");
     let lower_start = lower.len();
     lower.push_str(word);
-    if let Some(added) = lower.get_mut(lower_start..) {
-        added.make_ascii_lowercase();
+    if w.classes & UPPER != 0 {
+        if let Some(added) = lower.get_mut(lower_start..) {
+            added.make_ascii_lowercase();
+        }
     }
     let lower_end = lower.len();
     let known = lexicon
@@ -151,7 +208,9 @@ fn push_ascii_token(word: &str, lexicon: &Lexicon, lower: &mut String, out: &mut
     out.push(Token {
         lower_start,
         lower_end,
-        upper: word.bytes().any(|b| b.is_ascii_uppercase()) && !word.bytes().any(|b| b.is_ascii_lowercase()),
+        // Stripped bytes are punctuation, neither upper nor lower case:
+        // the whole word's classes are the token's.
+        upper: w.classes & UPPER != 0 && w.classes & LOWER == 0,
         rating: known.rating,
         booster: known.booster,
     });
@@ -275,7 +334,7 @@ mod tests {
         /// Walking bytes with the ASCII fast path finds exactly the tokens of
         /// the plain character walk.
         #[test]
-        fn byte_walk_equals_the_character_walk(text in "([ \t\n\x1c\u{a0}\u{3000}]|[a-zA-Z]{1,8}|[!-/:-@\\[-`{-~]{1,3}|good|GREAT|not|very|:\\)|:D|café|ÉTÉ|ǅx|日本|😀){0,24}") {
+        fn byte_walk_equals_the_character_walk(text in "([ \t\n\x1c\u{a0}\u{3000}]|[a-zA-Z]{1,8}|[0-9]{1,3}|[!-/:-@\\[-`{-~]{1,3}|good|GREAT|not|very|:\\)|:D|café|ÉTÉ|ǅx|日本|😀){0,24}") {
             prop_assert_eq!(tokens(tokenize, &text), tokens(tokenize_chars, &text));
         }
     }
