@@ -28,6 +28,20 @@ fn eval_narratives_reports_agreement_with_exact_jaccard_on_generated_posts() {
     assert!(num("estimated_agreement") >= 0.95, "{out}");
     assert!(num("near_pairs") > 0.0 && num("recall") > 0.0, "{out}");
 
+    assert_eq!(num("rejected"), 0.0, "{out}");
+
     let text = ok(&["eval", "narratives", "d.jsonl", "--sample", "100"], dir.path());
     assert!(text.contains("exact Jaccard >= 0.8:"), "{text}");
+
+    // A line that is not a post is counted and skipped; the rest goes on.
+    let mut data = std::fs::read_to_string(dir.path().join("d.jsonl")).unwrap();
+    data.insert_str(0, "{\"id\": 7, \"oops\"\n");
+    std::fs::write(dir.path().join("bad.jsonl"), data).unwrap();
+    let out = ok(
+        &["eval", "narratives", "bad.jsonl", "--sample", "100", "--format", "json"],
+        dir.path(),
+    );
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["rejected"], 1, "{out}");
+    assert_eq!(r["posts"].as_f64(), Some(num("posts")), "{out}");
 }

@@ -62,6 +62,7 @@
 //! 0.54, while the word sets stay at 0.85. `shingle_words` chooses longer
 //! shingles for long texts.
 
+pub mod agreement;
 pub mod cluster;
 pub mod minhash;
 pub mod shingle;
