@@ -65,6 +65,8 @@ enum Command {
     /// Create API tokens (roles read, admin) for `tidewatch serve`.
     #[command(subcommand)]
     Token(commands::token::TokenCmd),
+    /// Decode and pseudonymise posts and publish them to a partitioned NATS JetStream stream.
+    Publish(commands::publish::Args),
     /// Show the health of a run's live sources: events/s, lag, reconnects, errors, gaps.
     Status(commands::status::Args),
 }
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Command::Export(a) => commands::search::export(a),
         Command::Config(c) => commands::config::run(c),
         Command::Status(a) => commands::status::run(a),
+        Command::Publish(a) => commands::publish::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Token(t) => commands::token::run(t),
     };

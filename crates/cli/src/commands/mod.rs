@@ -12,6 +12,7 @@ pub mod feeds;
 pub mod gen;
 pub mod ingest;
 pub mod narratives;
+pub mod publish;
 pub mod run;
 pub mod search;
 pub mod serve;

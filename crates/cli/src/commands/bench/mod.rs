@@ -25,6 +25,7 @@ mod jetstream;
 mod latency;
 mod narratives;
 mod pipeline;
+mod publish;
 mod search;
 
 /// How every run benchmark runs the pipeline: canonical input, `threads`
@@ -190,6 +191,9 @@ pub enum Bench {
     Latency(latency::Args),
     /// Server time of every dashboard page over a data directory.
     Dashboard(dashboard::Args),
+    /// Publishing to a partitioned NATS JetStream stream (`tidewatch
+    /// publish`), against the same pipeline writing its messages to a file.
+    Publish(publish::Args),
 }
 
 pub fn run(b: Bench) -> Result<ExitCode> {
@@ -256,6 +260,7 @@ pub fn run(b: Bench) -> Result<ExitCode> {
         Bench::Narratives(a) => narratives::bench_narratives(a),
         Bench::Latency(a) => latency::bench_latency(a),
         Bench::Dashboard(a) => dashboard::bench_dashboard(a),
+        Bench::Publish(a) => publish::bench_publish(a),
     }
 }
 
