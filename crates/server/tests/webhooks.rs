@@ -223,6 +223,7 @@ fn fast(max_attempts: u32) -> DeliveryOptions {
         timeout: Duration::from_secs(5),
         lease: Duration::from_secs(10),
         max_in_flight: 4,
+        drain: Duration::ZERO,
     }
 }
 
@@ -766,4 +767,38 @@ async fn a_store_made_afresh_is_followed_without_resending() {
         .map(|g| String::from_utf8(g.body.to_vec()).unwrap())
         .collect();
     assert_eq!(bodies, [before, after]);
+}
+
+/// A deliverer told to stop right after a commit sends that commit's
+/// alerts when it drains (what `tidewatch run` does at its end), and
+/// leaves them pending when it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_sends_the_last_commits_alerts_before_stopping() {
+    for drain in [Duration::ZERO, Duration::from_secs(10)] {
+        let mut data = Data::new();
+        let receiver = Receiver::start(|_, _| StatusCode::OK).await;
+        let (hook, _) = data.create(&receiver.url("/all"), None).await;
+        // No second look at the store while the test runs: only the
+        // drain can find the alert.
+        let options = DeliveryOptions {
+            poll_every: Duration::from_secs(3600),
+            drain,
+            ..fast(8)
+        };
+        let deliverer = data.deliverer(options).await;
+        let opened = data.alert("quakes", 10, "opened");
+        deliverer.stop().await;
+        let bodies: Vec<String> = receiver
+            .got()
+            .iter()
+            .map(|g| String::from_utf8(g.body.to_vec()).unwrap())
+            .collect();
+        if drain.is_zero() {
+            assert!(bodies.is_empty(), "{bodies:?}");
+            assert!(data.deliveries(hook, Some("delivered")).await.is_empty());
+        } else {
+            assert_eq!(bodies, vec![opened]);
+            assert_eq!(data.deliveries(hook, Some("delivered")).await.len(), 1);
+        }
+    }
 }

@@ -43,6 +43,10 @@ use tidewatch_server::state::IngestHandler;
 use tidewatch_server::{AppState, ServerConfig};
 use tidewatch_store::{Store, StoreConfig};
 
+/// How long a run without `--serve` keeps sending webhooks after its final
+/// commit (see [`tidewatch_server::webhooks::DeliveryOptions::drain`]).
+const WEBHOOK_DRAIN: std::time::Duration = std::time::Duration::from_secs(15);
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Input files (`-` for standard input), any supported format; read
@@ -630,7 +634,12 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     let webhooks = server.is_none().then(|| {
         let (dir, stop) = (data.path().to_path_buf(), stop.clone());
         std::thread::spawn(move || {
-            if let Err(e) = tidewatch_server::webhooks::run_until_stopped(&dir, Default::default(), stop) {
+            // The final commit's alerts are sent before the run exits.
+            let options = tidewatch_server::webhooks::DeliveryOptions {
+                drain: WEBHOOK_DRAIN,
+                ..Default::default()
+            };
+            if let Err(e) = tidewatch_server::webhooks::run_until_stopped(&dir, options, stop) {
                 eprintln!("webhooks are not delivered: {e}");
             }
         })

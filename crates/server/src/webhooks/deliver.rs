@@ -63,6 +63,12 @@ pub struct DeliveryOptions {
     pub lease: Duration,
     /// Requests in flight at once.
     pub max_in_flight: usize,
+    /// Once told to stop, keep going this long at most: take in the last
+    /// commit's alerts and send what is due, waiting for the answers.
+    /// Zero (the default) stops at once; `tidewatch run` drains, so that
+    /// the alerts of its final commit are sent before it exits. A delivery
+    /// that fails meanwhile stays pending for the next start.
+    pub drain: Duration,
 }
 
 impl Default for DeliveryOptions {
@@ -76,6 +82,7 @@ impl Default for DeliveryOptions {
             timeout: Duration::from_secs(10),
             lease: Duration::from_secs(30),
             max_in_flight: 8,
+            drain: Duration::ZERO,
         }
     }
 }
@@ -259,9 +266,12 @@ async fn run_tracked(
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            _ = tick.tick() => d.step().await,
+            _ = tick.tick() => {
+                d.step().await;
+            }
         }
     }
+    d.drain(options.drain).await;
     d.shutdown().await;
     Ok(())
 }
@@ -382,8 +392,31 @@ struct Deliverer {
 }
 
 impl Deliverer {
-    /// One tick: take in new alert events, then start the due deliveries.
-    async fn step(&mut self) {
+    /// After the stop: looks at the store once more and sends what is due,
+    /// answers awaited, until nothing is due or `within` has passed.
+    async fn drain(&mut self, within: Duration) {
+        if within.is_zero() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let started = self.step().await;
+            while !self.tasks.is_empty() {
+                tokio::select! {
+                    _ = self.tasks.join_next() => {}
+                    _ = tokio::time::sleep_until(deadline) => return,
+                }
+            }
+            if started == 0 || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+        }
+    }
+
+    /// One tick: take in new alert events, then start the due deliveries;
+    /// returns how many it started.
+    async fn step(&mut self) -> usize {
+        let mut started = 0;
         while self.tasks.try_join_next().is_some() {}
         if let Some(mut cursor) = self.cursor.take() {
             let (data, store) = (self.data.clone(), self.store.clone());
@@ -427,6 +460,7 @@ impl Deliverer {
                 }
             };
             self.in_flight.lock().insert(claimed.id);
+            started += 1;
             let (client, store, in_flight, options) = (
                 self.client.clone(),
                 self.store.clone(),
@@ -453,6 +487,7 @@ impl Deliverer {
                 in_flight.lock().remove(&id);
             });
         }
+        started
     }
 
     /// Reports an error on stderr, unless it is the one reported last: a
