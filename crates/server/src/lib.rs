@@ -93,7 +93,11 @@ pub async fn serve(
         .config
         .poll_interval
         .map(|every| tokio::spawn(poll::run(state.clone(), every)));
-    let _webhooks = webhooks::spawn(&state.config.data, webhooks::DeliveryOptions::default());
+    let delivery = webhooks::DeliveryOptions {
+        allow_private: state.config.allow_private_webhooks,
+        ..Default::default()
+    };
+    let _webhooks = webhooks::spawn(&state.config.data, delivery);
     let hub = state.hub.clone();
     let shutdown = async move {
         shutdown.await;

@@ -48,6 +48,9 @@ pub struct ServerConfig {
     /// process that runs the pipeline publishes each alert the moment it
     /// is raised instead (before its commit), and turns this off.
     pub poll_alerts: bool,
+    /// Webhooks may point at loopback and private addresses (see
+    /// [`crate::webhooks::address`]).
+    pub allow_private_webhooks: bool,
 }
 
 impl ServerConfig {
@@ -63,6 +66,7 @@ impl ServerConfig {
             retained_events: DEFAULT_RETAINED,
             poll_interval: Some(Duration::from_secs(1)),
             poll_alerts: true,
+            allow_private_webhooks: false,
         }
     }
 }

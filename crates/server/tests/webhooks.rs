@@ -22,7 +22,7 @@ use tidewatch_core::spike::{Spike, SpikeId};
 use tidewatch_core::Timestamp;
 use tidewatch_engine::alerts::{alert_id, AlertRecord};
 use tidewatch_server::tokens::{create_token, Role};
-use tidewatch_server::webhooks::{self, DeliveryOptions, WebhookStore};
+use tidewatch_server::webhooks::{self, DeliveryOptions, DeliveryStatus, WebhookStore};
 use tidewatch_server::{app, AppState, ServerConfig};
 use tidewatch_store::db::{AlertRow, CommitDelta, Db, FeedRow};
 use tidewatch_store::Store;
@@ -51,6 +51,8 @@ impl Data {
         let (admin, _) = create_token(&path, Role::Admin).unwrap();
         let mut config = ServerConfig::new(path.clone(), "127.0.0.1:0".parse().unwrap());
         config.poll_interval = None;
+        // The receivers of these tests listen on the loopback interface.
+        config.allow_private_webhooks = true;
         let app = app(AppState::new(config));
         Data {
             _dir: dir,
@@ -224,6 +226,7 @@ fn fast(max_attempts: u32) -> DeliveryOptions {
         lease: Duration::from_secs(10),
         max_in_flight: 4,
         drain: Duration::ZERO,
+        allow_private: true,
     }
 }
 
@@ -648,13 +651,16 @@ fn verify_rejects_a_tampered_body_and_an_old_timestamp() {
     assert!(webhooks::verify(secret, &old, body, now - 1, TOLERANCE));
 }
 
-/// `serve` delivers by itself, with the default options.
+/// `serve` delivers by itself, with the default options (private
+/// receivers allowed, as these tests' are on the loopback interface).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_delivers_webhooks() {
     let mut data = Data::new();
     let receiver = Receiver::start(|_, _| StatusCode::OK).await;
     let (hook, secret) = data.create(&receiver.url("/hook"), Some("quakes")).await;
-    let state = AppState::new(ServerConfig::new(data.path.clone(), "127.0.0.1:0".parse().unwrap()));
+    let mut config = ServerConfig::new(data.path.clone(), "127.0.0.1:0".parse().unwrap());
+    config.allow_private_webhooks = true;
+    let state = AppState::new(config);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(tidewatch_server::serve(
         state,
@@ -801,4 +807,52 @@ async fn draining_sends_the_last_commits_alerts_before_stopping() {
             assert_eq!(data.deliveries(hook, Some("delivered")).await.len(), 1);
         }
     }
+}
+
+/// By default a webhook never reaches a loopback or private address: the
+/// API refuses to register one, and a deliverer refuses to send to one
+/// that is registered (here written to the webhooks file directly) or to a
+/// name that resolves only to such addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_addresses_are_refused_unless_allowed() {
+    let mut data = Data::new();
+    let receiver = Receiver::start(|_, _| StatusCode::OK).await;
+    let mut config = ServerConfig::new(data.path.clone(), "127.0.0.1:0".parse().unwrap());
+    config.poll_interval = None;
+    let strict = app(AppState::new(config));
+    let loose = std::mem::replace(&mut data.app, strict);
+    let (status, problem) = data
+        .call(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(&data.admin),
+            Some(json!({ "url": receiver.url("/hook") })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert!(problem.to_string().contains("not a public address"), "{problem}");
+    data.app = loose;
+
+    let store = WebhookStore::open(&data.path).unwrap();
+    let (by_ip, _) = store.create(&receiver.url("/hook"), None, Timestamp(0)).unwrap();
+    let by_name = format!("http://localhost:{}/hook", receiver.addr.port());
+    let (by_name, _) = store.create(&by_name, None, Timestamp(0)).unwrap();
+    drop(store);
+    let options = DeliveryOptions {
+        allow_private: false,
+        ..fast(1)
+    };
+    let deliverer = data.deliverer(options).await;
+    data.alert("quakes", 10, "opened");
+    wait_for("both deliveries to fail", || {
+        let store = WebhookStore::open(&data.path).unwrap();
+        [by_ip.id, by_name.id]
+            .iter()
+            .all(|&h| store.deliveries(h, Some(DeliveryStatus::Failed), 10).unwrap().len() == 1)
+    })
+    .await;
+    deliverer.stop().await;
+    assert!(receiver.got().is_empty(), "nothing reached the receiver");
+    let failed = data.deliveries(by_ip.id, Some("failed")).await;
+    assert!(failed[0].to_string().contains("not a public address"), "{failed:?}");
 }

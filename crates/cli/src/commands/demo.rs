@@ -167,6 +167,7 @@ pub fn run_args(p: &Prepared, port: u16, clock: Arc<ReplayClock>, keep_serving: 
         coordination: true,
         serve: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
         anonymous_read: true,
+        allow_private_webhooks: false,
         keep_serving,
         speed: None,
         replay: Some(clock),

@@ -115,6 +115,10 @@ pub struct Args {
     /// With --serve: allow API reads without a token (loopback only).
     #[arg(long, requires = "serve")]
     pub anonymous_read: bool,
+    /// Let webhooks point at loopback and private addresses (by default
+    /// only public ones).
+    #[arg(long)]
+    pub allow_private_webhooks: bool,
     /// With --serve: once the inputs end, keep serving the API and the
     /// dashboard until Ctrl-C.
     #[arg(long, requires = "serve")]
@@ -601,6 +605,7 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
             let mut sc = ServerConfig::new(data.path().to_path_buf(), addr);
             sc.feeds_file = feeds_file.clone();
             sc.anonymous_read = args.anonymous_read;
+            sc.allow_private_webhooks = args.allow_private_webhooks;
             sc.k = privacy.k;
             // This process raises the alerts: it publishes them itself.
             sc.poll_alerts = false;
@@ -633,10 +638,12 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     // delivers them itself.
     let webhooks = server.is_none().then(|| {
         let (dir, stop) = (data.path().to_path_buf(), stop.clone());
+        let allow_private = args.allow_private_webhooks;
         std::thread::spawn(move || {
             // The final commit's alerts are sent before the run exits.
             let options = tidewatch_server::webhooks::DeliveryOptions {
                 drain: WEBHOOK_DRAIN,
+                allow_private,
                 ..Default::default()
             };
             if let Err(e) = tidewatch_server::webhooks::run_until_stopped(&dir, options, stop) {

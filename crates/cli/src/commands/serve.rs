@@ -33,6 +33,10 @@ pub struct Args {
     /// Allow reads without a token (only on a loopback address).
     #[arg(long)]
     pub anonymous_read: bool,
+    /// Let webhooks point at loopback and private addresses (by default
+    /// only public ones: a URL must not make the server probe its networks).
+    #[arg(long)]
+    pub allow_private_webhooks: bool,
     /// Larger request bodies are refused with 413.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
@@ -68,6 +72,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut sc = ServerConfig::new(data.clone(), args.addr);
     sc.feeds_file = feeds_file;
     sc.anonymous_read = args.anonymous_read;
+    sc.allow_private_webhooks = args.allow_private_webhooks;
     sc.max_body_bytes = args.max_body_bytes;
     sc.request_timeout = Duration::from_secs(args.timeout_secs.max(1));
     if let Some(c) = &config {

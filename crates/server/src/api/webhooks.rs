@@ -63,7 +63,7 @@ pub struct CreatedWebhook {
     pub secret: String,
 }
 
-fn check_url(url: &str) -> Result<(), Problem> {
+fn check_url(url: &str, allow_private: bool) -> Result<(), Problem> {
     if url.len() > MAX_URL {
         return Err(Problem::bad_request(format!("the url is longer than {MAX_URL} bytes")));
     }
@@ -76,6 +76,13 @@ fn check_url(url: &str) -> Result<(), Problem> {
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(Problem::bad_request("url: no host"));
+    }
+    if !allow_private {
+        if let Some(why) = crate::webhooks::address::private_literal(&parsed) {
+            return Err(Problem::bad_request(format!(
+                "url: {why}; webhooks go to public addresses unless the server runs with --allow-private-webhooks"
+            )));
+        }
     }
     Ok(())
 }
@@ -111,9 +118,9 @@ async fn list_webhooks(State(state): State<Arc<AppState>>) -> Result<Json<Vec<We
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = NewWebhook,
     responses(
         (status = 201, description = "Created, with the secret", body = CreatedWebhook),
-        (status = 400, description = "Not an http(s) URL, or an unknown feed", body = Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Not an http(s) URL, a private address (unless allowed), or an unknown feed", body = Problem, content_type = "application/problem+json")))]
 async fn create_webhook(State(state): State<Arc<AppState>>, Json(new): Json<NewWebhook>) -> Result<Response, Problem> {
-    check_url(&new.url)?;
+    check_url(&new.url, state.config.allow_private_webhooks)?;
     let created = blocking(&state, move |s| {
         if let Some(feed) = &new.feed {
             if !known_feeds(s)?.contains(feed) {
@@ -194,7 +201,16 @@ mod tests {
     #[test]
     fn urls() {
         for ok in ["http://127.0.0.1:9000/hook", "https://example.invalid/a?b=c"] {
-            assert!(check_url(ok).is_ok(), "{ok}");
+            assert!(check_url(ok, true).is_ok(), "{ok}");
+        }
+        assert!(check_url("https://example.invalid/a?b=c", false).is_ok());
+        for private in [
+            "http://127.0.0.1:9000/hook",
+            "http://[::1]/",
+            "http://169.254.169.254/",
+            "http://localhost/",
+        ] {
+            assert_eq!(check_url(private, false).unwrap_err().status, 400, "{private}");
         }
         for bad in [
             "",
@@ -203,10 +219,10 @@ mod tests {
             "file:///etc/passwd",
             "http://",
         ] {
-            assert_eq!(check_url(bad).unwrap_err().status, 400, "{bad:?}");
+            assert_eq!(check_url(bad, true).unwrap_err().status, 400, "{bad:?}");
         }
         assert_eq!(
-            check_url(&format!("https://example.invalid/{}", "a".repeat(MAX_URL)))
+            check_url(&format!("https://example.invalid/{}", "a".repeat(MAX_URL)), true)
                 .unwrap_err()
                 .status,
             400

@@ -69,6 +69,8 @@ pub struct DeliveryOptions {
     /// the alerts of its final commit are sent before it exits. A delivery
     /// that fails meanwhile stays pending for the next start.
     pub drain: Duration,
+    /// Send to loopback and private addresses too (see [`super::address`]).
+    pub allow_private: bool,
 }
 
 impl Default for DeliveryOptions {
@@ -83,6 +85,7 @@ impl Default for DeliveryOptions {
             lease: Duration::from_secs(30),
             max_in_flight: 8,
             drain: Duration::ZERO,
+            allow_private: false,
         }
     }
 }
@@ -229,12 +232,14 @@ async fn run_tracked(
     stop: impl Future<Output = ()>,
     in_flight: InFlight,
 ) -> Result<(), WebhookError> {
-    let client = reqwest::Client::builder()
+    let mut client = reqwest::Client::builder()
         .timeout(options.timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("tidewatch-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| WebhookError::Client(e.to_string()))?;
+        .user_agent(concat!("tidewatch-webhooks/", env!("CARGO_PKG_VERSION")));
+    if !options.allow_private {
+        client = client.dns_resolver(Arc::new(super::address::PublicOnly));
+    }
+    let client = client.build().map_err(|e| WebhookError::Client(e.to_string()))?;
     let opened = {
         let data = data.clone();
         tokio::task::spawn_blocking(move || -> Result<(WebhookStore, Cursor), WebhookError> {
@@ -470,7 +475,7 @@ impl Deliverer {
             self.tasks.spawn(async move {
                 let id = claimed.id;
                 let failures_before = claimed.attempts;
-                let outcome = attempt(&client, claimed).await;
+                let outcome = attempt(&client, claimed, options.allow_private).await;
                 let at = now();
                 let retry_at = match &outcome {
                     Outcome::Failed(..) if failures_before.saturating_add(1) < options.max_attempts => {
@@ -516,7 +521,17 @@ impl Deliverer {
 }
 
 /// One signed POST of a claimed delivery.
-async fn attempt(client: &reqwest::Client, c: Claimed) -> Outcome {
+async fn attempt(client: &reqwest::Client, c: Claimed, allow_private: bool) -> Outcome {
+    if !allow_private {
+        // A host name is checked by the resolver; an address here.
+        if let Some(why) = reqwest::Url::parse(&c.url)
+            .ok()
+            .as_ref()
+            .and_then(super::address::private_literal)
+        {
+            return Outcome::Failed(None, format!("refused: {why} (see --allow-private-webhooks)"));
+        }
+    }
     let t = now().0.div_euclid(1000);
     let signature = sign(&c.secret, t, c.body.as_bytes());
     let sent = client

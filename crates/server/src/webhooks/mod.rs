@@ -4,8 +4,12 @@
 //!
 //! The body is the alert record exactly as the store holds it (what
 //! `GET /api/v1/alerts` lists): feed name, spike figures and the terms
-//! that drove it. Alerts are aggregates, so no account, handle or post
-//! text is ever sent.
+//! that drove it; a narrative's growth alert adds its counts and its
+//! representative text, redacted as everywhere else. No account or handle
+//! is ever sent.
+//!
+//! Webhooks go to public addresses only unless allowed otherwise
+//! ([`address`]: a URL must not make the server probe its own networks).
 //!
 //! - [`store`]: `DATA/webhooks.db`, a SQLite file of its own (mode 0600:
 //!   it holds the HMAC keys), with the webhooks and their deliveries.
@@ -22,6 +26,7 @@
 //!
 //! The API (`/api/v1/webhooks`) is in [`crate::api::webhooks`].
 
+pub mod address;
 pub mod deliver;
 pub mod sign;
 pub mod store;
