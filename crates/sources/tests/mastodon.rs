@@ -180,7 +180,8 @@ fn malformed_events_are_counted_and_skipped_and_deletes_pass() {
         serde_json::json!({"event": "delete", "payload": first[0].to_string()})
     );
 
-    // The adapter reads the delete record as a deletion of that id.
+    // The adapter reads the delete record as a deletion of the status it
+    // decoded earlier, named by its URI as the post is.
     let mut out = DecodeOutput::default();
     let mut decoder = Format::Mastodon.decoder(None);
     for r in &got.records {
@@ -194,7 +195,13 @@ fn malformed_events_are_counted_and_skipped_and_deletes_pass() {
             Event::Post(_) => None,
         })
         .collect();
-    assert_eq!(deletions, [first[0].to_string()]);
+    let first_post = out.events.iter().find_map(|e| match e {
+        Event::Post(p) => Some(p.id.as_str()),
+        Event::Delete(_) => None,
+    });
+    let first_post = first_post.expect("the statuses decode to posts");
+    assert!(first_post.ends_with(&format!("/{}", first[0])), "{first_post}");
+    assert_eq!(deletions, [first_post]);
 }
 
 #[test]

@@ -15,9 +15,13 @@
 //! Streaming events `{"event": "update", "payload": "<status JSON>"}` carry
 //! their payload as a string, which is parsed and walked the same way
 //! (`status.update`, `notification` too); `{"event": "delete", "payload":
-//! "<id>"}` becomes a [`Deletion`] of that id. Mastodon's streaming API
-//! names a deleted status by its local id, not its URI, so the deletion can
-//! only match posts whose id is that same local id.
+//! "<id>"}` becomes a [`Deletion`]. Mastodon's streaming API names a
+//! deleted status by the instance's local id, while posts are stored by
+//! URI; so the decoder remembers the local id of the recent statuses it
+//! emitted (about the last 130k, in two generations) and names the
+//! deletion by the URI. A deletion of a status older than that keeps the
+//! local id and matches nothing: one source decodes one instance, so local
+//! ids never mix.
 //!
 //! Post fields:
 //!
@@ -41,7 +45,7 @@
 use super::rss::html_to_text;
 use super::{DecodeError, DecodeOutput, Decoder, Format};
 use serde_json::{Map, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use tidewatch_core::{Deletion, Event, Post, Timestamp};
 
@@ -52,6 +56,7 @@ const SOURCE: &str = "mastodon";
 #[derive(Default)]
 pub struct MastodonDecoder {
     seen: SeenUris,
+    local: LocalIds,
 }
 
 impl Decoder for MastodonDecoder {
@@ -68,11 +73,21 @@ impl Decoder for MastodonDecoder {
         // failed record leaves the decoder as it was.
         let mut ignored = 0;
         let mut events = Vec::with_capacity(found.events.len());
-        for event in found.events {
-            if let Event::Post(post) = &event {
-                if !self.seen.insert(&post.id) {
-                    ignored += 1;
-                    continue;
+        for (local, uri) in found.local_ids {
+            self.local.insert(local, uri);
+        }
+        for mut event in found.events {
+            match &mut event {
+                Event::Post(post) => {
+                    if !self.seen.insert(&post.id) {
+                        ignored += 1;
+                        continue;
+                    }
+                }
+                Event::Delete(d) => {
+                    if let Some(uri) = self.local.get(&d.id) {
+                        d.id = uri.to_owned();
+                    }
                 }
             }
             events.push(event);
@@ -91,6 +106,8 @@ impl Decoder for MastodonDecoder {
 #[derive(Default)]
 struct Found {
     events: Vec<Event>,
+    /// (local id, URI) of every status met.
+    local_ids: Vec<(String, String)>,
 }
 
 impl Found {
@@ -144,6 +161,14 @@ impl Found {
             }
         }
         let post = status_to_post(obj)?;
+        let local = match obj.get("id") {
+            Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+            Some(Value::Number(id)) => Some(id.to_string()),
+            _ => None,
+        };
+        if let Some(local) = local {
+            self.local_ids.push((local, post.id.clone()));
+        }
         self.events.push(Event::Post(post));
         Ok(())
     }
@@ -260,6 +285,33 @@ impl SeenUris {
             self.previous = std::mem::take(&mut self.current);
         }
         true
+    }
+}
+
+/// Local status id → URI for the recent statuses, in two generations of
+/// [`LOCAL_GENERATION`] entries: bounded memory, and the newest are always
+/// kept.
+#[derive(Default)]
+struct LocalIds {
+    current: HashMap<String, String>,
+    previous: HashMap<String, String>,
+}
+
+const LOCAL_GENERATION: usize = 1 << 16;
+
+impl LocalIds {
+    fn insert(&mut self, local: String, uri: String) {
+        self.current.insert(local, uri);
+        if self.current.len() >= LOCAL_GENERATION {
+            self.previous = std::mem::take(&mut self.current);
+        }
+    }
+
+    fn get(&self, local: &str) -> Option<&str> {
+        self.current
+            .get(local)
+            .or_else(|| self.previous.get(local))
+            .map(String::as_str)
     }
 }
 
@@ -422,6 +474,42 @@ mod tests {
             assert_eq!(post_ids(&out), want, "{value}");
             assert_eq!(out.ignored, 0);
         }
+    }
+
+    #[test]
+    fn a_deletion_by_local_id_names_the_post_by_its_uri() {
+        let mut dec = MastodonDecoder::default();
+        let update = serde_json::json!({
+            "event": "update",
+            "payload": status("301", "alice_example", "<p>soon gone</p>").to_string(),
+        });
+        let out = decode_with(&mut dec, &update).unwrap();
+        assert_eq!(post_ids(&out), vec![uri("alice_example", "301")]);
+        let gone = |id: &str| {
+            Event::Delete(Deletion {
+                id: id.into(),
+                platform: "mastodon".into(),
+                deleted_at: None,
+                source: "mastodon".into(),
+            })
+        };
+        let out = decode_with(&mut dec, &serde_json::json!({"event": "delete", "payload": "301"})).unwrap();
+        assert_eq!(out.events, vec![gone(&uri("alice_example", "301"))]);
+        // A status this decoder never saw keeps its local id.
+        let out = decode_with(&mut dec, &serde_json::json!({"event": "delete", "payload": "999"})).unwrap();
+        assert_eq!(out.events, vec![gone("999")]);
+    }
+
+    #[test]
+    fn local_ids_are_bounded_and_keep_the_newest() {
+        let mut ids = LocalIds::default();
+        for i in 0..3 * LOCAL_GENERATION {
+            ids.insert(i.to_string(), format!("u{i}"));
+        }
+        assert!(ids.current.len() + ids.previous.len() <= 2 * LOCAL_GENERATION);
+        let newest = 3 * LOCAL_GENERATION - 1;
+        assert_eq!(ids.get(&newest.to_string()), Some(format!("u{newest}").as_str()));
+        assert_eq!(ids.get("0"), None);
     }
 
     #[test]
