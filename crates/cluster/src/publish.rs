@@ -117,14 +117,20 @@ pub fn run_blocking(
     opts: &PublishOptions,
     on_reject: &mut dyn FnMut(&Reject),
 ) -> Result<PublishSummary> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     rt.block_on(async {
         let cluster = Cluster::connect(cfg).await?;
         publish_inputs(&cluster, paths, opts, on_reject).await
     })
+}
+
+/// The runtime the blocking entry points run on (decoding has a thread of
+/// its own).
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
 }
 
 /// `tidewatch bench publish`: on a runtime of its own, runs the pipeline
@@ -137,10 +143,7 @@ pub fn compare_with_file_blocking(
     opts: &PublishOptions,
     out: &std::path::Path,
 ) -> Result<(PublishSummary, PublishSummary)> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     rt.block_on(async {
         let cluster = Cluster::connect(cfg).await?;
         let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
