@@ -26,6 +26,8 @@ pub const DEFAULT_PARTITIONS: u32 = 16;
 pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 /// How long an unrenewed partition lease lives, by default.
 pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long posts stay in the stream: the store's default retention (30 days).
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(30 * 86_400);
 
 /// How to reach the cluster and what to create there.
 #[derive(Clone, Debug)]
@@ -41,6 +43,10 @@ pub struct ClusterConfig {
     pub replicas: usize,
     /// Re-publishing a post id within this window is de-duplicated.
     pub duplicate_window: Duration,
+    /// Posts older than this leave the stream, as they leave a store after
+    /// its retention (zero keeps them all). Applied to an existing stream
+    /// too.
+    pub max_age: Duration,
     /// A lease not renewed for this long expires (the leases bucket's max age;
     /// fixed when the bucket is created).
     pub lease_timeout: Duration,
@@ -55,6 +61,7 @@ impl ClusterConfig {
             partitions: None,
             replicas: 1,
             duplicate_window: DEFAULT_DUPLICATE_WINDOW,
+            max_age: DEFAULT_MAX_AGE,
             lease_timeout: DEFAULT_LEASE_TIMEOUT,
         }
     }
@@ -294,7 +301,17 @@ async fn ensure_stream(js: &jetstream::Context, cfg: &ClusterConfig, replicas: u
         }
     };
     if let Ok(mut s) = js.get_stream(&cfg.stream).await {
-        return check(s.info().await.map_err(nats("reading the posts stream"))?);
+        let info = s.info().await.map_err(nats("reading the posts stream"))?;
+        check(info)?;
+        if info.config.max_age != cfg.max_age {
+            // The retention is a privacy setting: the newest one applies.
+            let mut config = info.config.clone();
+            config.max_age = cfg.max_age;
+            js.update_stream(config)
+                .await
+                .map_err(nats("setting the posts stream's max age"))?;
+        }
+        return Ok(());
     }
     let created = js
         .create_stream(stream::Config {
@@ -305,6 +322,7 @@ async fn ensure_stream(js: &jetstream::Context, cfg: &ClusterConfig, replicas: u
             retention: stream::RetentionPolicy::Limits,
             num_replicas: replicas,
             duplicate_window: cfg.duplicate_window,
+            max_age: cfg.max_age,
             ..Default::default()
         })
         .await;

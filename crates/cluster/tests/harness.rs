@@ -112,3 +112,28 @@ async fn three_node_cluster_keeps_a_replicated_stream_when_a_node_dies() {
     // 0..10 round-robin over 4 partitions, plus one more in partition 1.
     assert_eq!(per, vec![3, 4, 2, 2]);
 }
+
+/// Posts leave the stream after the retention, as they leave a store: the
+/// stream gets the configured max age, and a later connection with another
+/// retention changes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_keeps_posts_for_the_retention_only() {
+    if !nats_server_available("the_stream_keeps_posts_for_the_retention_only") {
+        return;
+    }
+    let server = NatsServer::start().expect("starting nats-server");
+    let mut cfg = ClusterConfig::new(server.url());
+    let max_age = |c: &Cluster| {
+        let js = c.jetstream().clone();
+        let name = c.stream_name().to_string();
+        async move {
+            let mut s = js.get_stream(&name).await.expect("stream");
+            s.info().await.expect("info").config.max_age
+        }
+    };
+    let cluster = Cluster::connect(&cfg).await.expect("connecting");
+    assert_eq!(max_age(&cluster).await, Duration::from_secs(30 * 86_400));
+    cfg.max_age = Duration::from_secs(2 * 86_400);
+    let cluster = Cluster::connect(&cfg).await.expect("connecting again");
+    assert_eq!(max_age(&cluster).await, Duration::from_secs(2 * 86_400));
+}

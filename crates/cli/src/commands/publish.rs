@@ -40,6 +40,10 @@ pub struct Args {
     /// Re-publishing a post within this many seconds is de-duplicated (when the stream is created).
     #[arg(long, default_value_t = 600)]
     pub dedup_window_secs: u64,
+    /// Days a post stays in the stream (like the store's `retention_days`;
+    /// 0 keeps every post). Applied to an existing stream too.
+    #[arg(long, default_value_t = 30)]
+    pub retention_days: u64,
     /// Input format: auto, canonical, twitter-v1, twitter-v2, jetstream,
     /// mastodon, reddit, rss, csv.
     #[arg(long, default_value = "auto")]
@@ -83,6 +87,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     cluster.partitions = args.partitions;
     cluster.replicas = args.replicas;
     cluster.duplicate_window = Duration::from_secs(args.dedup_window_secs.max(1));
+    cluster.max_age = Duration::from_secs(args.retention_days.saturating_mul(86_400));
     let opts = PublishOptions {
         decode: DecodeOptions {
             format,
