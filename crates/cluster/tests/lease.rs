@@ -17,14 +17,20 @@ async fn cluster(url: &str) -> Cluster {
     Cluster::connect(&cfg).await.expect("connecting")
 }
 
+/// A fresh server and two clients of it (two workers' connections).
+async fn two_clients() -> (NatsServer, Cluster, Cluster) {
+    let server = NatsServer::start().expect("starting nats-server");
+    let url = server.url();
+    let (ca, cb) = tokio::join!(cluster(&url), cluster(&url));
+    (server, ca, cb)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_split_the_partitions_without_overlap() {
     if !nats_server_available("two_workers_split_the_partitions_without_overlap") {
         return;
     }
-    let server = NatsServer::start().expect("starting nats-server");
-    let url = server.url();
-    let (ca, cb) = tokio::join!(cluster(&url), cluster(&url));
+    let (_server, ca, cb) = two_clients().await;
     let mut a = Leases::new(&ca, "worker-a");
     let mut b = Leases::new(&cb, "worker-b");
     assert_eq!(a.timeout(), TIMEOUT);
@@ -68,9 +74,7 @@ async fn a_stopped_worker_loses_its_partitions_and_learns_it_on_renew() {
     if !nats_server_available("a_stopped_worker_loses_its_partitions_and_learns_it_on_renew") {
         return;
     }
-    let server = NatsServer::start().expect("starting nats-server");
-    let url = server.url();
-    let (ca, cb) = tokio::join!(cluster(&url), cluster(&url));
+    let (_server, ca, cb) = two_clients().await;
     let mut a = Leases::new(&ca, "worker-a");
     let mut b = Leases::new(&cb, "worker-b");
     assert_eq!(a.claim_free(P as usize).await.expect("claim a").len(), P as usize);

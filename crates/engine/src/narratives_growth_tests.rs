@@ -5,11 +5,12 @@
 
 use super::*;
 use crate::alerts::{current_alert_entries, AlertLog, NARRATIVE_GROWTH};
+use crate::run::testing::matched;
 use crate::topics::{current_topic_entries, TopicEntry, TopicKind, TopicWatch};
 use tidewatch_core::emerging::{evaluate_feed, EmergingConfig};
 use tidewatch_core::query::Query;
-use tidewatch_core::text::{tokenize, TokenKind, TokenizedText};
-use tidewatch_core::{entities, Post};
+use tidewatch_core::text::TokenizedText;
+use tidewatch_core::Post;
 use tidewatch_gen::{GenConfig, Generator};
 use tidewatch_store::db::CommitDelta;
 
@@ -29,28 +30,6 @@ const MESSAGE: &[&str] = &[
     "it",
     "#wendmoorwater",
 ];
-
-/// A post as the run's sink sees it: entities extracted, content terms
-/// listed (the pipeline's rule).
-fn matched(mut post: Post, tokens: &mut TokenizedText) -> MatchedPost {
-    let mut spans = Vec::new();
-    entities::scan_into(&post.text, &mut spans);
-    post.entities = Some(entities::extract(&post.text, &spans));
-    tokenize(&post.text, tokens);
-    let mut terms: Vec<&str> = Vec::new();
-    for (word, tok) in tokens.iter() {
-        if tok.kind == TokenKind::Word && tidewatch_core::emerging::is_content_term(word) && !terms.contains(&word) {
-            terms.push(word);
-        }
-    }
-    let terms = terms.join(" ");
-    MatchedPost {
-        post,
-        feeds: Vec::new(),
-        version: 0,
-        terms,
-    }
-}
 
 fn post(id: String, author: String, t: i64, text: String, repost_of: Option<String>) -> Post {
     Post {

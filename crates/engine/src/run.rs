@@ -442,6 +442,38 @@ pub fn run_inputs(
     })
 }
 
+/// Test posts as a run's sink sees them, for the detectors' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::MatchedPost;
+    use tidewatch_core::text::{tokenize, TokenKind, TokenizedText};
+    use tidewatch_core::{entities, Post};
+
+    /// A post with its entities extracted and its content terms listed
+    /// (the pipeline's rule, without redaction: test texts hold no handle
+    /// a test looks at), matched by no feed.
+    pub(crate) fn matched(mut post: Post, tokens: &mut TokenizedText) -> MatchedPost {
+        let mut spans = Vec::new();
+        entities::scan_into(&post.text, &mut spans);
+        post.entities = Some(entities::extract(&post.text, &spans));
+        tokenize(&post.text, tokens);
+        let mut terms: Vec<&str> = Vec::new();
+        for (word, tok) in tokens.iter() {
+            if tok.kind == TokenKind::Word && tidewatch_core::emerging::is_content_term(word) && !terms.contains(&word)
+            {
+                terms.push(word);
+            }
+        }
+        let terms = terms.join(" ");
+        MatchedPost {
+            post,
+            feeds: Vec::new(),
+            version: 0,
+            terms,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

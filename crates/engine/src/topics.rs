@@ -489,37 +489,11 @@ pub fn current_topic_entries(db: &Db, since: Option<Timestamp>) -> Result<Vec<To
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::testing::matched;
     use tidewatch_core::query::Query;
-    use tidewatch_core::text::{tokenize, TokenizedText};
-    use tidewatch_core::{entities, Post};
+    use tidewatch_core::text::TokenizedText;
     use tidewatch_gen::{EventKind, GenConfig, Generator};
     use tidewatch_store::db::CommitDelta;
-
-    /// A generated post as the run's consumer sees it: entities extracted,
-    /// content terms listed (the pipeline's rule, without redaction: the
-    /// generator's texts hold no handle the test looks at).
-    fn matched(mut post: Post, tokens: &mut TokenizedText) -> MatchedPost {
-        let mut spans = Vec::new();
-        entities::scan_into(&post.text, &mut spans);
-        post.entities = Some(entities::extract(&post.text, &spans));
-        tokenize(&post.text, tokens);
-        let mut terms: Vec<&str> = Vec::new();
-        for (word, tok) in tokens.iter() {
-            if tok.kind == tidewatch_core::text::TokenKind::Word
-                && tidewatch_core::emerging::is_content_term(word)
-                && !terms.contains(&word)
-            {
-                terms.push(word);
-            }
-        }
-        let terms = terms.join(" ");
-        MatchedPost {
-            post,
-            feeds: Vec::new(),
-            version: 0,
-            terms,
-        }
-    }
 
     #[test]
     fn a_planted_emerging_topic_is_recorded_once_with_a_feed_that_parses() {

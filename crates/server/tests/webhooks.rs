@@ -283,6 +283,14 @@ impl Receiver {
         self.got.lock().unwrap().clone()
     }
 
+    /// The bodies received, in order.
+    fn bodies(&self) -> Vec<String> {
+        self.got()
+            .iter()
+            .map(|g| String::from_utf8(g.body.to_vec()).unwrap())
+            .collect()
+    }
+
     fn answered_ok(&self) -> usize {
         self.got().iter().filter(|g| g.answered.is_success()).count()
     }
@@ -767,12 +775,7 @@ async fn a_store_made_afresh_is_followed_without_resending() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     deliverer.stop().await;
 
-    let bodies: Vec<String> = receiver
-        .got()
-        .iter()
-        .map(|g| String::from_utf8(g.body.to_vec()).unwrap())
-        .collect();
-    assert_eq!(bodies, [before, after]);
+    assert_eq!(receiver.bodies(), [before, after]);
 }
 
 /// A deliverer told to stop right after a commit sends that commit's
@@ -794,11 +797,7 @@ async fn draining_sends_the_last_commits_alerts_before_stopping() {
         let deliverer = data.deliverer(options).await;
         let opened = data.alert("quakes", 10, "opened");
         deliverer.stop().await;
-        let bodies: Vec<String> = receiver
-            .got()
-            .iter()
-            .map(|g| String::from_utf8(g.body.to_vec()).unwrap())
-            .collect();
+        let bodies = receiver.bodies();
         if drain.is_zero() {
             assert!(bodies.is_empty(), "{bodies:?}");
             assert!(data.deliveries(hook, Some("delivered")).await.is_empty());

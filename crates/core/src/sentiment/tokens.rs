@@ -110,6 +110,19 @@ struct WordScan {
     classes: u8,
 }
 
+impl WordScan {
+    /// A word starting at byte `start`, all ASCII so far.
+    fn at(start: usize) -> WordScan {
+        WordScan {
+            start,
+            ascii: true,
+            first: None,
+            last: start,
+            classes: 0,
+        }
+    }
+}
+
 /// Splits `text` into tokens, appending their lower-case forms to `lower`.
 ///
 /// Walks bytes and decodes a character only at a non-ASCII byte, and
@@ -132,13 +145,7 @@ pub(super) fn tokenize(text: &str, lexicon: &Lexicon, lower: &mut String, out: &
                     push_word(text, &w, i, lexicon, lower, out);
                 }
             } else {
-                let w = word.get_or_insert(WordScan {
-                    start: i,
-                    ascii: true,
-                    first: None,
-                    last: i,
-                    classes: 0,
-                });
+                let w = word.get_or_insert_with(|| WordScan::at(i));
                 if class & PUNCT == 0 {
                     w.first.get_or_insert(i);
                     w.last = i + 1;
@@ -157,14 +164,7 @@ pub(super) fn tokenize(text: &str, lexicon: &Lexicon, lower: &mut String, out: &
                 push_word(text, &w, i, lexicon, lower, out);
             }
         } else {
-            let w = word.get_or_insert(WordScan {
-                start: i,
-                ascii: false,
-                first: None,
-                last: i,
-                classes: 0,
-            });
-            w.ascii = false;
+            word.get_or_insert_with(|| WordScan::at(i)).ascii = false;
         }
         i += len;
     }
