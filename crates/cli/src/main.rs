@@ -67,6 +67,8 @@ enum Command {
     Token(commands::token::TokenCmd),
     /// Decode and pseudonymise posts and publish them to a partitioned NATS JetStream stream.
     Publish(commands::publish::Args),
+    /// Join a cluster: lease partitions of the NATS posts stream and keep their shards of the store.
+    Worker(commands::worker::Args),
     /// Show the health of a run's live sources: events/s, lag, reconnects, errors, gaps.
     Status(commands::status::Args),
 }
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Config(c) => commands::config::run(c),
         Command::Status(a) => commands::status::run(a),
         Command::Publish(a) => commands::publish::run(a),
+        Command::Worker(a) => commands::worker::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Token(t) => commands::token::run(t),
     };

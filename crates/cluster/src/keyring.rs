@@ -62,6 +62,7 @@ pub struct SharedKeyring {
     deleted_below: i64,
     undated_time: Timestamp,
     /// Rebuilt from the fields above whenever they change.
+    keys: Arc<Keyring>,
     pseudonymiser: Pseudonymiser,
     /// The cluster's `deleted_below` as last seen by a watch of that key, so
     /// keys another publisher expired leave this one's memory too.
@@ -128,6 +129,7 @@ impl SharedKeyring {
             epoch_keys: BTreeMap::new(),
             deleted_below: i64::MIN,
             undated_time,
+            keys: Arc::new(Keyring::new(config)),
             pseudonymiser: Pseudonymiser::new(Arc::new(Keyring::new(config)), undated_time),
             watched_below,
             watcher,
@@ -147,11 +149,33 @@ impl SharedKeyring {
         self.epoch_keys.keys().copied().collect()
     }
 
+    /// The keys as this publisher holds them now: a new keyring each time
+    /// they change ([`SharedKeyring::prepare`]), so an [`Enricher`] built on
+    /// them pseudonymises exactly as [`SharedKeyring::pseudonymise`] does.
+    ///
+    /// [`Enricher`]: tidewatch_core::enrich::Enricher
+    pub fn keys(&self) -> &Arc<Keyring> {
+        &self.keys
+    }
+
     /// Pseudonymises a batch in place, as the single-node pipeline does:
-    /// first deletes keys the batch's newest event time has expired, then
-    /// fetches or creates the key of every epoch the batch needs, then
-    /// replaces authors, ids and reply/repost targets and drops permalinks.
+    /// [`SharedKeyring::prepare`], then replaces authors, ids and
+    /// reply/repost targets and drops permalinks.
     pub async fn pseudonymise(&mut self, events: &mut [Event]) -> Result<()> {
+        self.prepare(events).await?;
+        for ev in events.iter_mut() {
+            match ev {
+                Event::Post(p) => self.pseudonymiser.apply(p),
+                Event::Delete(d) => self.pseudonymiser.apply_deletion(d),
+            }
+        }
+        Ok(())
+    }
+
+    /// Readies [`SharedKeyring::keys`] for a batch: first deletes keys the
+    /// batch's newest event time has expired, then fetches or creates the
+    /// key of every epoch the batch needs.
+    pub async fn prepare(&mut self, events: &[Event]) -> Result<()> {
         let watched = self.watched_below.load(Ordering::Acquire);
         if watched > self.deleted_below {
             self.forget_below(watched);
@@ -179,12 +203,6 @@ impl SharedKeyring {
         }
         if changed {
             self.rebuild();
-        }
-        for ev in events.iter_mut() {
-            match ev {
-                Event::Post(p) => self.pseudonymiser.apply(p),
-                Event::Delete(d) => self.pseudonymiser.apply_deletion(d),
-            }
         }
         Ok(())
     }
@@ -340,7 +358,8 @@ impl SharedKeyring {
             epoch_keys: self.epoch_keys.clone(),
             deleted_below: self.deleted_below,
         };
-        self.pseudonymiser = Pseudonymiser::new(Arc::new(Keyring::from_state(state)), self.undated_time);
+        self.keys = Arc::new(Keyring::from_state(state));
+        self.pseudonymiser = Pseudonymiser::new(self.keys.clone(), self.undated_time);
     }
 }
 

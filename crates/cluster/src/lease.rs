@@ -27,12 +27,30 @@
 use crate::setup::Cluster;
 use crate::{nats, Result};
 use async_nats::jetstream::kv;
+use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The lease key of partition `p`.
 pub fn lease_key(p: u32) -> String {
     format!("p.{p}")
+}
+
+/// The presence key of a worker: `w.<id>`, renewed with its leases, so
+/// that workers can count each other and share the partitions fairly.
+pub fn presence_key(worker: &str) -> String {
+    // Key-value keys allow letters, digits, `-`, `_`, `=`, `/` and `.`.
+    let id: String = worker
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("w.{id}")
 }
 
 /// One worker's leases (see the module doc).
@@ -134,17 +152,65 @@ impl Leases {
         Ok(lost)
     }
 
+    /// Says this worker is alive (a presence key that expires like a lease).
+    pub async fn announce(&self) -> Result<()> {
+        self.kv
+            .put(presence_key(&self.worker), self.worker.clone().into_bytes().into())
+            .await
+            .map_err(nats("announcing the worker"))?;
+        Ok(())
+    }
+
+    /// The workers alive now (their presence keys), this one included.
+    pub async fn live_workers(&self) -> Result<usize> {
+        let mut keys = self.kv.keys().await.map_err(nats("listing the workers"))?;
+        let mut n = 0;
+        while let Some(key) = keys.next().await {
+            n += key.map_err(nats("listing the workers"))?.starts_with("w.") as usize;
+        }
+        Ok(n)
+    }
+
+    /// The partitions a fair worker holds: P spread over the live workers,
+    /// rounded up (so every partition has room somewhere).
+    pub fn fair_share(&self, workers: usize) -> usize {
+        (self.partitions as usize).div_ceil(workers.max(1))
+    }
+
+    /// Gives partition `p` back (when it is still ours), for another worker
+    /// to claim at once. Stop consuming it first.
+    pub async fn release_one(&mut self, p: u32) -> Result<()> {
+        let Some(revision) = self.held.remove(&p) else {
+            return Ok(());
+        };
+        match self.kv.delete_expect_revision(lease_key(p), Some(revision)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == kv::DeleteErrorKind::WrongLastRevision => Ok(()),
+            Err(e) => Err(nats(format!("releasing partition {p}"))(e)),
+        }
+    }
+
+    /// Forgets every held lease without touching the bucket (renewals
+    /// failed for longer than the timeout: the leases are gone or soon
+    /// will be).
+    pub fn forget(&mut self) {
+        self.held.clear();
+    }
+
+    /// Removes this worker's presence key (it is stopping).
+    pub async fn withdraw(&self) -> Result<()> {
+        self.kv
+            .delete(presence_key(&self.worker))
+            .await
+            .map_err(nats("withdrawing the worker"))
+    }
+
     /// Gives every held partition back (only where the lease is still ours),
     /// so another worker can claim it without waiting for the timeout.
     pub async fn release(&mut self) -> Result<()> {
-        let held = std::mem::take(&mut self.held);
-        for (p, revision) in held {
-            match self.kv.delete_expect_revision(lease_key(p), Some(revision)).await {
-                Ok(()) => {}
-                // Already someone else's or expired: nothing to give back.
-                Err(e) if e.kind() == kv::DeleteErrorKind::WrongLastRevision => {}
-                Err(e) => return Err(nats(format!("releasing partition {p}"))(e)),
-            }
+        for p in self.held() {
+            // Already someone else's or expired: nothing to give back.
+            self.release_one(p).await?;
         }
         Ok(())
     }

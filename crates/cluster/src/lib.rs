@@ -18,6 +18,7 @@
 //! [`publish`] ties them together for `tidewatch publish`. The test harness
 //! that starts real `nats-server` processes is in [`testing`].
 
+pub mod feeds;
 pub mod keyring;
 pub mod lease;
 pub mod partition;
@@ -25,6 +26,8 @@ pub mod publish;
 pub mod setup;
 #[doc(hidden)]
 pub mod testing;
+pub mod view;
+pub mod worker;
 
 pub use keyring::SharedKeyring;
 pub use lease::Leases;
@@ -106,6 +109,8 @@ pub enum Error {
     #[error("the stream did not acknowledge a published message: {0}")]
     Ack(BoxError),
     #[error(transparent)]
+    Feeds(#[from] tidewatch_engine::feeds::FeedError),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
@@ -115,4 +120,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub(crate) fn nats<E: Into<BoxError>>(op: impl Into<String>) -> impl FnOnce(E) -> Error {
     let op = op.into();
     move |e| Error::Nats { op, source: e.into() }
+}
+
+/// Where a worker keeps partition `p`'s store (index, database, checkpoints)
+/// under its data directory: one directory per partition, so a partition
+/// can move between workers without splitting anything.
+pub fn shard_dir(data: &std::path::Path, p: u32) -> std::path::PathBuf {
+    data.join(format!("part-{p}"))
 }

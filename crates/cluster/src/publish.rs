@@ -1,14 +1,15 @@
-//! `tidewatch publish`: inputs → decoded, pseudonymised events → the
-//! partitioned JetStream stream.
+//! `tidewatch publish`: inputs → decoded, pseudonymised, enriched and
+//! redacted posts → the partitioned JetStream stream.
 //!
 //! A thread decodes the inputs with the engine's decode stage (every
 //! format tidewatch reads; bad records become rejects and the rest goes
-//! on). The async side pseudonymises each batch with the cluster's
-//! [`SharedKeyring`] and redacts its text — and does nothing else:
-//! enrichment and matching happen in the workers — then publishes every
-//! event as one canonical
-//! JSON message ([`tidewatch_core::Post::write_json`], or a deletion's
-//! `{"delete": ...}`, without the trailing newline) to
+//! on). The async side makes sure the cluster's [`SharedKeyring`] holds
+//! the keys of each batch, then runs every event through the same
+//! [`Enricher`] a single-node run uses: pseudonyms, entities, language,
+//! sentiment, then redaction. Matching, windows and storage happen in the
+//! workers. Every event becomes one canonical JSON message
+//! ([`tidewatch_core::Post::write_json`], or a deletion's
+//! `{"delete": ...}`, without the trailing newline) on
 //! `tidewatch.posts.<partition>` with the header `Nats-Msg-Id`:
 //!
 //! - a post's message id is its pseudonymous id, so publishing the same
@@ -17,14 +18,16 @@
 //! - a deletion's is `delete-<id>` (it must not collide with its post's),
 //!   and it goes to the partition of the post it deletes.
 //!
-//! Why redact here: the stream is a store on the disks of every NATS node,
-//! and raw handles never reach a disk. So `@handle` in a text becomes
-//! `@user` (unless the account is on the public-accounts list), e-mail
-//! addresses and phone numbers are masked and links lose their query
-//! strings, exactly as the single-node pipeline does before it stores a
-//! post. Entities are dropped (workers extract them again from the
-//! redacted text). A consequence for workers: a feed term `@handle` only
-//! matches public accounts.
+//! Why enrich and redact here, not in the workers: the stream is a store
+//! on the disks of every NATS node, and raw handles never reach a disk.
+//! So `@handle` in a text becomes `@user` (unless the account is on the
+//! public-accounts list), e-mail addresses and phone numbers are masked
+//! and links lose their query strings before publishing. Language and
+//! sentiment must come from the raw text, as in a single-node run (a
+//! masked text can score differently), so they are found here too, and a
+//! worker matches the posts as they come ([`Enricher::enriched_upstream`]).
+//! A consequence for workers: a feed term `@handle` only matches public
+//! accounts.
 //!
 //! Publishing is asynchronous with at most `max_pending` unacknowledged
 //! messages; an acknowledgement that fails or times out stops the run with
@@ -126,7 +129,7 @@ pub fn run_blocking(
 
 /// The runtime the blocking entry points run on (decoding has a thread of
 /// its own).
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -195,14 +198,9 @@ async fn pipeline(
     let start = Instant::now();
     let partitions = cluster.partitions();
     let mut keyring = SharedKeyring::open(cluster.keyring_bucket(), opts.pseudonym, opts.undated_time).await?;
-    // The redactor only masks texts: with entities cleared it never
-    // pseudonymises (that was done with the shared keys), so its own
-    // keyring is never used.
-    let mut redactor = Enricher::new(
-        Arc::new(Keyring::new(keyring.config())),
-        opts.public_accounts.clone(),
-        opts.undated_time,
-    );
+    let enricher_on =
+        |keys: &Arc<Keyring>| Enricher::new(keys.clone(), opts.public_accounts.clone(), opts.undated_time);
+    let mut enricher = enricher_on(keyring.keys());
     let mut summary = PublishSummary {
         stream: cluster.stream_name().to_string(),
         partitions,
@@ -238,16 +236,18 @@ async fn pipeline(
             }
             Decoded::Events(events) => events,
         };
-        if let Err(e) = keyring.pseudonymise(&mut events).await {
+        if let Err(e) = keyring.prepare(&events).await {
             outcome = Err(e);
             break;
         }
+        if !Arc::ptr_eq(enricher.keys(), keyring.keys()) {
+            enricher = enricher_on(keyring.keys());
+        }
         for ev in &mut events {
             buf.clear();
+            enricher.finish(ev);
             let (p, msg_id, is_post) = match ev {
                 Event::Post(post) => {
-                    post.entities = None;
-                    redactor.redact(post);
                     post.write_json(&mut buf);
                     (partition(&post.id, partitions), post.id.clone(), true)
                 }

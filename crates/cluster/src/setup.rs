@@ -45,8 +45,9 @@ pub struct ClusterConfig {
     pub duplicate_window: Duration,
     /// Posts older than this leave the stream, as they leave a store after
     /// its retention (zero keeps them all). Applied to an existing stream
-    /// too.
-    pub max_age: Duration,
+    /// too; `None` leaves an existing stream's as it is (workers, readers)
+    /// and gives a new one [`DEFAULT_MAX_AGE`].
+    pub max_age: Option<Duration>,
     /// A lease not renewed for this long expires (the leases bucket's max age;
     /// fixed when the bucket is created).
     pub lease_timeout: Duration,
@@ -61,7 +62,7 @@ impl ClusterConfig {
             partitions: None,
             replicas: 1,
             duplicate_window: DEFAULT_DUPLICATE_WINDOW,
-            max_age: DEFAULT_MAX_AGE,
+            max_age: None,
             lease_timeout: DEFAULT_LEASE_TIMEOUT,
         }
     }
@@ -165,6 +166,24 @@ impl Cluster {
     /// How long an unrenewed lease lives.
     pub fn lease_timeout(&self) -> Duration {
         self.lease_timeout
+    }
+
+    /// Whether every partition's durable consumer exists and has had every
+    /// message of its partition delivered and acknowledged, that is
+    /// committed by the worker holding it.
+    pub async fn consumed(&self) -> Result<bool> {
+        let stream = self
+            .js
+            .get_stream(&self.stream)
+            .await
+            .map_err(nats("reading the posts stream"))?;
+        for p in 0..self.partitions {
+            match stream.consumer_info(crate::consumer_name(p)).await {
+                Ok(info) if info.num_pending == 0 && info.num_ack_pending == 0 => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// Messages in the posts stream, and per partition in order (asked of the
@@ -303,10 +322,10 @@ async fn ensure_stream(js: &jetstream::Context, cfg: &ClusterConfig, replicas: u
     if let Ok(mut s) = js.get_stream(&cfg.stream).await {
         let info = s.info().await.map_err(nats("reading the posts stream"))?;
         check(info)?;
-        if info.config.max_age != cfg.max_age {
+        if let Some(max_age) = cfg.max_age.filter(|m| *m != info.config.max_age) {
             // The retention is a privacy setting: the newest one applies.
             let mut config = info.config.clone();
-            config.max_age = cfg.max_age;
+            config.max_age = max_age;
             js.update_stream(config)
                 .await
                 .map_err(nats("setting the posts stream's max age"))?;
@@ -322,7 +341,7 @@ async fn ensure_stream(js: &jetstream::Context, cfg: &ClusterConfig, replicas: u
             retention: stream::RetentionPolicy::Limits,
             num_replicas: replicas,
             duplicate_window: cfg.duplicate_window,
-            max_age: cfg.max_age,
+            max_age: cfg.max_age.unwrap_or(DEFAULT_MAX_AGE),
             ..Default::default()
         })
         .await;

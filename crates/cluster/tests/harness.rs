@@ -133,7 +133,12 @@ async fn the_stream_keeps_posts_for_the_retention_only() {
     };
     let cluster = Cluster::connect(&cfg).await.expect("connecting");
     assert_eq!(max_age(&cluster).await, Duration::from_secs(30 * 86_400));
-    cfg.max_age = Duration::from_secs(2 * 86_400);
+    cfg.max_age = Some(Duration::from_secs(2 * 86_400));
     let cluster = Cluster::connect(&cfg).await.expect("connecting again");
+    assert_eq!(max_age(&cluster).await, Duration::from_secs(2 * 86_400));
+    // A worker or reader that sets none leaves the retention alone.
+    let cluster = Cluster::connect(&ClusterConfig::new(server.url()))
+        .await
+        .expect("connecting as a worker");
     assert_eq!(max_age(&cluster).await, Duration::from_secs(2 * 86_400));
 }

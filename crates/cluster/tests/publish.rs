@@ -138,6 +138,8 @@ async fn publishes_each_post_to_its_partition_once_without_raw_handles() {
         assert_eq!(post.id.len(), 32, "pseudonymous id");
         assert!(post.author.as_deref().is_none_or(|a| a.starts_with('u')));
         assert_eq!(post.url, None);
+        // Enriched from the raw text before it was masked (workers keep it).
+        assert!(post.sentiment.is_some() && post.entities.is_some() && post.lang.is_some());
         assert!(
             post_ids.insert(post.id.clone(), subject.clone()).is_none(),
             "a post stored twice"

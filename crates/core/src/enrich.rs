@@ -28,6 +28,8 @@ pub struct Enricher {
     pseudonymiser: Pseudonymiser,
     public: Arc<PublicAccounts>,
     spans: Vec<Span>,
+    /// Posts arrive enriched and redacted, deletions pseudonymised.
+    upstream: bool,
 }
 
 impl Enricher {
@@ -38,12 +40,38 @@ impl Enricher {
             pseudonymiser: Pseudonymiser::new(keyring, undated_time),
             public,
             spans: Vec::new(),
+            upstream: false,
         }
+    }
+
+    /// The keyring this enricher pseudonymises with.
+    pub fn keys(&self) -> &Arc<Keyring> {
+        self.pseudonymiser.keyring()
+    }
+
+    /// With `yes`, posts are taken as already pseudonymised, enriched and
+    /// redacted, by this same code, elsewhere (a cluster's publisher, which
+    /// still had the raw text): [`Enricher::enrich`] keeps what a post
+    /// carries, [`Enricher::redact`] changes nothing, and deletions keep
+    /// their ids. Hashing an id twice would make a pseudonym nothing else
+    /// knows, and sentiment or language found again in a masked text could
+    /// differ from what the raw text gave. A post without a sentiment
+    /// score was not enriched: it gets entities, language and sentiment
+    /// here, from its (masked) text, but its ids are left alone.
+    pub fn enriched_upstream(mut self, yes: bool) -> Enricher {
+        self.upstream = yes;
+        self
     }
 
     /// Steps 1–4 (see the module doc). Call exactly once per post.
     pub fn enrich(&mut self, post: &mut Post) {
-        self.pseudonymiser.apply(post);
+        if self.upstream && post.sentiment.is_some() {
+            self.spans.clear();
+            return;
+        }
+        if !self.upstream {
+            self.pseudonymiser.apply(post);
+        }
         entities::scan_into(&post.text, &mut self.spans);
         post.entities = Some(entities::extract(&post.text, &self.spans));
         if post.lang.as_deref().is_some_and(lang::is_normalised_tag) {
@@ -88,6 +116,9 @@ impl Enricher {
     /// [`Enricher::redact`] with `self.spans` already holding the spans of
     /// `post.text`.
     fn redact_scanned(&mut self, post: &mut Post) -> bool {
+        if self.upstream {
+            return false;
+        }
         // Most posts hold nothing to mask; don't copy their text.
         let clean = self
             .spans
@@ -115,7 +146,9 @@ impl Enricher {
 
     /// Pseudonymises a deletion notice so that it names the stored post.
     pub fn deletion(&mut self, d: &mut Deletion) {
-        self.pseudonymiser.apply_deletion(d);
+        if !self.upstream {
+            self.pseudonymiser.apply_deletion(d);
+        }
     }
 
     /// Enriches and redacts an event, for pipelines with no detection step
@@ -223,5 +256,36 @@ mod tests {
         e.enrich(&mut p);
         assert_eq!(p.lang.as_deref(), Some("de"));
         assert_eq!(p.lang_source, Some(LangSource::Detected));
+    }
+
+    #[test]
+    fn posts_enriched_upstream_are_kept_as_they_came() {
+        // What a publisher makes of a raw post...
+        let mut published = post("so happy to meet @alice_example at the harbour", Some("en"));
+        let mut e = enricher(&[]);
+        e.enrich(&mut published);
+        e.redact_enriched(&mut published);
+        assert!(published.text.contains("@user"));
+        // ... a worker keeps: ids, sentiment of the raw text, entities.
+        let mut worker = enricher(&[]).enriched_upstream(true);
+        let mut p = published.clone();
+        worker.enrich(&mut p);
+        assert!(!worker.redact_enriched(&mut p));
+        assert_eq!(p, published);
+        // A post that came without a score is enriched here, its ids untouched.
+        let mut again = published.clone();
+        again.sentiment = None;
+        worker.enrich(&mut again);
+        assert_eq!(again.id, published.id, "ids are never hashed twice");
+        assert!(again.sentiment.is_some());
+        let mut d = Deletion {
+            id: "0f3a".into(),
+            platform: "twitter".into(),
+            ..Default::default()
+        };
+        worker.deletion(&mut d);
+        assert_eq!(d.id, "0f3a");
+        enricher(&[]).deletion(&mut d);
+        assert_ne!(d.id, "0f3a");
     }
 }

@@ -232,6 +232,11 @@ impl Pseudonymiser {
         }
     }
 
+    /// The keyring it hashes with.
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
+    }
+
     fn key_for(&mut self, epoch: i64) -> Key {
         let g = self.keyring.generation();
         if g != self.generation {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tidewatch_core::pseudonym::Keyring;
 use tidewatch_core::Deletion;
 use tidewatch_store::db::{Checkpoint, FeedRow};
-use tidewatch_store::{CommitStats, Store, StoreError};
+use tidewatch_store::{CommitStats, Recovery, Store, StoreConfig, StoreError};
 
 /// When a commit is due.
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +38,68 @@ impl Default for CommitPolicy {
             max_posts: 200_000,
         }
     }
+}
+
+/// A store opened for a run ([`open_for_run`]).
+pub struct Opened {
+    pub persister: Persister,
+    /// The feeds, with the ids the store knows.
+    pub live: Arc<LiveFeeds>,
+    /// Where each input resumes, by checkpoint name.
+    pub resume: HashMap<String, Resume>,
+    /// What opening repaired (a commit interrupted by a crash).
+    pub recovery: Recovery,
+}
+
+/// Why a store could not be opened for a run.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("opening the store in {dir}: {source}")]
+    Store { dir: PathBuf, source: StoreError },
+    #[error(transparent)]
+    Feeds(#[from] crate::feeds::FeedError),
+}
+
+/// Opens the store in `data` for a run over `inputs` (checkpoint names by
+/// position: files, then `source:NAME`) with the feeds `defs`: the feeds
+/// keep the ids the store knows, and posts older than `retention_days`
+/// (0: kept) leave the index.
+pub fn open_for_run(
+    data: &DataDir,
+    inputs: Vec<Option<String>>,
+    defs: &[crate::feeds::FeedDef],
+    keyring: &Arc<Keyring>,
+    retention_days: u32,
+    commit: CommitPolicy,
+) -> Result<Opened, OpenError> {
+    let config = StoreConfig {
+        retention_ms: (retention_days > 0).then(|| retention_days as i64 * tidewatch_core::Timestamp::DAY),
+        ..Default::default()
+    };
+    let at = |source| OpenError::Store {
+        dir: data.path().to_path_buf(),
+        source,
+    };
+    let (store, recovery) = Store::open(data.path(), config).map_err(at)?;
+    let known: Vec<(String, u32)> = store
+        .db()
+        .feeds()
+        .map_err(at)?
+        .into_iter()
+        .map(|f| (f.name, f.id))
+        .collect();
+    let live = Arc::new(LiveFeeds::from_set(crate::feeds::FeedSet::with_known_ids(
+        &known, defs,
+    )?));
+    let resume = resume_points(&store).map_err(at)?;
+    let persister =
+        Persister::with_inputs(store, inputs, live.clone(), data.clone(), keyring.clone(), commit).map_err(at)?;
+    Ok(Opened {
+        persister,
+        live,
+        resume,
+        recovery,
+    })
 }
 
 /// Where each input resumes, from the store's checkpoints.
@@ -120,6 +182,9 @@ pub struct Persister {
     data: DataDir,
     keyring: Arc<Keyring>,
     keyring_generation: Option<u64>,
+    /// Whether this store's data directory keeps the keyring (not when the
+    /// keys live elsewhere, as a cluster worker's do).
+    saves_keyring: bool,
     policy: CommitPolicy,
     last_commit: Instant,
     /// The first store error since the last commit: reported at the end of
@@ -169,6 +234,7 @@ impl Persister {
             data,
             keyring,
             keyring_generation: None,
+            saves_keyring: true,
             policy,
             last_commit: Instant::now(),
             error: None,
@@ -176,6 +242,13 @@ impl Persister {
             pending_offsets: HashMap::new(),
             watch: Arc::default(),
         })
+    }
+
+    /// For posts pseudonymised elsewhere (a cluster's publisher holds the
+    /// keys): commits never write a keyring into the data directory.
+    pub fn keys_kept_elsewhere(mut self) -> Persister {
+        self.saves_keyring = false;
+        self
     }
 
     /// What the store has committed of each input's offset (cursor).
@@ -271,7 +344,7 @@ impl Persister {
             return Err(e);
         }
         let generation = self.keyring.generation();
-        if self.keyring_generation != Some(generation) {
+        if self.saves_keyring && self.keyring_generation != Some(generation) {
             self.data
                 .save_keyring(&self.keyring)
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;

@@ -44,6 +44,10 @@ pub struct RunConfig {
     pub decode: DecodeOptions,
     pub threads: usize,
     pub keyring: Arc<Keyring>,
+    /// The posts arrive pseudonymised, enriched and redacted already (a
+    /// cluster's stream, see `tidewatch publish`): they are matched as
+    /// they are, and the keyring is not used for them.
+    pub enriched_upstream: bool,
     pub public_accounts: Arc<PublicAccounts>,
     pub undated_time: Timestamp,
     pub window: WindowConfig,
@@ -154,7 +158,8 @@ pub struct PostProcessor {
 impl PostProcessor {
     pub fn new(cfg: &RunConfig) -> PostProcessor {
         PostProcessor {
-            enricher: Enricher::new(cfg.keyring.clone(), cfg.public_accounts.clone(), cfg.undated_time),
+            enricher: Enricher::new(cfg.keyring.clone(), cfg.public_accounts.clone(), cfg.undated_time)
+                .enriched_upstream(cfg.enriched_upstream),
             tokens: TokenizedText::new(),
             scratch: MatchScratch::default(),
             feeds: Vec::new(),
@@ -507,6 +512,7 @@ mod tests {
             },
             threads,
             keyring: Arc::new(Keyring::from_seed(PseudonymConfig::default(), 5)),
+            enriched_upstream: false,
             public_accounts: Arc::new(PublicAccounts::default()),
             undated_time: Timestamp(0),
             window: WindowConfig::default(),

@@ -45,6 +45,7 @@ use tidewatch_core::{Event, Timestamp};
 use tidewatch_ingest::format::{DecodeOutput, Decoder, Format};
 use tidewatch_sources::jetstream::{JetstreamConfig, JetstreamError, JetstreamHandle};
 use tidewatch_sources::mastodon::{MastodonConfig, MastodonError, MastodonHandle};
+use tidewatch_sources::nats::{NatsError, NatsHandle, NatsPartitionConfig};
 use tidewatch_sources::push::{PushConfig, PushEndpoint, PushError, PushHandle};
 use tidewatch_sources::rss::{RssConfig, RssError, RssHandle};
 use tidewatch_sources::{SourceHealth, SourceMessage};
@@ -56,6 +57,8 @@ pub enum SourceSpec {
     Mastodon(MastodonConfig),
     Rss(RssConfig),
     Push(PushConfig),
+    /// One partition of a NATS JetStream stream (a `tidewatch worker`'s shard).
+    Nats(NatsPartitionConfig),
 }
 
 impl SourceSpec {
@@ -65,6 +68,7 @@ impl SourceSpec {
             SourceSpec::Mastodon(c) => &c.name,
             SourceSpec::Rss(c) => &c.name,
             SourceSpec::Push(c) => &c.name,
+            SourceSpec::Nats(c) => &c.name,
         }
     }
 
@@ -74,6 +78,7 @@ impl SourceSpec {
             SourceSpec::Mastodon(_) => "mastodon",
             SourceSpec::Rss(_) => "rss",
             SourceSpec::Push(_) => "push",
+            SourceSpec::Nats(_) => "nats",
         }
     }
 }
@@ -105,6 +110,8 @@ pub enum SourceError {
     },
     #[error(transparent)]
     Push(#[from] PushError),
+    #[error(transparent)]
+    Nats(#[from] NatsError),
 }
 
 /// How the stage batches and when it ends by itself.
@@ -302,6 +309,7 @@ enum Handle {
     Mastodon(MastodonHandle),
     Rss(RssHandle),
     Push(PushHandle),
+    Nats(NatsHandle),
 }
 
 impl Handle {
@@ -311,6 +319,7 @@ impl Handle {
             Handle::Mastodon(h) => h.stop(),
             Handle::Rss(h) => h.stop(),
             Handle::Push(h) => h.stop(),
+            Handle::Nats(h) => h.stop(),
         }
     }
 }
@@ -347,7 +356,7 @@ impl LiveSources {
     /// Starts every source. Source `i` is input `first_input + i` of the
     /// run; each resumes from its checkpoint in `resume` (by
     /// [`checkpoint_name`]). `stop` ends the stage when set; `committed`
-    /// lets push sources acknowledge only committed records.
+    /// lets push and NATS sources acknowledge only committed records.
     pub fn start(
         specs: Vec<SourceSpec>,
         first_input: usize,
@@ -400,6 +409,14 @@ impl LiveSources {
                     push_addrs.push((name.clone(), h.addr()));
                     push_endpoints.push(h.endpoint());
                     Handle::Push(h)
+                }
+                SourceSpec::Nats(c) => {
+                    // Like a push source: only what the store committed is acknowledged.
+                    let watch = committed.clone().map(|w| {
+                        let checkpoint = checkpoint.clone();
+                        Arc::new(move || w.committed(&checkpoint)) as tidewatch_sources::push::CommittedCursor
+                    });
+                    Handle::Nats(tidewatch_sources::nats::start(c, from.offset, tx, health, watch)?)
                 }
             };
             let at = Position {

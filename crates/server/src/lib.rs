@@ -41,7 +41,7 @@ use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use state::{AppState, ServerConfig};
+pub use state::{AppState, ClusterTarget, ServerConfig};
 
 /// The default address: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -55,6 +55,9 @@ pub enum ServeError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("the server failed: {0}")]
     Io(#[from] std::io::Error),
+    /// `serve --nats` could not connect to the cluster.
+    #[error(transparent)]
+    Cluster(#[from] tidewatch_cluster::Error),
 }
 
 /// The whole application: every router with the shared layers (problem
@@ -85,6 +88,7 @@ pub async fn serve(
     if state.config.anonymous_read && !addr.ip().is_loopback() {
         return Err(ServeError::AnonymousNotLoopback(addr));
     }
+    state.connect_cluster().await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;

@@ -51,6 +51,24 @@ pub struct ServerConfig {
     /// Webhooks may point at loopback and private addresses (see
     /// [`crate::webhooks::address`]).
     pub allow_private_webhooks: bool,
+    /// Answer search from every shard of this cluster instead of the data
+    /// directory's index (`tidewatch serve --nats`).
+    pub cluster: Option<ClusterTarget>,
+}
+
+/// The cluster whose shards answer search, and how long each may take.
+#[derive(Clone, Debug)]
+pub struct ClusterTarget {
+    pub config: tidewatch_cluster::ClusterConfig,
+    /// A partition that has not answered by then is listed as missing.
+    pub shard_timeout: Duration,
+}
+
+/// A connected cluster (see [`AppState::connect_cluster`]).
+#[derive(Clone)]
+pub struct ClusterView {
+    pub cluster: tidewatch_cluster::Cluster,
+    pub shard_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -67,6 +85,7 @@ impl ServerConfig {
             poll_interval: Some(Duration::from_secs(1)),
             poll_alerts: true,
             allow_private_webhooks: false,
+            cluster: None,
         }
     }
 }
@@ -93,6 +112,9 @@ pub struct AppState {
     pub ingest: OnceLock<IngestHandler>,
     /// The last two run snapshots seen, for rates.
     pub rate: Mutex<Option<(Snapshot, Snapshot)>>,
+    /// The cluster search fans out to, once connected (only with
+    /// [`ServerConfig::cluster`]).
+    pub cluster: OnceLock<ClusterView>,
     dbs: Mutex<Vec<Db>>,
 }
 
@@ -105,9 +127,28 @@ impl AppState {
             ingest: OnceLock::new(),
             feeds_lock: tokio::sync::Mutex::new(()),
             rate: Mutex::new(None),
+            cluster: OnceLock::new(),
             dbs: Mutex::new(Vec::new()),
             config,
         })
+    }
+
+    /// Connects to [`ServerConfig::cluster`], when set (what [`crate::serve`]
+    /// does first). The connection lives on the calling runtime.
+    pub async fn connect_cluster(&self) -> Result<(), tidewatch_cluster::Error> {
+        let Some(target) = &self.config.cluster else {
+            return Ok(());
+        };
+        if self.cluster.get().is_some() {
+            return Ok(());
+        }
+        let cluster = tidewatch_cluster::Cluster::connect(&target.config).await?;
+        // A concurrent caller may have connected first; either connection serves.
+        let _ = self.cluster.set(ClusterView {
+            cluster,
+            shard_timeout: target.shard_timeout,
+        });
+        Ok(())
     }
 
     /// Runs `f` with a database connection (from the pool, or newly

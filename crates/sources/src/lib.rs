@@ -29,6 +29,7 @@
 pub mod health;
 pub mod jetstream;
 pub mod mastodon;
+pub mod nats;
 pub mod push;
 pub mod replay;
 pub mod rss;

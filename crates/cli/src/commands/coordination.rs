@@ -293,6 +293,7 @@ fn pipeline_config(keyring: Arc<Keyring>, threads: usize) -> RunConfig {
         decode: Default::default(),
         threads,
         keyring,
+        enriched_upstream: false,
         public_accounts: Arc::new(PublicAccounts::default()),
         undated_time: Timestamp(0),
         window: WindowConfig::default(),

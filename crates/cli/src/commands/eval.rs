@@ -152,6 +152,7 @@ pub fn eval_feeds(feeds_path: &Path, data: &Path, group: &str, positive: &str, j
         decode: Default::default(),
         threads: 1,
         keyring: Arc::new(Keyring::new(PseudonymConfig::default())),
+        enriched_upstream: false,
         public_accounts: Arc::new(PublicAccounts::default()),
         undated_time: Timestamp(0),
         window: WindowConfig::default(),

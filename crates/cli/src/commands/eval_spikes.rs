@@ -177,6 +177,7 @@ fn pipeline_config(threads: usize) -> RunConfig {
         decode: Default::default(),
         threads,
         keyring: Arc::new(Keyring::new(PseudonymConfig::default())),
+        enriched_upstream: false,
         public_accounts: Arc::new(PublicAccounts::default()),
         undated_time: Timestamp(0),
         window: WindowConfig::default(),

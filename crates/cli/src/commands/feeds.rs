@@ -1,6 +1,6 @@
 //! `tidewatch feeds`: work with detection feeds (standing queries).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tidewatch_core::query::{Anchors, Query};
@@ -18,6 +18,18 @@ pub enum Feeds {
     Validate { path: PathBuf },
     /// Append the suggested feed of an emerging topic to a feeds file.
     Add(crate::commands::topics::AddFromTopic),
+    /// Make a feeds file the feed set of a cluster: every worker applies it
+    /// while the posts flow.
+    Push {
+        /// The feeds file (TOML), checked before it is sent.
+        path: PathBuf,
+        /// NATS server URL(s), comma-separated.
+        #[arg(long)]
+        nats: String,
+        /// The cluster's posts stream.
+        #[arg(long, default_value = tidewatch_cluster::DEFAULT_STREAM)]
+        stream: String,
+    },
 }
 
 pub fn run(f: Feeds) -> Result<ExitCode> {
@@ -42,5 +54,18 @@ pub fn run(f: Feeds) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Feeds::Add(args) => crate::commands::topics::add_from_topic(args),
+        Feeds::Push { path, nats, stream } => {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let n = tidewatch_engine::feeds::parse_feeds(&text, &path.display().to_string())?.len();
+            let mut cfg = tidewatch_cluster::ClusterConfig::new(&nats);
+            cfg.stream = stream;
+            let revision = tidewatch_cluster::feeds::put_feeds_blocking(&cfg, &text)
+                .with_context(|| format!("publishing the feeds to {nats}"))?;
+            println!(
+                "{}: {n} feeds are the cluster's feed set (revision {revision})",
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

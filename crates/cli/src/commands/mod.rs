@@ -19,3 +19,4 @@ pub mod serve;
 pub mod status;
 pub mod token;
 pub mod topics;
+pub mod worker;

@@ -104,6 +104,7 @@ fn compute(input: &std::path::Path, args: &Args) -> Result<Vec<NarrativeRecord>>
         decode: Default::default(),
         threads: args.threads.unwrap_or_else(default_threads),
         keyring,
+        enriched_upstream: false,
         public_accounts: Arc::new(PublicAccounts::default()),
         undated_time: Timestamp(0),
         window: WindowConfig::default(),

@@ -87,7 +87,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     cluster.partitions = args.partitions;
     cluster.replicas = args.replicas;
     cluster.duplicate_window = Duration::from_secs(args.dedup_window_secs.max(1));
-    cluster.max_age = Duration::from_secs(args.retention_days.saturating_mul(86_400));
+    cluster.max_age = Some(Duration::from_secs(args.retention_days.saturating_mul(86_400)));
     let opts = PublishOptions {
         decode: DecodeOptions {
             format,

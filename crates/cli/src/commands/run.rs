@@ -27,10 +27,10 @@ use tidewatch_engine::config::{Config, Feeds};
 use tidewatch_engine::coordination::CoordinationWatch;
 use tidewatch_engine::datadir::{DataDir, DEFAULT_DATA_DIR};
 use tidewatch_engine::decode::{DecodeOptions, Position, Resume};
-use tidewatch_engine::feeds::{load_feeds, FeedDef, FeedSet};
+use tidewatch_engine::feeds::{load_feeds, FeedDef};
 use tidewatch_engine::live::LiveFeeds;
 use tidewatch_engine::narratives::{NarrativeWatch, WatchConfig as NarrativeWatchConfig};
-use tidewatch_engine::persist::{resume_points, CommitPolicy, Persister};
+use tidewatch_engine::persist::{open_for_run, CommitPolicy, Opened, Persister};
 use tidewatch_engine::replay::ReplayClock;
 use tidewatch_engine::run::{self, Inputs, MatchedPost, RunConfig, RunProgress, RunSink, SinkError};
 use tidewatch_engine::series::SeriesWriter;
@@ -41,7 +41,6 @@ use tidewatch_engine::topics::TopicWatch;
 use tidewatch_server::hub::EventHub;
 use tidewatch_server::state::IngestHandler;
 use tidewatch_server::{AppState, ServerConfig};
-use tidewatch_store::{Store, StoreConfig};
 
 /// How long a run without `--serve` keeps sending webhooks after its final
 /// commit (see [`tidewatch_server::webhooks::DeliveryOptions::drain`]).
@@ -180,23 +179,20 @@ pub fn open_store_for(
     retention_days: u32,
     commit: CommitPolicy,
 ) -> Result<(Persister, Arc<LiveFeeds>, HashMap<String, Resume>)> {
-    let config = StoreConfig {
-        retention_ms: (retention_days > 0).then(|| retention_days as i64 * Timestamp::DAY),
-        ..Default::default()
-    };
-    let (store, recovery) =
-        Store::open(data.path(), config).with_context(|| format!("opening the store in {}", data.path().display()))?;
-    if let Some(batch) = recovery.rolled_back {
+    let opened = open_for_run(data, inputs, defs, keyring, retention_days, commit)?;
+    if let Some(batch) = opened.recovery.rolled_back {
         eprintln!(
             "recovered {}: commit {batch} was interrupted and is rolled back; inputs resume at commit {}",
             data.path().display(),
-            recovery.seq
+            opened.recovery.seq
         );
     }
-    let known: Vec<(String, u32)> = store.db().feeds()?.into_iter().map(|f| (f.name, f.id)).collect();
-    let live = Arc::new(LiveFeeds::from_set(FeedSet::with_known_ids(&known, defs)?));
-    let resume = resume_points(&store)?;
-    let persister = Persister::with_inputs(store, inputs, live.clone(), data.clone(), keyring.clone(), commit)?;
+    let Opened {
+        persister,
+        live,
+        resume,
+        ..
+    } = opened;
     Ok((persister, live, resume))
 }
 
@@ -469,7 +465,7 @@ fn write_status(
 
 /// Sets `flag` on Ctrl-C; a second Ctrl-C ends the process at once (what
 /// was committed stays; the rest is read again by the next run).
-fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
+pub(crate) fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
     let installed = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::Relaxed) {
             std::process::exit(130);
@@ -578,6 +574,7 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
         },
         threads: args.threads.unwrap_or_else(default_threads),
         keyring: keyring.clone(),
+        enriched_upstream: false,
         public_accounts: Arc::new(load_public_accounts(public_accounts.as_ref())?),
         undated_time: Timestamp(chrono::Utc::now().timestamp_millis()),
         window: WindowConfig {

@@ -10,6 +10,9 @@
 //!
 //! - `search` prints the total number of matches and the newest hits (or,
 //!   with `--histogram`, the number of matches per time bucket);
+//! - with `--nats`, `search` asks every shard of a cluster instead
+//!   (`tidewatch_cluster::view`) and prints the merged result the same
+//!   way, saying on standard error which partitions did not answer;
 //! - `export` streams every match, one at a time through a buffered writer,
 //!   so memory stays constant however many posts match; a reader that
 //!   closes the pipe early (`| head`) simply ends it.
@@ -22,6 +25,9 @@ use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+use tidewatch_cluster::view::{self, ViewHit, ViewSearch};
+use tidewatch_cluster::ClusterConfig;
 use tidewatch_core::query::Query;
 use tidewatch_core::Timestamp;
 use tidewatch_engine::datadir::DEFAULT_DATA_DIR;
@@ -82,6 +88,16 @@ pub struct SearchArgs {
     /// width: `30s`, `1m`, `15m`, `1h`, `1d`, `1w`.
     #[arg(long)]
     pub histogram: Option<String>,
+    /// Search every shard of a cluster instead of a data directory: NATS
+    /// server URL(s), comma-separated (`--data` is then not read).
+    #[arg(long, conflicts_with = "histogram")]
+    pub nats: Option<String>,
+    /// The cluster's posts stream (with `--nats`).
+    #[arg(long, default_value = tidewatch_cluster::DEFAULT_STREAM, requires = "nats")]
+    pub stream: String,
+    /// How long each partition has to answer, in milliseconds (with `--nats`).
+    #[arg(long, default_value_t = 5000, requires = "nats")]
+    pub timeout_ms: u64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,13 +136,8 @@ fn open(t: &Target, limit: usize) -> Result<Option<Opened>> {
             return Ok(None);
         }
     };
-    let time = |flag: &str, v: &Option<String>| -> Result<Option<Timestamp>> {
-        v.as_deref()
-            .map(|s| Timestamp::parse(s).with_context(|| format!("{flag} {s:?}: not a time")))
-            .transpose()
-    };
-    let from = time("--from", &t.from)?;
-    let to = time("--to", &t.to)?;
+    let from = parse_time("--from", &t.from)?;
+    let to = parse_time("--to", &t.to)?;
     if !t.data.is_dir() {
         bail!(
             "{}: no data directory here (`tidewatch run --data {}` creates one)",
@@ -186,6 +197,13 @@ fn open(t: &Target, limit: usize) -> Result<Option<Opened>> {
     }))
 }
 
+/// The time a `--from` or `--to` flag names.
+fn parse_time(flag: &str, v: &Option<String>) -> Result<Option<Timestamp>> {
+    v.as_deref()
+        .map(|s| Timestamp::parse(s).with_context(|| format!("{flag} {s:?}: not a time")))
+        .transpose()
+}
+
 /// A histogram bucket width: a positive number and a unit (`s`, `m`, `h`,
 /// `d`, `w`), in milliseconds.
 fn parse_bucket(s: &str) -> Result<i64> {
@@ -238,6 +256,20 @@ fn row<'a>(hit: &'a Hit, names: &'a HashMap<u32, String>, unknown: &'a [String])
             .zip(unknown)
             .map(|(id, fallback)| names.get(id).map_or(fallback.as_str(), String::as_str))
             .collect(),
+        url: hit.url.as_deref(),
+        text: &hit.text,
+    }
+}
+
+/// The row of a hit from a cluster (its feeds already named).
+fn view_row(hit: &ViewHit) -> Row<'_> {
+    Row {
+        id: &hit.id,
+        created_at: hit.created_at,
+        platform: &hit.platform,
+        lang: hit.lang.as_deref(),
+        sentiment: (!hit.sentiment.is_empty()).then_some(hit.sentiment.as_str()),
+        feeds: hit.feeds.iter().map(String::as_str).collect(),
         url: hit.url.as_deref(),
         text: &hit.text,
     }
@@ -304,6 +336,9 @@ fn table_time(t: Option<Timestamp>) -> String {
 }
 
 pub fn search(args: SearchArgs) -> Result<ExitCode> {
+    if let Some(url) = &args.nats {
+        return search_cluster(&args, url);
+    }
     let bucket_ms = args.histogram.as_deref().map(parse_bucket).transpose()?;
     let Some(opened) = open(&args.target, args.limit)? else {
         return Ok(ExitCode::FAILURE);
@@ -318,10 +353,53 @@ pub fn search(args: SearchArgs) -> Result<ExitCode> {
         None => {
             let total = opened.index.count(&opened.req)?;
             let hits = opened.index.search(&opened.req)?;
-            print_hits(&mut out, &opened.names, &hits, total, args.format)
+            let unknown: Vec<Vec<String>> = hits.iter().map(fallbacks).collect();
+            let rows: Vec<Row<'_>> = hits
+                .iter()
+                .zip(&unknown)
+                .map(|(hit, unknown)| row(hit, &opened.names, unknown))
+                .collect();
+            print_hits(&mut out, &rows, total, args.format)
         }
     };
     match written.and_then(|()| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => quiet_on_closed_pipe(e),
+    }
+}
+
+/// `search --nats`: the same request asked of every partition of the
+/// cluster, merged (see `tidewatch_cluster::view`).
+fn search_cluster(args: &SearchArgs, url: &str) -> Result<ExitCode> {
+    let t = &args.target;
+    // Parsed here too, so that a bad query is reported exactly as without --nats.
+    if let Err(e) = Query::parse(&t.query) {
+        eprintln!("{e}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let req = ViewSearch {
+        query: t.query.clone(),
+        from: parse_time("--from", &t.from)?.map(|t| t.0),
+        to: parse_time("--to", &t.to)?.map(|t| t.0),
+        feed: t.feed.clone(),
+        limit: args.limit,
+    };
+    let mut cfg = ClusterConfig::new(url);
+    cfg.stream = args.stream.clone();
+    let got = view::search_blocking(&cfg, &req, Duration::from_millis(args.timeout_ms))
+        .with_context(|| format!("searching the cluster at {url}"))?;
+    if !got.missing.is_empty() {
+        let list: Vec<String> = got.missing.iter().map(u32::to_string).collect();
+        eprintln!(
+            "partitions not answering: {} (of {}); their posts are not in these results",
+            list.join(", "),
+            got.answered.len() + got.missing.len()
+        );
+    }
+    let rows: Vec<Row<'_>> = got.result.hits.iter().map(view_row).collect();
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    match print_hits(&mut out, &rows, got.result.count, args.format).and_then(|()| out.flush()) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => quiet_on_closed_pipe(e),
     }
@@ -344,18 +422,12 @@ fn summary(total: u64, shown: usize) -> String {
     }
 }
 
-fn print_hits(
-    out: &mut dyn Write,
-    names: &HashMap<u32, String>,
-    hits: &[Hit],
-    total: u64,
-    format: SearchFormat,
-) -> std::io::Result<()> {
-    let line = summary(total, hits.len());
+fn print_hits(out: &mut dyn Write, rows: &[Row<'_>], total: u64, format: SearchFormat) -> std::io::Result<()> {
+    let line = summary(total, rows.len());
     match format {
         SearchFormat::Table => {
             writeln!(out, "{line}")?;
-            if hits.is_empty() {
+            if rows.is_empty() {
                 return Ok(());
             }
             writeln!(
@@ -368,9 +440,7 @@ fn print_hits(
                 "feeds",
                 w = TABLE_FEEDS_CHARS
             )?;
-            for hit in hits {
-                let unknown = fallbacks(hit);
-                let r = row(hit, names, &unknown);
+            for r in rows {
                 writeln!(
                     out,
                     "{:<19}  {:<9}  {:<5}  {:<8}  {:<w$}  {}",
@@ -389,13 +459,11 @@ fn print_hits(
             if format == SearchFormat::Csv {
                 writeln!(out, "{CSV_HEADER}")?;
             }
-            for hit in hits {
-                let unknown = fallbacks(hit);
-                let r = row(hit, names, &unknown);
+            for r in rows {
                 if format == SearchFormat::Json {
-                    write_json(out, &r)?;
+                    write_json(out, r)?;
                 } else {
-                    write_csv(out, &r)?;
+                    write_csv(out, r)?;
                 }
             }
         }

@@ -6,15 +6,20 @@
 //! listens on 127.0.0.1:8080 unless `--addr` says otherwise; the
 //! config's `[server] listen` is where push sources listen, a different
 //! thing.
+//!
+//! With `--nats`, search is answered by every shard of the cluster
+//! (`tidewatch_cluster::view`); the data directory then holds the
+//! server's own state (tokens, webhooks) and is created when missing.
 
 use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use tidewatch_cluster::ClusterConfig;
 use tidewatch_engine::config::{Config, Feeds};
 use tidewatch_engine::datadir::DEFAULT_DATA_DIR;
-use tidewatch_server::{ServerConfig, DEFAULT_ADDR};
+use tidewatch_server::{ClusterTarget, ServerConfig, DEFAULT_ADDR};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,6 +48,15 @@ pub struct Args {
     /// Requests not answered within this many seconds get 503.
     #[arg(long, default_value_t = 30)]
     pub timeout_secs: u64,
+    /// Answer search from every shard of a cluster: NATS server URL(s), comma-separated.
+    #[arg(long)]
+    pub nats: Option<String>,
+    /// The cluster's posts stream (with `--nats`).
+    #[arg(long, default_value = tidewatch_cluster::DEFAULT_STREAM, requires = "nats")]
+    pub stream: String,
+    /// How long each partition has to answer a search, in milliseconds (with `--nats`).
+    #[arg(long, default_value_t = 5000, requires = "nats")]
+    pub shard_timeout_ms: u64,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -62,6 +76,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.addr
         );
     }
+    if args.nats.is_some() {
+        std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    }
     if !data.exists() {
         bail!(
             "{}: no data directory (run `tidewatch run --data {}` first, or pass --data)",
@@ -78,6 +95,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(c) = &config {
         sc.k = c.privacy.k;
     }
+    if let Some(url) = &args.nats {
+        let mut cluster = ClusterConfig::new(url);
+        cluster.stream = args.stream.clone();
+        sc.cluster = Some(ClusterTarget {
+            config: cluster,
+            shard_timeout: Duration::from_millis(args.shard_timeout_ms),
+        });
+    }
+    let over = match &args.nats {
+        Some(url) => format!("search over the cluster at {url}, the rest over {}", data.display()),
+        None => data.display().to_string(),
+    };
     let feeds_note = sc
         .feeds_file
         .as_ref()
@@ -85,10 +114,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             format!("feeds file {}", f.display())
         });
     tidewatch_server::serve_until_signal(sc, |addr| {
-        eprintln!(
-            "tidewatch serve: http://{addr}/api/v1 (OpenAPI at /api/v1/openapi.json) over {}; {feeds_note}",
-            data.display()
-        );
+        eprintln!("tidewatch serve: http://{addr}/api/v1 (OpenAPI at /api/v1/openapi.json) over {over}; {feeds_note}");
     })
     .context("serving")?;
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,11 @@
 //! Search and streaming export over the post index, in the feed query
 //! language, with the store's own search (`tidewatch_store::search`).
 //!
+//! A server started with a cluster (`tidewatch serve --nats`) answers
+//! `GET /search` from every shard instead (`tidewatch_cluster::view`): the
+//! merged result lists the partitions that did not answer in
+//! `missing_partitions`, so a partial answer always says so.
+//!
 //! Export streams: the store's export visits one stored post at a time on
 //! a blocking thread and hands each encoded line through a small bounded
 //! channel to the response body, so memory stays constant whatever the
@@ -8,7 +13,7 @@
 
 use super::time_param;
 use crate::problem::Problem;
-use crate::state::{blocking, AppState};
+use crate::state::{blocking, AppState, ClusterView};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue};
@@ -17,6 +22,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
+use tidewatch_cluster::view::{self, ViewError, ViewHit, ViewSearch};
 use tidewatch_core::query::ast::Node;
 use tidewatch_core::query::Query as FeedQuery;
 use tidewatch_core::Timestamp;
@@ -77,6 +83,11 @@ pub struct SearchResult {
     pub total: u64,
     /// The newest matches.
     pub hits: Vec<HitView>,
+    /// Only for a server over a cluster: the partitions that did not
+    /// answer in time, whose posts are neither in `hits` nor in `total`
+    /// (empty when the answer is complete).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_partitions: Option<Vec<u32>>,
 }
 
 /// A parsed request and the feed names to show hits with.
@@ -139,22 +150,69 @@ fn view(hit: &Hit, names: &HashMap<u32, String>) -> HitView {
     responses(
         (status = 200, description = "Matches", body = SearchResult),
         (status = 400, description = "The query does not parse (`column` says where), or bad parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Over a cluster: a shard answered with an error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "No index yet", body = Problem, content_type = "application/problem+json")))]
 async fn search(
     State(state): State<Arc<AppState>>,
     Query(p): Query<SearchParams>,
 ) -> Result<Json<SearchResult>, Problem> {
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
-    blocking(&state, move |s| {
-        run_search(s, &p.q, p.from.as_deref(), p.to.as_deref(), p.feed.as_deref(), limit)
-    })
-    .await
-    .map(Json)
+    search_any(&state, p, limit).await.map(Json)
 }
 
 /// A search as `GET /search` answers it (the dashboard's search page too):
-/// the count of matches and the newest `limit`. Call on the blocking pool.
-pub(crate) fn run_search(
+/// over the cluster when the server has one, else over the data directory.
+pub(crate) async fn search_any(state: &Arc<AppState>, p: SearchParams, limit: usize) -> Result<SearchResult, Problem> {
+    if let Some(cluster) = state.cluster.get() {
+        return cluster_search(cluster, &p, limit).await;
+    }
+    blocking(state, move |s| {
+        run_search(s, &p.q, p.from.as_deref(), p.to.as_deref(), p.feed.as_deref(), limit)
+    })
+    .await
+}
+
+/// `GET /search` over a cluster: every shard asked, the answers merged.
+async fn cluster_search(c: &ClusterView, p: &SearchParams, limit: usize) -> Result<SearchResult, Problem> {
+    let req = ViewSearch {
+        query: p.q.clone(),
+        from: time_param("from", p.from.as_deref())?.map(|t| t.0),
+        to: time_param("to", p.to.as_deref())?.map(|t| t.0),
+        // A feed no shard recorded has no posts: an empty result, not a 400
+        // (the server holds no feed table of its own to check the name against).
+        feed: p.feed.clone().filter(|f| !f.is_empty()),
+        limit,
+    };
+    let cluster = &c.cluster;
+    let got = view::search(cluster.client(), cluster.partitions(), &req, c.shard_timeout)
+        .await
+        .map_err(|e| match e {
+            ViewError::Query(e) => Problem::query(&e),
+            other => Problem::new(axum::http::StatusCode::BAD_GATEWAY, other.to_string()),
+        })?;
+    Ok(SearchResult {
+        total: got.result.count,
+        hits: got.result.hits.into_iter().map(hit_view).collect(),
+        missing_partitions: Some(got.missing),
+    })
+}
+
+fn hit_view(h: ViewHit) -> HitView {
+    HitView {
+        id: h.id,
+        created_at: h.created_at,
+        platform: h.platform,
+        lang: h.lang,
+        sentiment: h.sentiment,
+        feeds: h.feeds,
+        text: h.text,
+        url: h.url,
+    }
+}
+
+/// A search over the data directory: the count of matches and the newest
+/// `limit`. Call on the blocking pool.
+fn run_search(
     s: &AppState,
     q: &str,
     from: Option<&str>,
@@ -169,6 +227,7 @@ pub(crate) fn run_search(
     Ok(SearchResult {
         total,
         hits: hits.iter().map(|h| view(h, &prepared.names)).collect(),
+        missing_partitions: None,
     })
 }
 

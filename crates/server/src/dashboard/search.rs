@@ -5,8 +5,8 @@
 
 use super::layout::{shell, Section};
 use super::{short_time, Html, PageResult};
-use crate::api::search::run_search;
-use crate::state::{blocking, AppState};
+use crate::api::search::{search_any, SearchParams};
+use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use maud::html;
@@ -31,13 +31,14 @@ pub async fn page(State(state): State<Arc<AppState>>, Query(p): Query<Params>) -
     let outcome = if q.is_empty() {
         None
     } else {
-        let (q, feed, from, to) = (q.clone(), p.feed.clone(), p.from.clone(), p.to.clone());
-        Some(
-            blocking(&state, move |s| {
-                run_search(s, &q, from.as_deref(), to.as_deref(), feed.as_deref(), LIMIT)
-            })
-            .await,
-        )
+        let params = SearchParams {
+            q: q.clone(),
+            from: p.from.clone(),
+            to: p.to.clone(),
+            feed: p.feed.clone(),
+            limit: Some(LIMIT),
+        };
+        Some(search_any(&state, params, LIMIT).await)
     };
     let status = match &outcome {
         Some(Err(e)) => StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
@@ -70,6 +71,13 @@ pub async fn page(State(state): State<Arc<AppState>>, Query(p): Query<Params>) -
                 p id="query-error" class="bad" role="alert" { (e.title) ": " (e.detail) }
             }
             Some(Ok(r)) => {
+                @if let Some(missing) = r.missing_partitions.as_ref().filter(|m| !m.is_empty()) {
+                    p id="missing-partitions" class="bad" role="alert" {
+                        "Partial results: partitions "
+                        (missing.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))
+                        " did not answer in time."
+                    }
+                }
                 p id="result-count" { (r.total) " matching posts" @if r.total > r.hits.len() as u64 { ", the newest " (r.hits.len()) " shown" } }
                 ol id="results" class="plain" {
                     @for h in &r.hits {

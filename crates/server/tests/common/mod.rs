@@ -80,6 +80,7 @@ pub fn run_pipeline(dir: &Path, posts: &Path, feeds_toml: &str) -> PathBuf {
         decode: DecodeOptions::default(),
         threads: 2,
         keyring,
+        enriched_upstream: false,
         public_accounts: Arc::new(PublicAccounts::default()),
         undated_time: Timestamp(0),
         window: WindowConfig::default(),

@@ -17,6 +17,7 @@ use tidewatch_engine::ingest::{self, IngestConfig};
 use tidewatch_gen::{GenConfig, Generator};
 use tidewatch_ingest::Format;
 
+mod cluster;
 mod dashboard;
 mod detectors;
 mod emerging;
@@ -38,6 +39,7 @@ fn run_config(threads: usize, keyring: Arc<Keyring>) -> tidewatch_engine::run::R
         },
         threads,
         keyring,
+        enriched_upstream: false,
         public_accounts: Arc::new(PublicAccounts::default()),
         undated_time: Timestamp(0),
         window: tidewatch_core::window::WindowConfig::default(),
@@ -194,6 +196,10 @@ pub enum Bench {
     /// Publishing to a partitioned NATS JetStream stream (`tidewatch
     /// publish`), against the same pipeline writing its messages to a file.
     Publish(publish::Args),
+    /// The scaled-out path on this machine: publish to a local nats-server,
+    /// then W workers consume it into their shards; against the
+    /// single-process run over the same input.
+    Cluster(cluster::Args),
 }
 
 pub fn run(b: Bench) -> Result<ExitCode> {
@@ -261,6 +267,7 @@ pub fn run(b: Bench) -> Result<ExitCode> {
         Bench::Latency(a) => latency::bench_latency(a),
         Bench::Dashboard(a) => dashboard::bench_dashboard(a),
         Bench::Publish(a) => publish::bench_publish(a),
+        Bench::Cluster(a) => cluster::bench_cluster(a),
     }
 }
 

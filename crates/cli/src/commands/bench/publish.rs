@@ -1,6 +1,6 @@
 //! `tidewatch bench publish`: the publish pipeline of a scaled-out
 //! deployment (decode, pseudonymise with the cluster's shared keyring,
-//! redact, serialise) into the partitioned stream of a nats-server, next
+//! enrich, redact, serialise) into the partitioned stream of a nats-server, next
 //! to the same pipeline writing its messages to a file, in one process.
 //! Without `--nats` it starts a throw-away local nats-server (Debian's
 //! `nats-server` must be installed).
@@ -61,7 +61,7 @@ pub fn bench_publish(args: Args) -> Result<ExitCode> {
         "{}",
         serde_json::json!({
             "bench": "publish",
-            "stages": "decode + pseudonymise (shared keyring) + redact + serialise + publish",
+            "stages": "decode + pseudonymise (shared keyring) + enrich + redact + serialise + publish",
             "posts": nats.posts,
             "published": nats.published,
             "duplicates": nats.duplicates,

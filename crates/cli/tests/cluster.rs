@@ -1,0 +1,392 @@
+//! The scale-out path end to end, with real `nats-server` processes and
+//! `tidewatch worker` processes: what the shards hold together must equal
+//! what one `tidewatch run` makes of the same input, whatever happens to
+//! the workers.
+
+mod common;
+
+use common::ok;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tidewatch_cluster::lease::lease_key;
+use tidewatch_cluster::testing::{nats_server_available, NatsCluster, NatsServer};
+use tidewatch_cluster::{consumer_name, Cluster, ClusterConfig};
+use tidewatch_core::query::Query;
+use tidewatch_store::db::{Db, MinuteCounts};
+use tidewatch_store::index::PostIndex;
+use tidewatch_store::search::SearchRequest;
+use tidewatch_store::Store;
+
+/// Feeds over the generator's vocabulary. No `@handle` feed: the stream
+/// carries masked texts (see `tidewatch_cluster::publish`).
+const FEEDS: &str = r#"
+[[feed]]
+name = "quakes"
+query = 'earthquake OR aftershock OR #earthquake OR 地震'
+[[feed]]
+name = "football-not-penalty"
+query = '(#football OR #matchday OR "champions cup") -penalty'
+[[feed]]
+name = "tech-near"
+query = '"open source" OR (chip NEAR/3 shortage) OR #ai'
+[[feed]]
+name = "german"
+query = 'lang:de'
+[[feed]]
+name = "negative-transit"
+query = '(metro OR train* OR bus) sentiment:negative'
+[[feed]]
+name = "reposts"
+query = 'is:repost'
+"#;
+
+const PARTITIONS: u32 = 6;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Creates the stream with P partitions and short leases, so that a killed
+/// worker's partitions move within seconds.
+fn create_cluster(url: &str, replicas: usize) {
+    let mut cfg = ClusterConfig::new(url);
+    cfg.partitions = Some(PARTITIONS);
+    cfg.replicas = replicas;
+    cfg.lease_timeout = Duration::from_secs(2);
+    runtime()
+        .block_on(Cluster::connect(&cfg))
+        .expect("creating the cluster");
+}
+
+fn worker(dir: &Path, url: &str, id: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+        .args(["worker", "--nats", url, "--data", "shards", "--worker-id", id])
+        .args(["--commit-ms", "300", "--threads", "1"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting a worker")
+}
+
+/// Ends a worker as Ctrl-C does (it commits every shard) and waits.
+fn stop(mut child: Child) {
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "a worker ended with {status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    panic!("a worker did not stop within 60 s");
+}
+
+/// Waits until every partition's consumer has delivered and had
+/// acknowledged (so committed) every message of the stream.
+fn wait_consumed(url: &str, expected: u64) {
+    let rt = runtime();
+    let cluster = rt.block_on(Cluster::connect(&ClusterConfig::new(url))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let done = rt.block_on(async {
+            let (total, _) = cluster.stream_counts().await.unwrap();
+            if total != expected {
+                return false;
+            }
+            let stream = cluster.jetstream().get_stream(cluster.stream_name()).await.unwrap();
+            for p in 0..PARTITIONS {
+                match stream.consumer_info(consumer_name(p)).await {
+                    Ok(info) if info.num_pending == 0 && info.num_ack_pending == 0 => {}
+                    _ => return false,
+                }
+            }
+            true
+        });
+        if done {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the workers did not consume the stream in 240 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until every partition is leased and each of `workers` holds one.
+fn wait_leased(url: &str, workers: &[&str]) {
+    let rt = runtime();
+    let cluster = rt.block_on(Cluster::connect(&ClusterConfig::new(url))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let holders: Vec<Option<String>> = rt.block_on(async {
+            let mut out = Vec::new();
+            for p in 0..PARTITIONS {
+                let v = cluster.leases_bucket().get(lease_key(p)).await.unwrap();
+                out.push(v.map(|b| String::from_utf8_lossy(&b).into_owned()));
+            }
+            out
+        });
+        let all = holders.iter().all(Option::is_some);
+        if all && workers.iter().all(|w| holders.contains(&Some(w.to_string()))) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "partitions not shared in 60 s: {holders:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The per-minute counts of every feed, by feed name, over some stores.
+fn series(stores: &[PathBuf]) -> BTreeMap<(String, i64), MinuteCounts> {
+    let mut out: BTreeMap<(String, i64), MinuteCounts> = BTreeMap::new();
+    for dir in stores {
+        let db = Db::open(&Store::db_path(dir)).unwrap();
+        for feed in db.feeds().unwrap() {
+            for (minute, counts) in db.feed_minutes(feed.id, i64::MIN, i64::MAX).unwrap() {
+                out.entry((feed.name.clone(), minute)).or_default().add(&counts);
+            }
+        }
+    }
+    out
+}
+
+/// Every stored post as (time, text, language, sentiment, feed names),
+/// sorted, with the number of distinct post ids.
+fn posts(stores: &[PathBuf], query: &str) -> (Vec<String>, usize) {
+    let mut out = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for dir in stores {
+        let names: BTreeMap<u32, String> = Db::open(&Store::db_path(dir))
+            .unwrap()
+            .feeds()
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.id, f.name))
+            .collect();
+        let index = PostIndex::open_read_only(&Store::index_dir(dir)).unwrap();
+        let req = SearchRequest {
+            query: Query::parse(query).unwrap(),
+            from: None,
+            to: None,
+            feed: None,
+            limit: usize::MAX,
+        };
+        index
+            .export(&req, &mut |h| {
+                ids.insert(h.id.clone());
+                let feeds: Vec<&str> = h.feeds.iter().map(|f| names[f].as_str()).collect();
+                out.push(format!(
+                    "{:?} {:?} {:?} {} {:?}",
+                    h.created_at.map(|t| t.0),
+                    h.text,
+                    h.lang,
+                    h.sentiment,
+                    feeds
+                ));
+                Ok(())
+            })
+            .unwrap();
+    }
+    out.sort();
+    (out, ids.len())
+}
+
+fn shard_dirs(root: &Path) -> Vec<PathBuf> {
+    (0..PARTITIONS)
+        .map(|p| tidewatch_cluster::shard_dir(root, p))
+        .filter(|d| d.exists())
+        .collect()
+}
+
+/// The input cut in two halves, the feeds, and the reference: one
+/// single-process `tidewatch run` over the whole input into `single`.
+fn prepare(dir: &Path) {
+    ok(
+        &[
+            "gen",
+            "--posts",
+            "40000",
+            "--days",
+            "1",
+            "--seed",
+            "11",
+            "--out",
+            "all.jsonl",
+        ],
+        dir,
+    );
+    let all = std::fs::read_to_string(dir.join("all.jsonl")).unwrap();
+    let lines: Vec<&str> = all.lines().collect();
+    let half = lines.len() / 2;
+    std::fs::write(dir.join("first.jsonl"), lines[..half].join("\n") + "\n").unwrap();
+    std::fs::write(dir.join("second.jsonl"), lines[half..].join("\n") + "\n").unwrap();
+    std::fs::write(dir.join("feeds.toml"), FEEDS).unwrap();
+    ok(&["run", "--feeds", "feeds.toml", "--data", "single", "all.jsonl"], dir);
+}
+
+/// `tidewatch publish` of `file`, started; its summary says what it stored.
+fn start_publish(dir: &Path, url: &str, file: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+        .args(["publish", "--nats", url, file])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Messages a finished `tidewatch publish` stored.
+fn published(publisher: Child) -> u64 {
+    let out = publisher.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "publish failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    summary["published"].as_u64().unwrap()
+}
+
+/// The shards in `dir/shards` hold together exactly what the single run
+/// stored in `dir/single`: the same per-feed series, the same posts (none
+/// lost, none doubled), the same search results.
+fn assert_shards_equal_single(dir: &Path) {
+    let single = vec![dir.join("single")];
+    let shards = shard_dirs(&dir.join("shards"));
+    assert_eq!(shards.len(), PARTITIONS as usize, "a shard per partition");
+    let want = series(&single);
+    assert!(
+        want.len() > 1000,
+        "the reference has feed series ({} minutes)",
+        want.len()
+    );
+    let got = series(&shards);
+    assert_eq!(got.len(), want.len(), "the same (feed, minute) cells");
+    for (key, counts) in &want {
+        assert_eq!(got.get(key), Some(counts), "feed {} minute {}", key.0, key.1);
+    }
+    let (want_posts, want_ids) = posts(&single, "-zzzqqqnothing");
+    let (got_posts, got_ids) = posts(&shards, "-zzzqqqnothing");
+    assert_eq!(got_ids, want_ids, "as many distinct posts");
+    assert_eq!(got_posts.len(), want_posts.len(), "no post stored twice");
+    assert_eq!(got_posts, want_posts);
+    for query in ["earthquake OR #football", "\"open source\"", "lang:de train*"] {
+        let (want, _) = posts(&single, query);
+        assert!(!want.is_empty(), "{query} finds posts");
+        assert_eq!(posts(&shards, query).0, want, "{query}");
+    }
+}
+
+/// Three workers over a generated stream; one is killed with SIGKILL while
+/// posts are published and started again later. The shards together equal
+/// the single-process run.
+#[test]
+fn three_workers_one_killed_equal_a_single_run() {
+    if !nats_server_available("three_workers_one_killed_equal_a_single_run") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    prepare(dir);
+    let server = NatsServer::start().expect("starting nats-server");
+    let url = server.url();
+    create_cluster(&url, 1);
+    ok(&["feeds", "push", "--nats", &url, "feeds.toml"], dir);
+    let first = published(start_publish(dir, &url, "first.jsonl"));
+
+    let w1 = worker(dir, &url, "w1");
+    let mut w2 = worker(dir, &url, "w2");
+    let w3 = worker(dir, &url, "w3");
+    // Mid-stream: the first half is being consumed, the second is being
+    // published, when w2 dies without a chance to commit or give back.
+    wait_leased(&url, &["w1", "w2", "w3"]);
+    let publisher = start_publish(dir, &url, "second.jsonl");
+    w2.kill().unwrap();
+    w2.wait().unwrap();
+    let second = published(publisher);
+    // Later, w2 comes back and takes its share again.
+    std::thread::sleep(Duration::from_secs(3));
+    let w2 = worker(dir, &url, "w2");
+    wait_consumed(&url, first + second);
+    // One view while they run: a search fans out to the lease holders.
+    let out = ok(
+        &[
+            "search",
+            "--nats",
+            &url,
+            "--format",
+            "json",
+            "--limit",
+            "100000",
+            "earthquake OR #football",
+        ],
+        dir,
+    );
+    let (want, _) = posts(&[dir.join("single")], "earthquake OR #football");
+    assert_eq!(
+        out.lines().count(),
+        want.len(),
+        "search --nats finds what the single run stores"
+    );
+    for w in [w1, w2, w3] {
+        stop(w);
+    }
+    assert_shards_equal_single(dir);
+}
+
+/// Two workers on a 3-node JetStream cluster (stream and buckets with 3
+/// replicas); one NATS node is killed mid-stream. Processing goes on and
+/// the shards together equal the single-process run.
+#[test]
+fn a_nats_node_killed_mid_stream_changes_nothing() {
+    if !nats_server_available("a_nats_node_killed_mid_stream_changes_nothing") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    prepare(dir);
+    let mut nats = NatsCluster::start().expect("starting a 3-node nats cluster");
+    let url = nats.url();
+    create_cluster(&url, 3);
+    ok(&["feeds", "push", "--nats", &url, "feeds.toml"], dir);
+    let first = published(start_publish(dir, &url, "first.jsonl"));
+    let w1 = worker(dir, &url, "w1");
+    let w2 = worker(dir, &url, "w2");
+    wait_leased(&url, &["w1", "w2"]);
+    nats.kill(0);
+    // The publisher may meet the cluster electing new leaders and stop with
+    // an error; publishing again is safe (the stream drops duplicates), as
+    // the publish docs tell an operator.
+    for attempt in 1.. {
+        let out = start_publish(dir, &url, "second.jsonl").wait_with_output().unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            attempt < 10,
+            "publish failed 10 times: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // What the stream holds now, failed attempts included, is what the
+    // single run read: the comparison below checks that.
+    let stored = runtime()
+        .block_on(async { Cluster::connect(&ClusterConfig::new(&url)).await?.stream_counts().await })
+        .unwrap()
+        .0;
+    assert!(stored > first);
+    wait_consumed(&url, stored);
+    for w in [w1, w2] {
+        stop(w);
+    }
+    assert_shards_equal_single(dir);
+}
