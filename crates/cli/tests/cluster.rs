@@ -121,6 +121,31 @@ fn wait_consumed(url: &str, expected: u64) {
     }
 }
 
+/// `tidewatch serve --nats`: the one view, which also raises the cluster's
+/// alerts into `view/`.
+fn serve(dir: &Path, url: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+        .args(["serve", "--nats", url, "--data", "view", "--addr", "127.0.0.1:0"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting serve")
+}
+
+/// Alert events of a store: (id, kind, the whole record), sorted.
+fn alerts(data: &Path) -> Vec<(String, String, serde_json::Value)> {
+    let db = Db::open(&Store::db_path(data)).unwrap();
+    let mut out: Vec<_> = db
+        .alerts(None)
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.id, a.kind, serde_json::from_str(&a.record).unwrap()))
+        .collect();
+    out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    out
+}
+
 /// Waits until every partition is leased and each of `workers` holds one.
 fn wait_leased(url: &str, workers: &[&str]) {
     let rt = runtime();
@@ -315,6 +340,7 @@ fn three_workers_one_killed_equal_a_single_run() {
     // Later, w2 comes back and takes its share again.
     std::thread::sleep(Duration::from_secs(3));
     let w2 = worker(dir, &url, "w2");
+    let view = serve(dir, &url);
     wait_consumed(&url, first + second);
     // One view while they run: a search fans out to the lease holders.
     let out = ok(
@@ -336,7 +362,51 @@ fn three_workers_one_killed_equal_a_single_run() {
         want.len(),
         "search --nats finds what the single run stores"
     );
-    for w in [w1, w2, w3] {
+    // The cluster's alerts, raised by the view from the merged counts of
+    // every partition: the single run's alerts, the same spikes (ids,
+    // onset, peak, end, magnitude). Their explanations come from partial
+    // windows, which a killed worker may take with it: they name drivers
+    // the single run names too.
+    let want = alerts(&dir.join("single"));
+    assert!(!want.is_empty(), "the reference raises an alert");
+    let spikes = |a: &[(String, String, serde_json::Value)]| -> Vec<String> {
+        a.iter()
+            .map(|(id, kind, r)| format!("{id} {kind} {}", r["spike"]))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let view_db = dir.join("view").join("tidewatch.db");
+        let got = if view_db.exists() {
+            alerts(&dir.join("view"))
+        } else {
+            Vec::new()
+        };
+        if spikes(&got) == spikes(&want) {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster's alerts {got:?} differ from the single run's {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let drivers = |r: &serde_json::Value| -> Vec<String> {
+        r["why"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| format!("{} {}", d["kind"], d["key"]))
+            .collect()
+    };
+    for ((_, _, g), (_, _, w)) in got.iter().zip(&want) {
+        let (g, w) = (drivers(g), drivers(w));
+        assert!(
+            !g.is_empty() && g.iter().all(|d| w.contains(d)),
+            "drivers {g:?}, single run {w:?}"
+        );
+    }
+    for w in [view, w1, w2, w3] {
         stop(w);
     }
     assert_shards_equal_single(dir);

@@ -447,7 +447,7 @@ fn example_configs_are_valid_and_nats_is_refused_at_run_time() {
     let out = run(&nats, "1").output().unwrap();
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("NATS sources are not available in this build yet"),
+        String::from_utf8_lossy(&out.stderr).contains("`run` reads no NATS source"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -21,6 +21,7 @@
 pub mod feeds;
 pub mod keyring;
 pub mod lease;
+pub mod merge;
 pub mod partition;
 pub mod publish;
 pub mod setup;

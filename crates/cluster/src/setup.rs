@@ -112,6 +112,7 @@ impl Cluster {
         let config = ensure_bucket(&js, CONFIG_BUCKET, replicas, Duration::ZERO).await?;
         let partitions = ensure_partitions(&config, &cfg.stream, cfg.partitions).await?;
         ensure_stream(&js, cfg, replicas).await?;
+        ensure_partials_stream(&js, &cfg.stream, replicas).await?;
         let feeds = ensure_bucket(&js, FEEDS_BUCKET, replicas, Duration::ZERO).await?;
         let keyring = ensure_bucket(&js, KEYRING_BUCKET, replicas, Duration::ZERO).await?;
         let leases = ensure_bucket(&js, LEASES_BUCKET, replicas, cfg.lease_timeout).await?;
@@ -306,6 +307,44 @@ pub(crate) async fn create_or_read(kv: &kv::Store, key: &str, value: Vec<u8>) ->
         }
     }
     Err(last)
+}
+
+/// How long the workers' partial windows stay in their stream: enough for
+/// a merger started late to explain the alerts of the hours before.
+pub const PARTIALS_MAX_AGE: Duration = Duration::from_secs(6 * 3600);
+
+/// The stream of the partial windows of the posts stream `stream`.
+pub fn partials_stream(stream: &str) -> String {
+    format!("{stream}_AGG")
+}
+
+/// The stream that keeps the workers' partial windows
+/// (`tidewatch.agg.<p>`, see `crate::merge`) for [`PARTIALS_MAX_AGE`].
+async fn ensure_partials_stream(js: &jetstream::Context, stream: &str, replicas: usize) -> Result<()> {
+    let name = partials_stream(stream);
+    if js.get_stream(&name).await.is_ok() {
+        return Ok(());
+    }
+    let created = js
+        .create_stream(stream::Config {
+            name: name.clone(),
+            description: Some("tidewatch: partial minute windows of each partition's shard".into()),
+            subjects: vec![format!("{}.*", crate::merge::AGG_PREFIX)],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            num_replicas: replicas,
+            max_age: PARTIALS_MAX_AGE,
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        // Another process created it meanwhile.
+        Err(e) => match js.get_stream(&name).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(nats("creating the partial windows stream")(e)),
+        },
+    }
 }
 
 async fn ensure_stream(js: &jetstream::Context, cfg: &ClusterConfig, replicas: usize) -> Result<()> {

@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tidewatch_core::query::ast::Node;
 use tidewatch_core::query::{ParseError, Query};
 use tidewatch_core::Timestamp;
 use tidewatch_store::db::{Db, MinuteCounts};
@@ -55,7 +56,9 @@ pub fn series_subject(p: u32) -> String {
 /// A search over the whole cluster (and the request sent to each shard).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewSearch {
-    /// The query, in the feed query language.
+    /// The query, in the feed query language. Empty (or only spaces)
+    /// together with `feed`: every post that matched the feed, whatever
+    /// its text (what a feed's page samples).
     pub query: String,
     /// Only posts at or after this time (ms since the epoch).
     #[serde(default)]
@@ -114,6 +117,21 @@ pub struct ViewSeries {
     /// Only minutes before this time (ms since the epoch).
     #[serde(default)]
     pub to: Option<i64>,
+}
+
+/// How far a shard has got: what the merger of a cluster's partial
+/// windows waits for (see `crate::merge`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardProgress {
+    /// The newest unix minute holding a committed post (none yet: `None`).
+    pub newest_minute: Option<i64>,
+    /// Posts committed in all.
+    pub posts: i64,
+}
+
+/// The subject partition `p`'s holder answers progress requests on.
+pub fn progress_subject(p: u32) -> String {
+    format!("{SHARD_PREFIX}.{p}.progress")
 }
 
 /// Per feed name, per unix minute: the counts.
@@ -221,11 +239,31 @@ impl ShardResponder {
             .queue_subscribe(series_subject(p), QUEUE_GROUP.to_string())
             .await
             .map_err(nats(format!("subscribing to {}", series_subject(p))))?;
-        // The server has the subscriptions once it answered a ping after them.
-        client
-            .flush()
+        let mut progress = client
+            .queue_subscribe(progress_subject(p), QUEUE_GROUP.to_string())
+            .await
+            .map_err(nats(format!("subscribing to {}", progress_subject(p))))?;
+        // The server has the subscriptions once a message this client sent
+        // after them comes back to it: a connection's messages are handled
+        // in order (a flush only writes the socket).
+        let inbox = client.new_inbox();
+        let mut echo = client
+            .subscribe(inbox.clone())
             .await
             .map_err(nats(format!("subscribing to partition {p}'s view subjects")))?;
+        client
+            .publish(inbox, Default::default())
+            .await
+            .map_err(nats(format!("subscribing to partition {p}'s view subjects")))?;
+        if tokio::time::timeout(Duration::from_secs(10), echo.next())
+            .await
+            .is_err()
+        {
+            return Err(nats(format!("subscribing to partition {p}'s view subjects"))(
+                "the server did not confirm the subscriptions within 10 s",
+            ));
+        }
+        let _ = echo.unsubscribe().await;
         let (stop, mut stopped) = oneshot::channel();
         let dir = Arc::new(dir);
         let task = tokio::spawn(async move {
@@ -236,6 +274,7 @@ impl ShardResponder {
                     _ = &mut stopped => break,
                     Some(m) = search.next() => (m, Kind::Search),
                     Some(m) = series.next() => (m, Kind::Series),
+                    Some(m) = progress.next() => (m, Kind::Progress),
                     // Finished answers are collected as they come, so the set stays small.
                     Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
                     else => break,
@@ -274,6 +313,7 @@ impl ShardResponder {
             }
             let _ = search.unsubscribe().await;
             let _ = series.unsubscribe().await;
+            let _ = progress.unsubscribe().await;
             // Requests already taken are still answered.
             while in_flight.join_next().await.is_some() {}
             let _ = client.flush().await;
@@ -294,6 +334,7 @@ impl ShardResponder {
 enum Kind {
     Search,
     Series,
+    Progress,
 }
 
 /// The encoded reply to one request (runs on the blocking pool).
@@ -307,6 +348,7 @@ fn answer(kind: Kind, dir: &Path, payload: &[u8]) -> Vec<u8> {
             Ok(req) => shard_series(dir, &req).map_or_else(Reply::Error, Reply::Ok),
             Err(e) => Reply::Error(format!("not a series request: {e}")),
         }),
+        Kind::Progress => encode(&shard_progress(dir).map_or_else(Reply::Error, Reply::Ok)),
     }
 }
 
@@ -325,9 +367,19 @@ fn feed_names(dir: &Path) -> Result<HashMap<u32, String>, StoreError> {
     Ok(Db::open(&path)?.feeds()?.into_iter().map(|f| (f.id, f.name)).collect())
 }
 
+/// The query a search carries: as written, or, when empty with a feed,
+/// one that holds for every post (an empty AND), so the feed filter alone
+/// decides. Without a feed an empty query is the parser's error.
+fn view_query(req: &ViewSearch) -> Result<Query, ParseError> {
+    if req.query.trim().is_empty() && req.feed.is_some() {
+        return Ok(Query::from_node(Node::And(Vec::new())));
+    }
+    Query::parse(&req.query)
+}
+
 /// One shard's answer to a search.
 fn shard_search(dir: &Path, req: &ViewSearch) -> Result<ViewSearchResult, String> {
-    let query = Query::parse(&req.query).map_err(|e| e.to_string())?;
+    let query = view_query(req).map_err(|e| e.to_string())?;
     let index_dir = Store::index_dir(dir);
     // No commit yet: nothing stored, nothing found.
     if !index_dir.join("meta.json").is_file() {
@@ -400,6 +452,18 @@ fn shard_series(dir: &Path, req: &ViewSeries) -> Result<WireSeries, String> {
     Ok(out)
 }
 
+/// One shard's progress (nothing yet without a database).
+fn shard_progress(dir: &Path) -> Result<ShardProgress, String> {
+    let path = Store::db_path(dir);
+    if !path.is_file() {
+        return Ok(ShardProgress::default());
+    }
+    let (newest_minute, posts) = Db::open(&path)
+        .and_then(|db| db.progress())
+        .map_err(|e| e.to_string())?;
+    Ok(ShardProgress { newest_minute, posts })
+}
+
 /// Sends `body` to `subject(p)` for every partition at once; returns the
 /// replies of those that answered in time, and who did not.
 async fn fan_out<T: serde::de::DeserializeOwned>(
@@ -458,7 +522,7 @@ pub async fn search(
     req: &ViewSearch,
     timeout: Duration,
 ) -> Result<FannedOut<ViewSearchResult>, ViewError> {
-    Query::parse(&req.query)?;
+    view_query(req)?;
     let body = serde_json::to_vec(req).map_err(ViewError::Encode)?;
     let (replies, missing) = fan_out::<ViewSearchResult>(client, partitions, search_subject, body, timeout).await?;
     let answered = replies.iter().map(|(p, _)| *p).collect();
@@ -512,6 +576,21 @@ pub async fn series(
     })
 }
 
+/// Asks every partition how far its shard has got.
+pub async fn progress(
+    client: &async_nats::Client,
+    partitions: u32,
+    timeout: Duration,
+) -> Result<FannedOut<BTreeMap<u32, ShardProgress>>, ViewError> {
+    let (replies, missing) =
+        fan_out::<ShardProgress>(client, partitions, progress_subject, b"{}".to_vec(), timeout).await?;
+    Ok(FannedOut {
+        answered: replies.iter().map(|(p, _)| *p).collect(),
+        result: replies.into_iter().collect(),
+        missing,
+    })
+}
+
 /// [`search`] for synchronous callers (the CLI): connects to the cluster
 /// described by `cfg` (which says P) on a runtime of its own.
 pub fn search_blocking(
@@ -525,7 +604,7 @@ pub fn search_blocking(
         .map_err(crate::Error::Io)?;
     rt.block_on(async {
         // A bad query fails before connecting.
-        Query::parse(&req.query)?;
+        view_query(req)?;
         let cluster = crate::Cluster::connect(cfg).await?;
         search(cluster.client(), cluster.partitions(), req, timeout).await
     })
@@ -635,5 +714,19 @@ mod tests {
         };
         let err = shard_search(&missing, &bad).unwrap_err();
         assert!(err.contains("column"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_query_means_every_post_only_with_a_feed() {
+        let mut req = ViewSearch {
+            query: " ".into(),
+            from: None,
+            to: None,
+            feed: Some("weather".into()),
+            limit: 5,
+        };
+        assert_eq!(view_query(&req), Ok(Query::from_node(Node::And(Vec::new()))));
+        req.feed = None;
+        assert!(view_query(&req).is_err());
     }
 }

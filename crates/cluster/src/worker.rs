@@ -40,6 +40,7 @@
 
 use crate::feeds::{FeedsVersion, FeedsWatch};
 use crate::lease::Leases;
+use crate::merge::{agg_subject, PartialWindow, PartialWindows};
 use crate::setup::{Cluster, ClusterConfig};
 use crate::view::ShardResponder;
 use crate::{consumer_name, shard_dir, subject, Error, Result};
@@ -52,7 +53,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tidewatch_core::pseudonym::{Keyring, PseudonymConfig};
 use tidewatch_core::redact::PublicAccounts;
-use tidewatch_core::window::{WindowConfig, WindowView};
+use tidewatch_core::window::{Resolution, WindowConfig, WindowView};
 use tidewatch_core::{Deletion, Timestamp};
 use tidewatch_engine::datadir::DataDir;
 use tidewatch_engine::decode::{DecodeOptions, Position};
@@ -374,6 +375,9 @@ impl Shard {
             consumer_name(p),
         );
         let job = ShardJob {
+            partition: p,
+            client: cluster.client().clone(),
+            runtime: tokio::runtime::Handle::current(),
             dir: shard_dir(&opts.data, p),
             source,
             feeds,
@@ -435,6 +439,10 @@ impl Shard {
 
 /// What a shard's thread needs.
 struct ShardJob {
+    partition: u32,
+    /// Where partial windows are published (see `crate::merge`).
+    client: async_nats::Client,
+    runtime: tokio::runtime::Handle,
     dir: PathBuf,
     source: NatsPartitionConfig,
     feeds: Arc<Mutex<FeedsVersion>>,
@@ -497,6 +505,13 @@ impl ShardJob {
             persist,
             progress: progress.clone(),
             checkpoint,
+            live: live.clone(),
+            partials: PartialWindows {
+                partition: self.partition,
+                windows: Vec::new(),
+            },
+            client: self.client,
+            runtime: self.runtime,
         };
         let ran = run_inputs(
             Inputs::Live {
@@ -512,6 +527,7 @@ impl ShardJob {
         // What was processed is committed, whatever stopped the run.
         let committed = sink.persist.commit();
         sink.published();
+        sink.send_partials();
         ran?;
         committed?;
         Ok(())
@@ -537,15 +553,47 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A shard's sink: the store, nothing else. Detection over the whole
-/// stream needs every partition's counts and is not a shard's to do.
+/// A shard's sink: the store, and the shard's closed minute windows for
+/// the cluster's merger. Detection over the whole stream needs every
+/// partition's counts and is not a shard's to do.
 struct ShardSink {
     persist: Persister,
     progress: Arc<ShardProgress>,
     checkpoint: String,
+    live: Arc<LiveFeeds>,
+    /// Closed minute windows not yet published.
+    partials: PartialWindows,
+    client: async_nats::Client,
+    runtime: tokio::runtime::Handle,
 }
 
+/// Partial windows per message: well under NATS's default 1 MB payload
+/// with full sketches.
+const PARTIALS_PER_MESSAGE: usize = 64;
+
 impl ShardSink {
+    /// Publishes the closed windows gathered since the last call (best
+    /// effort: they only explain alerts, see `crate::merge`).
+    fn send_partials(&mut self) {
+        if self.partials.windows.is_empty() {
+            return;
+        }
+        let windows = std::mem::take(&mut self.partials.windows);
+        let subject = agg_subject(self.partials.partition);
+        for chunk in windows.chunks(PARTIALS_PER_MESSAGE) {
+            let msg = PartialWindows {
+                partition: self.partials.partition,
+                windows: chunk.to_vec(),
+            };
+            let Ok(body) = serde_json::to_vec(&msg) else { continue };
+            let client = self.client.clone();
+            let subject = subject.clone();
+            self.runtime.spawn(async move {
+                let _ = client.publish(subject, body.into()).await;
+            });
+        }
+    }
+
     fn published(&self) {
         if let Some(seq) = self.persist.commit_watch().committed(&self.checkpoint) {
             self.progress.committed.store(seq + 1, Ordering::Relaxed);
@@ -566,11 +614,32 @@ impl RunSink for ShardSink {
         self.persist.deletion(deletion);
     }
 
-    fn window(&mut self, _window: &WindowView<'_>) {}
+    fn window(&mut self, window: &WindowView<'_>) {
+        if window.resolution() != Resolution::Minute {
+            return;
+        }
+        let current = self.live.current();
+        let Some(name) = current.set.name_of(window.feed()) else {
+            return;
+        };
+        self.partials.windows.push(PartialWindow {
+            feed: name.to_string(),
+            start: window.start().0,
+            stats: window.to_closed().stats,
+        });
+    }
 
     fn batch_end(&mut self, at: &Position, finished: &[Position]) -> std::result::Result<(), SinkError> {
+        let commits = self.persist.totals().seq;
         let r = self.persist.batch_end(at, finished);
         self.published();
+        // Windows leave once the posts in them are committed: after a
+        // crash the next owner counts only posts after the checkpoint, so
+        // a window is never counted twice (one open at the crash loses the
+        // posts before it instead).
+        if self.persist.totals().seq != commits {
+            self.send_partials();
+        }
         r
     }
 }

@@ -68,7 +68,7 @@ pub struct Config {
     pub files: Vec<FileSource>,
     /// Live sources, in order.
     pub sources: Vec<SourceSpec>,
-    /// `kind = "nats"` sources: checked, not runnable in this build.
+    /// `kind = "nats"` sources: checked, not run by `tidewatch run`.
     pub nats: Vec<NatsSource>,
 }
 
@@ -118,7 +118,8 @@ pub struct FileSource {
     pub format: Option<Format>,
 }
 
-/// A NATS subscription (scale-out; not available in this build).
+/// A NATS subscription: refused by `run`; a cluster's posts stream is read
+/// by `tidewatch worker`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NatsSource {
     pub name: String,

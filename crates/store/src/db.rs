@@ -555,6 +555,18 @@ impl Db {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// The newest minute (unix minutes) holding a committed post, and the
+    /// posts committed in all: how far a store has got along its stream.
+    pub fn progress(&self) -> Result<(Option<i64>, i64), StoreError> {
+        self.conn
+            .query_row(
+                "SELECT MAX(minute), COALESCE(SUM(posts), 0) FROM volume_minute",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// Epochs whose keys have been deleted.
     pub fn deleted_epochs(&self) -> Result<Vec<i64>, StoreError> {
         let mut st = self
@@ -750,6 +762,7 @@ mod tests {
         let path = dir.path().join("t.db");
         let mut db = Db::open(&path).unwrap();
         assert_eq!(db.commit_seq().unwrap(), 0);
+        assert_eq!(db.progress().unwrap(), (None, 0));
         let mut d = CommitDelta::default();
         d.feed_minutes.insert((3, 100), counts(2, 5000));
         d.feed_minutes.insert((3, 101), counts(1, -20));
@@ -781,6 +794,8 @@ mod tests {
             },
         ));
         db.commit(2, &d2).unwrap();
+        // Volume of minute 100 only: newest minute 100, 10 + 5 posts.
+        assert_eq!(db.progress().unwrap(), (Some(100), 15));
         drop(db);
 
         let db = Db::open(&path).unwrap();

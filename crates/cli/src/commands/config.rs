@@ -58,7 +58,7 @@ fn check(file: &std::path::Path) -> Result<ExitCode> {
     }
     for n in &config.nats {
         println!(
-            "  source {:?} (nats): valid, but NATS sources are not available in this build yet: `run` refuses it",
+            "  source {:?} (nats): valid, but `run` reads no NATS source (a cluster is read by `tidewatch worker`): `run` refuses it",
             n.name
         );
     }

@@ -487,7 +487,8 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     let config = args.config.as_deref().map(Config::load).transpose()?;
     if let Some(nats) = config.as_ref().and_then(|c| c.nats.first()) {
         bail!(
-            "source {:?}: NATS sources are not available in this build yet (scale-out is planned); \
+            "source {:?}: `run` reads no NATS source; a cluster's posts stream is read by \
+             `tidewatch worker --nats URL --data DIR` (see the README's scale-out section); \
              remove it from {} to run the other sources",
             nats.name,
             config.as_ref().map_or(String::new(), |c| c.path.display().to_string())

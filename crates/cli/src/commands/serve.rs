@@ -8,14 +8,19 @@
 //! thing.
 //!
 //! With `--nats`, search is answered by every shard of the cluster
-//! (`tidewatch_cluster::view`); the data directory then holds the
-//! server's own state (tokens, webhooks) and is created when missing.
+//! (`tidewatch_cluster::view`), and this process raises the cluster's
+//! spike alerts from the merged counts of every partition
+//! (`tidewatch_cluster::merge`) into its data directory, which also holds
+//! the server's own state (tokens, webhooks) and is created when missing.
 
 use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+use tidewatch_cluster::merge::MergerOptions;
 use tidewatch_cluster::ClusterConfig;
 use tidewatch_engine::config::{Config, Feeds};
 use tidewatch_engine::datadir::DEFAULT_DATA_DIR;
@@ -95,16 +100,33 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(c) = &config {
         sc.k = c.privacy.k;
     }
+    // Over a cluster, this process also raises the cluster's alerts into
+    // its data directory (see `tidewatch_cluster::merge`).
+    let merger_stop = Arc::new(AtomicBool::new(false));
+    let mut merger = None;
     if let Some(url) = &args.nats {
         let mut cluster = ClusterConfig::new(url);
         cluster.stream = args.stream.clone();
+        let opts = MergerOptions {
+            timeout: Duration::from_millis(args.shard_timeout_ms),
+            ..Default::default()
+        };
+        merger = Some(tidewatch_cluster::merge::spawn(
+            cluster.clone(),
+            data.clone(),
+            opts,
+            merger_stop.clone(),
+        ));
         sc.cluster = Some(ClusterTarget {
             config: cluster,
             shard_timeout: Duration::from_millis(args.shard_timeout_ms),
         });
     }
     let over = match &args.nats {
-        Some(url) => format!("search over the cluster at {url}, the rest over {}", data.display()),
+        Some(url) => format!(
+            "search over the cluster at {url}, its alerts recorded in {}",
+            data.display()
+        ),
         None => data.display().to_string(),
     };
     let feeds_note = sc
@@ -113,9 +135,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map_or("feeds are read-only (no --feeds file)".to_string(), |f| {
             format!("feeds file {}", f.display())
         });
-    tidewatch_server::serve_until_signal(sc, |addr| {
+    let served = tidewatch_server::serve_until_signal(sc, |addr| {
         eprintln!("tidewatch serve: http://{addr}/api/v1 (OpenAPI at /api/v1/openapi.json) over {over}; {feeds_note}");
-    })
-    .context("serving")?;
+    });
+    merger_stop.store(true, Ordering::Relaxed);
+    if let Some(m) = merger {
+        match m.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("cluster alerts stopped: {e:#}"),
+            Err(_) => eprintln!("cluster alerts stopped: the merger panicked"),
+        }
+    }
+    served.context("serving")?;
     Ok(ExitCode::SUCCESS)
 }

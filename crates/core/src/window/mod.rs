@@ -357,6 +357,43 @@ pub struct FeedMetrics {
     pub undated: u64,
 }
 
+impl ClosedWindow {
+    /// Calls `f` with a [`WindowView`] of this window, as [`FeedWindows`]
+    /// would have emitted it: for consumers of views (spike alerts, their
+    /// explanations) fed with windows made elsewhere, such as the merged
+    /// partial windows of a cluster's partitions.
+    pub fn with_view<R>(&self, f: impl FnOnce(&WindowView<'_>) -> R) -> R {
+        let mut strings: Vec<Box<str>> = Vec::new();
+        let mut ids: FxHashMap<String, u32> = FxHashMap::default();
+        let mut intern = |h: &HeavyHitters<String>| {
+            h.map_keys(|k| {
+                *ids.entry(k.clone()).or_insert_with(|| {
+                    strings.push(k.as_str().into());
+                    (strings.len() - 1) as u32
+                })
+            })
+        };
+        let st = &self.stats;
+        let stats = OpenStats {
+            count: st.count,
+            compound_micros: st.compound_micros,
+            positive: st.positive,
+            negative: st.negative,
+            langs: intern(&st.langs),
+            hashtags: intern(&st.hashtags),
+            terms: intern(&st.terms),
+            domains: intern(&st.domains),
+        };
+        f(&WindowView {
+            feed: self.feed,
+            resolution: self.resolution,
+            start: self.start,
+            stats: &stats,
+            strings: &strings,
+        })
+    }
+}
+
 /// Aggregates with interned keys, while a window is open.
 #[derive(Clone, Debug)]
 struct OpenStats {

@@ -112,6 +112,12 @@ fn lent_view_matches_owned_window() {
         let owned = v.to_closed();
         assert_eq!(v.row(4), owned.row(4));
         assert_eq!(v.end(), owned.end());
+        // And back: a view of the owned window is the view it came from.
+        owned.with_view(|again| {
+            assert_eq!(again.row(64), v.row(64));
+            assert_eq!(again.to_closed(), owned);
+            assert_eq!((again.feed(), again.resolution()), (v.feed(), v.resolution()));
+        });
         checked += 1;
     });
     for post in &posts {

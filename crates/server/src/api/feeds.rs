@@ -8,10 +8,18 @@
 //! file. Rewriting drops the file's comments. Feed ids come from the
 //! database (a feed keeps its id for life); a feed no run has seen yet has
 //! none.
+//!
+//! A server over a cluster (`tidewatch serve --nats`) lists the cluster's
+//! feed set (one key-value entry, `tidewatch_cluster::feeds`) and answers
+//! a series from every shard (`tidewatch_cluster::view::series`), summed
+//! by feed name and minute: its data directory holds no posts. Each shard
+//! numbers its feeds itself, so over a cluster a feed has no id, and a
+//! series lists the partitions that did not answer in `missing_partitions`.
 
 use super::time_param;
+use crate::api::search::view_problem;
 use crate::problem::{no_content, Problem};
-use crate::state::{blocking, AppState};
+use crate::state::{blocking, AppState, ClusterView};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -20,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::Arc;
+use tidewatch_cluster::view::{self, FannedOut, FeedSeries, ViewSeries};
 use tidewatch_core::query::{Anchors, Query as FeedQuery};
 use tidewatch_core::Timestamp;
 use tidewatch_engine::feeds::{feeds_toml, parse_feeds, FeedDef, FeedError};
@@ -174,11 +183,60 @@ async fn edit<R: Send + 'static>(
     .await
 }
 
+/// The feeds as `GET /feeds` lists them: the cluster's feed set when the
+/// server has a cluster (no ids: each shard numbers its feeds itself),
+/// else [`list`].
+pub(crate) async fn list_any(state: &Arc<AppState>) -> Result<Vec<FeedView>, Problem> {
+    let Some(c) = state.cluster.get() else {
+        return blocking(state, list).await;
+    };
+    Ok(cluster_feeds(c)
+        .await?
+        .into_iter()
+        .map(|d| FeedView {
+            id: None,
+            name: d.name,
+            query: d.query,
+            active: true,
+        })
+        .collect())
+}
+
+/// The cluster's feed set now (empty when none was ever written).
+pub(crate) async fn cluster_feeds(c: &ClusterView) -> Result<Vec<FeedDef>, Problem> {
+    let current = tidewatch_cluster::feeds::current_feeds(&c.cluster)
+        .await
+        .map_err(|e| Problem::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    Ok(current.map(|v| v.defs).unwrap_or_default())
+}
+
+/// Per-minute counts of one feed (or every feed) from every shard, summed
+/// by feed name and minute, over `[from, to)` in ms as the local path
+/// reads them (the minute `from` falls in counts).
+pub(crate) async fn cluster_minutes(
+    c: &ClusterView,
+    feed: Option<&str>,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+) -> Result<FannedOut<FeedSeries>, Problem> {
+    let req = ViewSeries {
+        feed: feed.map(str::to_string),
+        from: from.map(|t| t.0),
+        to: to.map(|t| t.0),
+    };
+    let cluster = &c.cluster;
+    view::series(cluster.client(), cluster.partitions(), &req, c.shard_timeout)
+        .await
+        .map_err(view_problem)
+}
+
 /// List the feeds.
 #[utoipa::path(get, path = "/api/v1/feeds", tag = "feeds",
-    responses((status = 200, description = "The feeds", body = [FeedView])))]
+    responses(
+        (status = 200, description = "The feeds", body = [FeedView]),
+        (status = 502, description = "Over a cluster: its feed set could not be read", body = Problem, content_type = "application/problem+json")))]
 async fn list_feeds(State(state): State<Arc<AppState>>) -> Result<Json<Vec<FeedView>>, Problem> {
-    blocking(&state, list).await.map(Json)
+    list_any(&state).await.map(Json)
 }
 
 /// Add a feed to the feeds file.
@@ -346,11 +404,19 @@ pub struct SeriesPoint {
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Series {
     pub feed: String,
-    pub id: u32,
+    /// The feed's id; absent over a cluster, whose shards each number
+    /// their feeds themselves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
     #[schema(inline)]
     pub interval: Interval,
     /// Intervals with matches, ascending (absent ones had none).
     pub points: Vec<SeriesPoint>,
+    /// Only for a server over a cluster: the partitions that did not
+    /// answer in time, whose posts are not counted in `points` (empty
+    /// when the series is complete).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_partitions: Option<Vec<u32>>,
 }
 
 /// A feed's volume and sentiment over time.
@@ -359,7 +425,8 @@ pub struct Series {
     responses(
         (status = 200, description = "The series", body = Series),
         (status = 400, description = "Bad parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such feed", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such feed", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Over a cluster: a shard answered with an error, or the feed set could not be read", body = Problem, content_type = "application/problem+json")))]
 async fn feed_series(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -368,6 +435,9 @@ async fn feed_series(
     let from = time_param("from", p.from.as_deref())?;
     let to = time_param("to", p.to.as_deref())?;
     let interval = p.interval.unwrap_or_default();
+    if let Some(c) = state.cluster.get() {
+        return cluster_series(c, name, from, to, interval).await.map(Json);
+    }
     let from_min = from.map_or(i64::MIN, |t| t.0.div_euclid(Timestamp::MINUTE));
     let to_min = to.map_or(i64::MAX, |t| t.0.div_euclid(Timestamp::MINUTE));
     blocking(&state, move |s| {
@@ -375,13 +445,40 @@ async fn feed_series(
         let minutes = s.with_db(|db| db.feed_minutes(row.id, from_min, to_min))?;
         Ok(Series {
             feed: row.name,
-            id: row.id,
+            id: Some(row.id),
             interval,
             points: bucket(minutes, interval)?,
+            missing_partitions: None,
         })
     })
     .await
     .map(Json)
+}
+
+/// `GET /feeds/{name}/series` over a cluster. A feed is known when it is
+/// in the cluster's feed set or some shard has counts for it (a feed
+/// removed from the set keeps its series, as in a data directory).
+async fn cluster_series(
+    c: &ClusterView,
+    name: String,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    interval: Interval,
+) -> Result<Series, Problem> {
+    let (defs, got) = tokio::join!(cluster_feeds(c), cluster_minutes(c, Some(&name), from, to));
+    let (defs, mut got) = (defs?, got?);
+    let minutes = got.result.remove(&name);
+    if minutes.is_none() && !defs.iter().any(|d| d.name == name) {
+        return Err(Problem::not_found(format!("no feed named {name:?} in the cluster")));
+    }
+    let minutes: Vec<(i64, MinuteCounts)> = minutes.unwrap_or_default().into_iter().collect();
+    Ok(Series {
+        feed: name,
+        id: None,
+        interval,
+        points: bucket(minutes, interval)?,
+        missing_partitions: Some(got.missing),
+    })
 }
 
 /// The database's row of the feed named `name` (404 when none).

@@ -174,6 +174,10 @@ pub(crate) async fn search_any(state: &Arc<AppState>, p: SearchParams, limit: us
 
 /// `GET /search` over a cluster: every shard asked, the answers merged.
 async fn cluster_search(c: &ClusterView, p: &SearchParams, limit: usize) -> Result<SearchResult, Problem> {
+    // The fan-out reads an empty query with a feed as "every post of the
+    // feed" (what the feed page samples); here, as without a cluster, an
+    // empty query is an error.
+    FeedQuery::parse(&p.q).map_err(|e| Problem::query(&e))?;
     let req = ViewSearch {
         query: p.q.clone(),
         from: time_param("from", p.from.as_deref())?.map(|t| t.0),
@@ -186,15 +190,46 @@ async fn cluster_search(c: &ClusterView, p: &SearchParams, limit: usize) -> Resu
     let cluster = &c.cluster;
     let got = view::search(cluster.client(), cluster.partitions(), &req, c.shard_timeout)
         .await
-        .map_err(|e| match e {
-            ViewError::Query(e) => Problem::query(&e),
-            other => Problem::new(axum::http::StatusCode::BAD_GATEWAY, other.to_string()),
-        })?;
+        .map_err(view_problem)?;
     Ok(SearchResult {
         total: got.result.count,
         hits: got.result.hits.into_iter().map(hit_view).collect(),
         missing_partitions: Some(got.missing),
     })
+}
+
+/// A failed fan-out as a problem: a query that does not parse is the
+/// client's (400, with its column); anything else is a shard's (502).
+pub(crate) fn view_problem(e: ViewError) -> Problem {
+    match e {
+        ViewError::Query(e) => Problem::query(&e),
+        other => Problem::new(axum::http::StatusCode::BAD_GATEWAY, other.to_string()),
+    }
+}
+
+/// [`feed_posts`] over a cluster: the newest `limit` posts that matched
+/// the feed named `feed` in `[from, to)`, from every shard, and the
+/// partitions that did not answer.
+pub(crate) async fn cluster_feed_posts(
+    c: &ClusterView,
+    feed: &str,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    limit: usize,
+) -> Result<(Vec<HitView>, Vec<u32>), Problem> {
+    let req = ViewSearch {
+        // Empty with a feed: every post of the feed, whatever its text.
+        query: String::new(),
+        from: from.map(|t| t.0),
+        to: to.map(|t| t.0),
+        feed: Some(feed.to_string()),
+        limit,
+    };
+    let cluster = &c.cluster;
+    let got = view::search(cluster.client(), cluster.partitions(), &req, c.shard_timeout)
+        .await
+        .map_err(view_problem)?;
+    Ok((got.result.hits.into_iter().map(hit_view).collect(), got.missing))
 }
 
 fn hit_view(h: ViewHit) -> HitView {

@@ -9,14 +9,20 @@
 //! (per day beyond 60 days). Sentiment comes from the minute counts, so it
 //! covers every post in range; languages, terms and domains come from the
 //! newest [`SAMPLE`] posts in range, read from the index (redacted text).
+//!
+//! Over a cluster (`tidewatch serve --nats`) the feed is looked up in the
+//! cluster's feed set, its minutes come from every shard summed, and the
+//! sampled and representative posts from every shard's index; partitions
+//! that did not answer are named in a note under the title. The alerts
+//! come from the data directory either way.
 
 use super::layout::{shell, Section};
 use super::svg::{self, Band, Part};
 use super::{encode_segment, percent, short_time, Html, PageResult};
-use crate::api::feeds::{bucket, feed_row, Interval, SeriesPoint};
-use crate::api::search::{feed_posts, HitView};
+use crate::api::feeds::{bucket, cluster_feeds, cluster_minutes, feed_row, Interval, SeriesPoint};
+use crate::api::search::{cluster_feed_posts, feed_posts, HitView};
 use crate::problem::Problem;
-use crate::state::{blocking, AppState};
+use crate::state::{blocking, AppState, ClusterView};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use maud::{html, Markup};
@@ -28,6 +34,7 @@ use tidewatch_core::stopwords::is_stop_word;
 use tidewatch_core::text::{tokenized, TokenKind};
 use tidewatch_core::Timestamp;
 use tidewatch_engine::alerts::{current_alerts, AlertRecord, NARRATIVE_GROWTH};
+use tidewatch_store::db::MinuteCounts;
 
 /// Posts read from the index for the language, term and domain splits.
 pub const SAMPLE: usize = 300;
@@ -53,7 +60,9 @@ pub struct Params {
 
 /// What the page shows, read on the blocking pool.
 struct FeedData {
-    query: String,
+    /// `None`: over a cluster, a feed no longer in its feed set (its
+    /// series stays in the shards).
+    query: Option<String>,
     /// `[from, to)` in unix ms and the bucket width, if the feed has data.
     span: Option<(i64, i64, Interval)>,
     points: Vec<SeriesPoint>,
@@ -63,6 +72,72 @@ struct FeedData {
     newest: Option<Timestamp>,
     sample: Result<Vec<HitView>, Problem>,
     representative: Result<(Vec<HitView>, bool), Problem>,
+    /// Over a cluster: the partitions that did not answer, ascending.
+    missing: Vec<u32>,
+}
+
+/// The range a page shows, in unix minutes.
+struct Span {
+    /// `[start, end)`, whole buckets.
+    start: i64,
+    end: i64,
+    interval: Interval,
+    /// The feed's newest minute.
+    last: i64,
+}
+
+impl Span {
+    /// The range `range_minutes` long (0: all) that ends with the newest
+    /// of `minutes` (ascending), widened to whole buckets; `None` without
+    /// minutes.
+    fn of(minutes: &[(i64, MinuteCounts)], range_minutes: i64) -> Option<Span> {
+        let (Some(&(first, _)), Some(&(last, _))) = (minutes.first(), minutes.last()) else {
+            return None;
+        };
+        let end = last + 1;
+        let start = if range_minutes == 0 { first } else { end - range_minutes };
+        let interval = match end - start {
+            m if m <= 12 * 60 => Interval::Minute,
+            m if m <= 60 * 1440 => Interval::Hour,
+            _ => Interval::Day,
+        };
+        let width = interval.minutes();
+        Some(Span {
+            start: start.div_euclid(width) * width,
+            end: (end + width - 1).div_euclid(width) * width,
+            interval,
+            last,
+        })
+    }
+
+    /// The points of `minutes` in the range.
+    fn points(&self, minutes: Vec<(i64, MinuteCounts)>) -> Result<Vec<SeriesPoint>, Problem> {
+        let in_range: Vec<_> = minutes
+            .into_iter()
+            .filter(|(m, _)| *m >= self.start && *m < self.end)
+            .collect();
+        bucket(in_range, self.interval)
+    }
+
+    fn from(&self) -> Timestamp {
+        Timestamp(self.start * Timestamp::MINUTE)
+    }
+
+    fn to(&self) -> Timestamp {
+        Timestamp(self.end * Timestamp::MINUTE)
+    }
+}
+
+/// The feed's alerts (no narrative growth: those belong to the narratives
+/// page), newest onset first.
+fn feed_alerts(s: &AppState, name: &str) -> Result<Vec<AlertRecord>, Problem> {
+    let mut alerts: Vec<AlertRecord> = s
+        .with_db(|db| current_alerts(db, None))?
+        .into_iter()
+        .filter(|a| a.feed_name == name && a.kind != NARRATIVE_GROWTH)
+        .collect();
+    alerts.sort_by_key(|a| std::cmp::Reverse(a.spike.onset));
+    Ok(alerts)
 }
 
 /// `GET /feeds/{name}?range=`.
@@ -75,8 +150,13 @@ pub async fn page(State(state): State<Arc<AppState>>, Path(name): Path<String>, 
         ))
         .into());
     };
-    let feed = name.clone();
-    let data = blocking(&state, move |s| read(s, &feed, range_minutes)).await?;
+    let data = match state.cluster.get() {
+        Some(c) => cluster_read(&state, c, &name, range_minutes).await?,
+        None => {
+            let feed = name.clone();
+            blocking(&state, move |s| read(s, &feed, range_minutes)).await?
+        }
+    };
     Ok(Html(
         StatusCode::OK,
         shell(&name, Section::Feeds, render(&name, range_key, &data)),
@@ -86,39 +166,12 @@ pub async fn page(State(state): State<Arc<AppState>>, Path(name): Path<String>, 
 fn read(s: &AppState, name: &str, range_minutes: i64) -> Result<FeedData, Problem> {
     let row = feed_row(s, name)?;
     let minutes = s.with_db(|db| db.feed_minutes(row.id, i64::MIN, i64::MAX))?;
-    let mut alerts: Vec<AlertRecord> = s
-        .with_db(|db| current_alerts(db, None))?
-        .into_iter()
-        // A narrative's growth alert belongs to the narratives page.
-        .filter(|a| a.feed_name == name && a.kind != NARRATIVE_GROWTH)
-        .collect();
-    alerts.sort_by_key(|a| std::cmp::Reverse(a.spike.onset));
-    let (Some(&(first, _)), Some(&(last, _))) = (minutes.first(), minutes.last()) else {
-        return Ok(FeedData {
-            query: row.query,
-            span: None,
-            points: Vec::new(),
-            alerts,
-            newest: None,
-            sample: Ok(Vec::new()),
-            representative: Ok((Vec::new(), false)),
-        });
+    let alerts = feed_alerts(s, name)?;
+    let Some(span) = Span::of(&minutes, range_minutes) else {
+        return Ok(no_data(Some(row.query), alerts, Vec::new()));
     };
-    let end = last + 1;
-    let start = if range_minutes == 0 { first } else { end - range_minutes };
-    let interval = match end - start {
-        m if m <= 12 * 60 => Interval::Minute,
-        m if m <= 60 * 1440 => Interval::Hour,
-        _ => Interval::Day,
-    };
-    let width = interval.minutes();
-    let (start, end) = (
-        start.div_euclid(width) * width,
-        (end + width - 1).div_euclid(width) * width,
-    );
-    let in_range: Vec<_> = minutes.into_iter().filter(|(m, _)| *m >= start && *m < end).collect();
-    let points = bucket(in_range, interval)?;
-    let (from, to) = (Timestamp(start * Timestamp::MINUTE), Timestamp(end * Timestamp::MINUTE));
+    let points = span.points(minutes)?;
+    let (from, to) = (span.from(), span.to());
     let sample = feed_posts(s, row.id, Some(from), Some(to), SAMPLE);
     // The newest spike's posts, else the newest posts.
     let representative = (|| {
@@ -131,14 +184,115 @@ fn read(s: &AppState, name: &str, range_minutes: i64) -> Result<FeedData, Proble
         Ok((feed_posts(s, row.id, None, None, REPRESENTATIVE)?, false))
     })();
     Ok(FeedData {
-        query: row.query,
-        span: Some((from.0, to.0, interval)),
+        query: Some(row.query),
+        span: Some((from.0, to.0, span.interval)),
         points,
         alerts,
-        newest: Some(Timestamp((last + 1) * Timestamp::MINUTE)),
+        newest: Some(Timestamp((span.last + 1) * Timestamp::MINUTE)),
         sample,
         representative,
+        missing: Vec::new(),
     })
+}
+
+/// A feed without data (yet).
+fn no_data(query: Option<String>, alerts: Vec<AlertRecord>, missing: Vec<u32>) -> FeedData {
+    FeedData {
+        query,
+        span: None,
+        points: Vec::new(),
+        alerts,
+        newest: None,
+        sample: Ok(Vec::new()),
+        representative: Ok((Vec::new(), false)),
+        missing,
+    }
+}
+
+/// [`read`] over a cluster. The feed is known when it is in the cluster's
+/// feed set or some shard has counts for it (404 otherwise).
+async fn cluster_read(
+    state: &Arc<AppState>,
+    c: &ClusterView,
+    name: &str,
+    range_minutes: i64,
+) -> Result<FeedData, Problem> {
+    let (defs, got) = tokio::join!(cluster_feeds(c), cluster_minutes(c, Some(name), None, None));
+    let (defs, mut got) = (defs?, got?);
+    let minutes = got.result.remove(name);
+    let query = defs.into_iter().find(|d| d.name == name).map(|d| d.query);
+    if query.is_none() && minutes.is_none() {
+        return Err(Problem::not_found(format!("no feed named {name:?} in the cluster")));
+    }
+    let minutes: Vec<(i64, MinuteCounts)> = minutes.unwrap_or_default().into_iter().collect();
+    let feed = name.to_string();
+    let alerts = blocking(state, move |s| feed_alerts(s, &feed)).await?;
+    let mut missing = got.missing;
+    let Some(span) = Span::of(&minutes, range_minutes) else {
+        return Ok(no_data(query, alerts, missing));
+    };
+    let points = span.points(minutes)?;
+    let (from, to) = (span.from(), span.to());
+    let sample = cluster_feed_posts(c, name, Some(from), Some(to), SAMPLE)
+        .await
+        .map(|(hits, m)| {
+            missing.extend(m);
+            hits
+        });
+    // The newest spike's posts, else the newest posts.
+    let mut representative = Ok((Vec::new(), false));
+    if let Some(a) = alerts.first() {
+        representative = cluster_feed_posts(c, name, Some(a.spike.onset), a.spike.end, REPRESENTATIVE)
+            .await
+            .map(|(hits, m)| {
+                missing.extend(m);
+                (hits, true)
+            });
+    }
+    if matches!(&representative, Ok((hits, _)) if hits.is_empty()) {
+        representative = cluster_feed_posts(c, name, None, None, REPRESENTATIVE)
+            .await
+            .map(|(hits, m)| {
+                missing.extend(m);
+                (hits, false)
+            });
+    }
+    missing.sort_unstable();
+    missing.dedup();
+    Ok(FeedData {
+        query,
+        span: Some((from.0, to.0, span.interval)),
+        points,
+        alerts,
+        newest: Some(Timestamp((span.last + 1) * Timestamp::MINUTE)),
+        sample,
+        representative,
+        missing,
+    })
+}
+
+/// The note that the page lacks some partitions' data (nothing when it
+/// lacks none).
+fn missing_note(missing: &[u32]) -> Markup {
+    html! {
+        @if !missing.is_empty() {
+            p id="missing-partitions" class="bad" role="alert" {
+                "Partial data: partitions "
+                (missing.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))
+                " did not answer in time; the counts and posts shown lack their posts."
+            }
+        }
+    }
+}
+
+/// The feed's query line.
+fn query_line(query: Option<&str>) -> Markup {
+    html! {
+        @match query {
+            Some(q) => p { "Query: " code { (q) } },
+            None => p class="muted" { "No longer in the cluster's feeds; its data stays." },
+        }
+    }
 }
 
 /// A spike in words (its band's title and its heading).
@@ -251,7 +405,8 @@ fn render(name: &str, range_key: &str, d: &FeedData) -> Markup {
     let Some((from, to, interval)) = d.span else {
         return html! {
             h1 { "Feed " (name) }
-            p { "Query: " code { (d.query) } }
+            (missing_note(&d.missing))
+            (query_line(d.query.as_deref()))
             p { "No post has matched this feed yet." }
         };
     };
@@ -283,7 +438,8 @@ fn render(name: &str, range_key: &str, d: &FeedData) -> Markup {
     let enc = encode_segment(name);
     html! {
         h1 { "Feed " (name) }
-        p { "Query: " code { (d.query) } }
+        (missing_note(&d.missing))
+        (query_line(d.query.as_deref()))
         nav class="ranges" aria-label="Range" {
             "Range (to the newest minute of the feed's data): "
             @for (key, label, _) in RANGES {
