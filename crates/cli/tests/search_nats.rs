@@ -3,14 +3,11 @@
 //! standard error. Two shard stores answer for partitions 0 and 1 of 3
 //! (from responders in this test process, as a worker runs them).
 
-use std::path::Path;
 use std::process::Command;
-use tidewatch_cluster::testing::{nats_server_available, NatsServer};
+use tidewatch_cluster::testing::{nats_server_available, weather_shard, NatsServer};
 use tidewatch_cluster::view::ShardResponder;
 use tidewatch_cluster::{shard_dir, Cluster, ClusterConfig};
 use tidewatch_core::{Post, Timestamp};
-use tidewatch_store::db::FeedRow;
-use tidewatch_store::{Store, StoreConfig};
 
 /// 2026-03-02T10:00:00Z in unix minutes.
 const M0: i64 = 29_540_760;
@@ -23,25 +20,6 @@ fn post(id: &str, minute: i64, text: &str) -> Post {
         text: text.into(),
         ..Default::default()
     }
-}
-
-/// One shard store with one feed, `weather`, under the id `feed_id`.
-fn shard(dir: &Path, feed_id: u32, posts: &[Post]) {
-    let config = StoreConfig {
-        retention_ms: None,
-        writer_heap_bytes: 50 << 20,
-    };
-    let (mut store, _) = Store::open(dir, config).expect("opening a shard store");
-    store.set_feeds(vec![FeedRow {
-        id: feed_id,
-        name: "weather".into(),
-        query: "rain".into(),
-        active: true,
-    }]);
-    for p in posts {
-        store.add(p, &[feed_id]).expect("adding a post");
-    }
-    store.commit().expect("committing");
 }
 
 fn search(url: &str, args: &[&str]) -> (bool, String, String) {
@@ -65,12 +43,18 @@ fn search_over_nats_merges_the_shards_and_names_the_missing_partitions() {
     let server = NatsServer::start().expect("starting nats-server");
     let url = server.url();
     let data = tempfile::tempdir().expect("a data directory");
-    shard(
+    weather_shard(
         &shard_dir(data.path(), 0),
         4,
+        "rain",
         &[post("a1", 0, "rain at noon"), post("a2", 2, "rain again")],
     );
-    shard(&shard_dir(data.path(), 1), 9, &[post("b1", 1, "light rain, then sun")]);
+    weather_shard(
+        &shard_dir(data.path(), 1),
+        9,
+        "rain",
+        &[post("b1", 1, "light rain, then sun")],
+    );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-use tidewatch_cluster::testing::{nats_server_available, NatsServer};
+use tidewatch_cluster::testing::{nats_server_available, shard_store, NatsServer};
 use tidewatch_cluster::view::{self, Reply, ShardResponder, ViewError, ViewSearch, ViewSearchResult, ViewSeries};
 use tidewatch_cluster::{shard_dir, Cluster, ClusterConfig};
 use tidewatch_core::{Post, Sentiment, Timestamp};
 use tidewatch_store::db::{FeedRow, MinuteCounts};
-use tidewatch_store::{Store, StoreConfig};
+use tidewatch_store::Store;
 
 const P: u32 = 3;
 const TIMEOUT: Duration = Duration::from_millis(500);
@@ -43,27 +43,10 @@ fn feed(id: u32, name: &str, query: &str) -> FeedRow {
     }
 }
 
-/// Writes one shard store: its feed table and posts with the ids of the
-/// feeds they matched, in one commit. The store stays open (as a worker's
-/// writer would) and is returned.
-fn shard(dir: &Path, feeds: Vec<FeedRow>, posts: &[(Post, Vec<u32>)]) -> Store {
-    let config = StoreConfig {
-        retention_ms: None,
-        writer_heap_bytes: 50 << 20,
-    };
-    let (mut store, _) = Store::open(dir, config).expect("opening a shard store");
-    store.set_feeds(feeds);
-    for (post, feeds) in posts {
-        store.add(post, feeds).expect("adding a post");
-    }
-    store.commit().expect("committing");
-    store
-}
-
 /// Shard 0 numbers `climate` 1 and `energy` 2; shard 1 the other way round.
 /// The post `dup-1` is in both (as after a shard was copied by hand).
 fn shards(data: &Path) -> (Store, Store) {
-    let s0 = shard(
+    let s0 = shard_store(
         &shard_dir(data, 0),
         vec![feed(1, "climate", "rain OR flood"), feed(2, "energy", "solar OR wind")],
         &[
@@ -72,7 +55,7 @@ fn shards(data: &Path) -> (Store, Store) {
             (post("dup-1", 1, "rain and wind power the grid", None), vec![2]),
         ],
     );
-    let s1 = shard(
+    let s1 = shard_store(
         &shard_dir(data, 1),
         vec![feed(1, "energy", "solar OR wind"), feed(2, "climate", "rain OR flood")],
         &[
@@ -357,7 +340,7 @@ async fn a_reply_over_the_max_payload_is_an_error_not_a_missing_shard() {
     let posts: Vec<(Post, Vec<u32>)> = (0..n)
         .map(|i| (post(&format!("long-{i:04}"), i as i64, &text, None), vec![1]))
         .collect();
-    let _store = shard(&shard_dir(data.path(), 0), vec![feed(1, "climate", "rain")], &posts);
+    let _store = shard_store(&shard_dir(data.path(), 0), vec![feed(1, "climate", "rain")], &posts);
     let r0 = ShardResponder::start(client.clone(), 0, shard_dir(data.path(), 0))
         .await
         .expect("responder 0");

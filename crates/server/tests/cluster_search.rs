@@ -7,15 +7,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::Duration;
-use tidewatch_cluster::testing::{nats_server_available, NatsServer};
+use tidewatch_cluster::testing::{nats_server_available, weather_shard, NatsServer};
 use tidewatch_cluster::view::ShardResponder;
 use tidewatch_cluster::{shard_dir, Cluster, ClusterConfig};
 use tidewatch_core::{Post, Timestamp};
 use tidewatch_server::{app, AppState, ClusterTarget, ServerConfig};
-use tidewatch_store::db::FeedRow;
-use tidewatch_store::{Store, StoreConfig};
 use tower::ServiceExt;
 
 /// 2026-03-02T10:00:00Z in unix minutes.
@@ -29,25 +26,6 @@ fn post(id: &str, minute: i64, text: &str) -> Post {
         text: text.into(),
         ..Default::default()
     }
-}
-
-/// One shard store whose feed `weather` has the id `feed_id`.
-fn shard(dir: &Path, feed_id: u32, posts: &[Post]) {
-    let config = StoreConfig {
-        retention_ms: None,
-        writer_heap_bytes: 50 << 20,
-    };
-    let (mut store, _) = Store::open(dir, config).expect("opening a shard store");
-    store.set_feeds(vec![FeedRow {
-        id: feed_id,
-        name: "weather".into(),
-        query: "rain OR snow".into(),
-        active: true,
-    }]);
-    for p in posts {
-        store.add(p, &[feed_id]).expect("adding a post");
-    }
-    store.commit().expect("committing");
 }
 
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Vec<u8>) {
@@ -70,12 +48,18 @@ async fn search_over_a_cluster_merges_the_shards_and_lists_missing_partitions() 
     cluster.partitions = Some(3);
     let shards = Cluster::connect(&cluster).await.expect("connecting");
     let data = tempfile::tempdir().expect("a data directory");
-    shard(
+    weather_shard(
         &shard_dir(data.path(), 0),
         1,
+        "rain OR snow",
         &[post("a1", 0, "rain at noon"), post("a2", 2, "snow by night")],
     );
-    shard(&shard_dir(data.path(), 1), 5, &[post("b1", 1, "rain, then sun")]);
+    weather_shard(
+        &shard_dir(data.path(), 1),
+        5,
+        "rain OR snow",
+        &[post("b1", 1, "rain, then sun")],
+    );
     let mut responders = Vec::new();
     for p in 0..2 {
         responders.push(

@@ -9,18 +9,15 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::Duration;
 use tidewatch_cluster::feeds::put_feeds;
-use tidewatch_cluster::testing::{nats_server_available, NatsServer};
+use tidewatch_cluster::testing::{nats_server_available, weather_shard, NatsServer};
 use tidewatch_cluster::view::ShardResponder;
 use tidewatch_cluster::{shard_dir, Cluster, ClusterConfig};
 use tidewatch_core::post::Sentiment;
 use tidewatch_core::{Post, Timestamp};
 use tidewatch_engine::feeds::{feeds_toml, FeedDef};
 use tidewatch_server::{app, AppState, ClusterTarget, ServerConfig};
-use tidewatch_store::db::FeedRow;
-use tidewatch_store::{Store, StoreConfig};
 use tower::ServiceExt;
 
 /// 2026-03-02T10:00:00Z in unix minutes.
@@ -41,26 +38,6 @@ fn post(id: &str, minute: i64, text: &str, compound: f64) -> Post {
         }),
         ..Default::default()
     }
-}
-
-/// One shard store whose feed `weather` has the id `feed_id` (shards
-/// number their feeds themselves).
-fn shard(dir: &Path, feed_id: u32, posts: &[Post]) {
-    let config = StoreConfig {
-        retention_ms: None,
-        writer_heap_bytes: 50 << 20,
-    };
-    let (mut store, _) = Store::open(dir, config).expect("opening a shard store");
-    store.set_feeds(vec![FeedRow {
-        id: feed_id,
-        name: "weather".into(),
-        query: "rain OR snow".into(),
-        active: true,
-    }]);
-    for p in posts {
-        store.add(p, &[feed_id]).expect("adding a post");
-    }
-    store.commit().expect("committing");
 }
 
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String) {
@@ -124,18 +101,20 @@ async fn series_over_a_cluster_sum_the_shards_by_minute_and_list_missing_partiti
         .await
         .expect("writing the cluster's feeds");
     let data = tempfile::tempdir().expect("a data directory");
-    shard(
+    weather_shard(
         &shard_dir(data.path(), 0),
         1,
+        "rain OR snow",
         &[
             post("a1", 0, "rain at noon", 0.6),
             post("a2", 2, "snow by night", -0.5),
             post("a3", 2, "rain again", 0.0),
         ],
     );
-    shard(
+    weather_shard(
         &shard_dir(data.path(), 1),
         5,
+        "rain OR snow",
         &[post("b1", 0, "rain, then sun", 0.4), post("b2", 1, "light snow", 0.0)],
     );
     let mut responders = Vec::new();
