@@ -310,6 +310,53 @@ fn assert_shards_equal_single(dir: &Path) {
     }
 }
 
+/// The cluster's alerts, raised by `serve --nats` into `dir/view` from the
+/// merged counts of every partition, are the single run's alerts: the same
+/// spikes (ids, onset, peak, end, magnitude). Their explanations come from
+/// partial windows, which a killed worker may take with it: they name
+/// drivers the single run names too.
+fn assert_view_alerts_equal_single(dir: &Path) {
+    let want = alerts(&dir.join("single"));
+    assert!(!want.is_empty(), "the reference raises an alert");
+    let spikes = |a: &[(String, String, serde_json::Value)]| -> Vec<String> {
+        a.iter()
+            .map(|(id, kind, r)| format!("{id} {kind} {}", r["spike"]))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let view_db = dir.join("view").join("tidewatch.db");
+        let got = if view_db.exists() {
+            alerts(&dir.join("view"))
+        } else {
+            Vec::new()
+        };
+        if spikes(&got) == spikes(&want) {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster's alerts {got:?} differ from the single run's {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let drivers = |r: &serde_json::Value| -> Vec<String> {
+        r["why"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| format!("{} {}", d["kind"], d["key"]))
+            .collect()
+    };
+    for ((_, _, g), (_, _, w)) in got.iter().zip(&want) {
+        let (g, w) = (drivers(g), drivers(w));
+        assert!(
+            !g.is_empty() && g.iter().all(|d| w.contains(d)),
+            "drivers {g:?}, single run {w:?}"
+        );
+    }
+}
+
 /// Three workers over a generated stream; one is killed with SIGKILL while
 /// posts are published and started again later. The shards together equal
 /// the single-process run.
@@ -362,50 +409,7 @@ fn three_workers_one_killed_equal_a_single_run() {
         want.len(),
         "search --nats finds what the single run stores"
     );
-    // The cluster's alerts, raised by the view from the merged counts of
-    // every partition: the single run's alerts, the same spikes (ids,
-    // onset, peak, end, magnitude). Their explanations come from partial
-    // windows, which a killed worker may take with it: they name drivers
-    // the single run names too.
-    let want = alerts(&dir.join("single"));
-    assert!(!want.is_empty(), "the reference raises an alert");
-    let spikes = |a: &[(String, String, serde_json::Value)]| -> Vec<String> {
-        a.iter()
-            .map(|(id, kind, r)| format!("{id} {kind} {}", r["spike"]))
-            .collect()
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let got = loop {
-        let view_db = dir.join("view").join("tidewatch.db");
-        let got = if view_db.exists() {
-            alerts(&dir.join("view"))
-        } else {
-            Vec::new()
-        };
-        if spikes(&got) == spikes(&want) {
-            break got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cluster's alerts {got:?} differ from the single run's {want:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let drivers = |r: &serde_json::Value| -> Vec<String> {
-        r["why"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| format!("{} {}", d["kind"], d["key"]))
-            .collect()
-    };
-    for ((_, _, g), (_, _, w)) in got.iter().zip(&want) {
-        let (g, w) = (drivers(g), drivers(w));
-        assert!(
-            !g.is_empty() && g.iter().all(|d| w.contains(d)),
-            "drivers {g:?}, single run {w:?}"
-        );
-    }
+    assert_view_alerts_equal_single(dir);
     for w in [view, w1, w2, w3] {
         stop(w);
     }
@@ -430,6 +434,7 @@ fn a_nats_node_killed_mid_stream_changes_nothing() {
     let first = published(start_publish(dir, &url, "first.jsonl"));
     let w1 = worker(dir, &url, "w1");
     let w2 = worker(dir, &url, "w2");
+    let view = serve(dir, &url);
     wait_leased(&url, &["w1", "w2"]);
     nats.kill(0);
     // The publisher may meet the cluster electing new leaders and stop with
@@ -455,7 +460,8 @@ fn a_nats_node_killed_mid_stream_changes_nothing() {
         .0;
     assert!(stored > first);
     wait_consumed(&url, stored);
-    for w in [w1, w2] {
+    assert_view_alerts_equal_single(dir);
+    for w in [view, w1, w2] {
         stop(w);
     }
     assert_shards_equal_single(dir);
