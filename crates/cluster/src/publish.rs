@@ -122,9 +122,34 @@ pub fn run_blocking(
 ) -> Result<PublishSummary> {
     let rt = runtime()?;
     rt.block_on(async {
-        let cluster = Cluster::connect(cfg).await?;
+        let cluster = settling(|| Cluster::connect(cfg)).await?;
         publish_inputs(&cluster, paths, opts, on_reject).await
     })
+}
+
+/// How long a publisher waits for a cluster that is electing leaders (a
+/// node restarting) before it gives up on starting.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `start` again, once a second, while a NATS operation fails and
+/// [`SETTLE`] has not passed: right after a node of a cluster dies, its
+/// streams and buckets answer nothing until new leaders are elected.
+/// Only for steps that change nothing when they fail (connecting, opening
+/// the keyring).
+async fn settling<T, F, Fut>(mut start: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        match start().await {
+            Err(Error::Nats { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The runtime the blocking entry points run on (decoding has a thread of
@@ -197,7 +222,8 @@ async fn pipeline(
 ) -> Result<PublishSummary> {
     let start = Instant::now();
     let partitions = cluster.partitions();
-    let mut keyring = SharedKeyring::open(cluster.keyring_bucket(), opts.pseudonym, opts.undated_time).await?;
+    let mut keyring =
+        settling(|| SharedKeyring::open(cluster.keyring_bucket(), opts.pseudonym, opts.undated_time)).await?;
     let enricher_on =
         |keys: &Arc<Keyring>| Enricher::new(keys.clone(), opts.public_accounts.clone(), opts.undated_time);
     let mut enricher = enricher_on(keyring.keys());
