@@ -1,6 +1,6 @@
-//! A `Worker` in this process against a real nats-server: feed changes
-//! written to the cluster's key-value bucket reach it within a second and
-//! are applied between posts, never losing or doubling a match.
+//! `Worker`s in this process against a real nats-server: feed changes
+//! written to the cluster's key-value bucket reach every worker within a
+//! second and are applied between posts, never losing or doubling a match.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -66,6 +66,14 @@ fn status_until(worker: &Worker, what: &str, ok: impl Fn(&WorkerStatus) -> bool)
     }
 }
 
+fn wait_for(what: &str, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what} not reached in 60 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn processed(s: &WorkerStatus) -> u64 {
     s.shards.values().map(|x| x.posts).sum()
 }
@@ -89,8 +97,8 @@ fn matches(data: &Path) -> BTreeMap<String, i64> {
 }
 
 #[test]
-fn feed_changes_reach_the_worker_within_a_second_and_lose_no_match() {
-    if !nats_server_available("feed_changes_reach_the_worker_within_a_second_and_lose_no_match") {
+fn feed_changes_reach_every_worker_within_a_second_and_lose_no_match() {
+    if !nats_server_available("feed_changes_reach_every_worker_within_a_second_and_lose_no_match") {
         return;
     }
     let server = NatsServer::start().expect("starting nats-server");
@@ -106,39 +114,47 @@ fn feed_changes_reach_the_worker_within_a_second_and_lose_no_match() {
     let bad = rt.block_on(put_feeds(&cluster, "[[feed]]\nname = \"x\"\nquery = 'a AND ('\n"));
     assert!(bad.is_err());
 
+    // Two workers, one partition each.
     let data = dir.path().join("shards");
-    let worker = Worker::start(
-        ClusterConfig::new(server.url()),
-        WorkerOptions {
-            data: data.clone(),
-            worker_id: "w".into(),
-            threads: 1,
-            commit: CommitPolicy {
-                interval: Duration::from_millis(200),
-                ..Default::default()
+    let start_worker = |id: &str| {
+        Worker::start(
+            ClusterConfig::new(server.url()),
+            WorkerOptions {
+                data: data.clone(),
+                worker_id: id.into(),
+                threads: 1,
+                commit: CommitPolicy {
+                    interval: Duration::from_millis(200),
+                    ..Default::default()
+                },
+                retention_days: 0,
+                max_partitions: Some(1),
             },
-            retention_days: 0,
-            max_partitions: None,
-        },
-    )
-    .expect("starting the worker");
-    status_until(&worker, "both partitions and the feeds", |s| {
-        s.shards.len() == PARTITIONS as usize && s.feeds_revision == r1
-    });
+        )
+        .expect("starting a worker")
+    };
+    let workers = [start_worker("w1"), start_worker("w2")];
+    for w in &workers {
+        status_until(w, "a partition and the feeds", |s| {
+            s.shards.len() == 1 && s.feeds_revision == r1
+        });
+    }
+    let all = |ok: &dyn Fn(&WorkerStatus) -> bool| workers.iter().all(|w| ok(&w.status()));
+    let total = || workers.iter().map(|w| processed(&w.status())).sum::<u64>();
 
     let opts = PublishOptions::default();
     let (before, beta_before) = posts(dir.path(), "before.jsonl", 0, BATCH);
     rt.block_on(publish_inputs(&cluster, &[before], &opts, &mut |_| {}))
         .expect("publishing");
-    status_until(&worker, "the first posts", |s| processed(s) >= BATCH as u64);
+    wait_for("the first posts", || total() >= BATCH as u64);
 
     let start = Instant::now();
     let second_feeds = format!("{first_feeds}[[feed]]\nname = \"beta\"\nquery = 'beta'\n");
     let r2 = rt.block_on(put_feeds(&cluster, &second_feeds)).expect("feeds");
-    status_until(&worker, "the new feeds", |s| s.feeds_revision == r2);
+    wait_for("the new feeds on every worker", || all(&|s| s.feeds_revision == r2));
     let took = start.elapsed();
     eprintln!(
-        "feed change applied by the worker {:.1} ms after it was written",
+        "feed change applied by both workers {:.1} ms after it was written",
         took.as_secs_f64() * 1e3
     );
     assert!(took < Duration::from_secs(1), "took {took:?}");
@@ -146,8 +162,10 @@ fn feed_changes_reach_the_worker_within_a_second_and_lose_no_match() {
     let (after, beta_after) = posts(dir.path(), "after.jsonl", BATCH, BATCH);
     rt.block_on(publish_inputs(&cluster, &[after], &opts, &mut |_| {}))
         .expect("publishing");
-    status_until(&worker, "the later posts", |s| processed(s) >= 2 * BATCH as u64);
-    worker.stop().expect("stopping");
+    wait_for("the later posts", || total() >= 2 * BATCH as u64);
+    for w in workers {
+        w.stop().expect("stopping");
+    }
 
     let got = matches(&data);
     // Every post matched "alpha" once, across the change.
