@@ -299,8 +299,7 @@ async fn balance(
     let held = leases.held();
     if held.len() > share {
         let extra = held.len() - share;
-        // Give back the highest-numbered partitions: every worker agrees on
-        // which ones it keeps, so a balance settles in one round.
+        // Give back the highest-numbered ones; each is committed first.
         for p in held.into_iter().rev().take(extra) {
             if let Some(shard) = shards.remove(&p) {
                 shard.finish().await?;
