@@ -9,7 +9,9 @@
 //!
 //! [`put_feeds`] checks the text as a run would (TOML, names, every query
 //! compiles) before it writes, so a worker never receives a set it cannot
-//! use. [`FeedsWatch`] gives the current set, then every later one; the
+//! use. An edit (read the set, change it, write it back: the feeds API of
+//! `tidewatch serve --nats`) writes with [`put_feeds_if`], which refuses
+//! when someone else wrote in between, so two edits never lose one another. [`FeedsWatch`] gives the current set, then every later one; the
 //! worker swaps each into its shards' live feeds (see `crate::worker`).
 
 use crate::setup::{Cluster, ClusterConfig};
@@ -42,6 +44,55 @@ pub async fn put_feeds(cluster: &Cluster, text: &str) -> Result<u64> {
         .put(FEEDS_KEY, text.to_string().into_bytes().into())
         .await
         .map_err(nats("writing the cluster's feeds"))
+}
+
+/// Why [`put_feeds_if`] did not write.
+#[derive(Debug, thiserror::Error)]
+pub enum PutFeedsError {
+    /// The feed set is no longer the one the caller read: read it again,
+    /// apply the change again, and retry.
+    #[error("the cluster's feeds changed since revision {expected:?} was read")]
+    Conflict {
+        /// The revision the caller expected (`None`: no feed set yet).
+        expected: Option<u64>,
+    },
+    /// Not a usable feeds file, or the cluster could not be reached.
+    #[error(transparent)]
+    Cluster(#[from] Error),
+}
+
+/// [`put_feeds`], but only if the feed set is still at `expected_revision`
+/// (the [`FeedsVersion::revision`] the caller read; `None` when there was
+/// no feed set yet), checked by the server as it writes (compare-and-set).
+/// Returns the new revision, or [`PutFeedsError::Conflict`] when another
+/// write came first.
+pub async fn put_feeds_if(cluster: &Cluster, text: &str, expected_revision: Option<u64>) -> Result<u64, PutFeedsError> {
+    let defs = parse_feeds(text, "the feeds to publish").map_err(Error::from)?;
+    FeedSet::with_known_ids(&[], &defs).map_err(Error::from)?;
+    // Revision 0 asks that the key hold nothing yet (not even a deletion).
+    let written = cluster
+        .feeds_bucket()
+        .update(
+            FEEDS_KEY,
+            text.to_string().into_bytes().into(),
+            expected_revision.unwrap_or(0),
+        )
+        .await;
+    match written {
+        Ok(revision) => Ok(revision),
+        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(PutFeedsError::Conflict {
+            expected: expected_revision,
+        }),
+        Err(e) => Err(nats("writing the cluster's feeds")(e).into()),
+    }
+}
+
+/// The text of a feeds file holding `defs`, as [`put_feeds`] takes it and
+/// [`parse_feeds`] reads it back (the single-node feeds file's format:
+/// TOML strings escape quotes, backslashes and control characters, and
+/// keep any Unicode).
+pub fn feeds_toml(defs: &[FeedDef]) -> String {
+    tidewatch_engine::feeds::feeds_toml(defs)
 }
 
 /// [`put_feeds`] for callers without an async runtime (`tidewatch feeds
@@ -117,4 +168,93 @@ fn version_of(entry: kv::Entry) -> Result<Option<FeedsVersion>> {
         defs,
         revision: entry.revision,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{nats_server_available, NatsServer};
+    use proptest::prelude::*;
+
+    fn def(name: &str, query: &str) -> FeedDef {
+        FeedDef {
+            name: name.into(),
+            query: query.into(),
+        }
+    }
+
+    #[test]
+    fn feeds_toml_round_trips_awkward_names_and_queries() {
+        let defs = vec![
+            def(r#"say "hi""#, r#""climate change" OR #climate"#),
+            def("l'été d'O'Brien", "l'été OR café"),
+            def(r"back\slash \n not a newline", r#"path\to OR "a \ b""#),
+            def("東京 · Zürich · 🌊", "地震 OR Zürich* OR “typographic quotes”"),
+            def("tab\tinside", "'single' AND \"double\" -'''triple'''"),
+        ];
+        let text = feeds_toml(&defs);
+        assert_eq!(parse_feeds(&text, "test").unwrap(), defs);
+        // What a worker does with it: every query compiles.
+        assert_eq!(FeedSet::with_known_ids(&[], &defs).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn feeds_toml_of_no_feeds_is_an_empty_set() {
+        assert_eq!(parse_feeds(&feeds_toml(&[]), "test").unwrap(), Vec::<FeedDef>::new());
+    }
+
+    proptest! {
+        #[test]
+        fn feeds_toml_round_trips_any_names(names in proptest::collection::hash_set("\\PC*[a-zA-Z]\\PC*", 0..5)) {
+            let defs: Vec<FeedDef> = names.iter().map(|n| def(n, "rain OR snow")).collect();
+            prop_assert_eq!(parse_feeds(&feeds_toml(&defs), "test").unwrap(), defs);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn put_feeds_if_writes_only_over_the_revision_it_read() {
+        if !nats_server_available("put_feeds_if_writes_only_over_the_revision_it_read") {
+            return;
+        }
+        let server = NatsServer::start().expect("starting nats-server");
+        let mut cfg = ClusterConfig::new(server.url());
+        cfg.partitions = Some(2);
+        let cluster = Cluster::connect(&cfg).await.expect("connecting");
+        let one = feeds_toml(&[def("weather", "rain")]);
+        let two = feeds_toml(&[def("weather", "rain OR snow")]);
+
+        // Nothing yet: only "no feed set" is the expected state.
+        assert!(matches!(
+            put_feeds_if(&cluster, &one, Some(7)).await,
+            Err(PutFeedsError::Conflict { expected: Some(7) })
+        ));
+        let first = put_feeds_if(&cluster, &one, None).await.expect("first write");
+        assert!(matches!(
+            put_feeds_if(&cluster, &two, None).await,
+            Err(PutFeedsError::Conflict { expected: None })
+        ));
+        // Someone else writes: the revision read before is stale.
+        let other = put_feeds(&cluster, &one).await.expect("another write");
+        assert!(matches!(
+            put_feeds_if(&cluster, &two, Some(first)).await,
+            Err(PutFeedsError::Conflict { .. })
+        ));
+        let now = put_feeds_if(&cluster, &two, Some(other))
+            .await
+            .expect("over the latest");
+        let current = current_feeds(&cluster).await.expect("reading").expect("a feed set");
+        assert_eq!(current.revision, now);
+        assert_eq!(current.defs, vec![def("weather", "rain OR snow")]);
+
+        // A set that does not compile is refused before anything is written.
+        let bad = "[[feed]]\nname = \"x\"\nquery = \"rain AND (snow\"\n";
+        assert!(matches!(
+            put_feeds_if(&cluster, bad, Some(now)).await,
+            Err(PutFeedsError::Cluster(Error::Feeds(_)))
+        ));
+        assert_eq!(
+            current_feeds(&cluster).await.expect("reading").expect("a set").revision,
+            now
+        );
+    }
 }

@@ -15,6 +15,11 @@
 //! by feed name and minute: its data directory holds no posts. Each shard
 //! numbers its feeds itself, so over a cluster a feed has no id, and a
 //! series lists the partitions that did not answer in `missing_partitions`.
+//! There, create, update and delete edit the cluster's feed set instead of
+//! a file, with the same checks and answers: read it with its revision,
+//! apply the change, write it back only if nobody wrote in between
+//! (compare-and-set), and start again from the newer set if somebody did.
+//! Every worker applies the new set as it lands.
 
 use super::time_param;
 use crate::api::search::view_problem;
@@ -28,6 +33,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
+use tidewatch_cluster::feeds::{self as cluster_feeds, PutFeedsError};
 use tidewatch_cluster::view::{self, FannedOut, FeedSeries, ViewSeries};
 use tidewatch_core::query::{Anchors, Query as FeedQuery};
 use tidewatch_core::Timestamp;
@@ -39,6 +46,10 @@ use utoipa_axum::routes;
 
 /// Points a series may have (a minute series over ~70 days).
 const MAX_POINTS: i64 = 100_000;
+
+/// Times an edit of the cluster's feed set is tried when others keep
+/// writing in between (each failure means another edit landed).
+const EDIT_ATTEMPTS: u32 = 8;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -152,13 +163,17 @@ pub(crate) fn list(state: &AppState) -> Result<Vec<FeedView>, Problem> {
         .collect())
 }
 
-/// Applies `change` to the feeds file, checks the result and replaces the
-/// file atomically.
+/// Applies `change` to the feed set: the cluster's over a cluster
+/// ([`edit_cluster`]), else the feeds file, checked and replaced
+/// atomically.
 async fn edit<R: Send + 'static>(
     state: &Arc<AppState>,
-    change: impl FnOnce(&mut Vec<FeedDef>) -> Result<R, Problem> + Send + 'static,
+    change: impl Fn(&mut Vec<FeedDef>) -> Result<R, Problem> + Send + 'static,
 ) -> Result<R, Problem> {
     let _guard = state.feeds_lock.lock().await;
+    if let Some(c) = state.cluster.get() {
+        return edit_cluster(c, change).await;
+    }
     blocking(state, move |state| {
         let Some(path) = state.config.feeds_file.clone() else {
             return Err(Problem::new(
@@ -181,6 +196,50 @@ async fn edit<R: Send + 'static>(
         Ok(out)
     })
     .await
+}
+
+/// Applies `change` to the cluster's feed set: read it with its revision,
+/// change it, check it as a worker would and write it only if nobody
+/// wrote in between (compare-and-set on the revision). Another server, or
+/// `tidewatch feeds push`, may edit at the same moment; the loser reads
+/// again and applies its change to the winner's set, so neither edit is
+/// lost. `change` runs once per attempt, on a fresh copy.
+async fn edit_cluster<R>(
+    c: &ClusterView,
+    change: impl Fn(&mut Vec<FeedDef>) -> Result<R, Problem>,
+) -> Result<R, Problem> {
+    for attempt in 0..EDIT_ATTEMPTS {
+        let current = tidewatch_cluster::feeds::current_feeds(&c.cluster)
+            .await
+            .map_err(cluster_problem)?;
+        let (mut defs, revision) = match current {
+            Some(v) => (v.defs, Some(v.revision)),
+            None => (Vec::new(), None),
+        };
+        let out = change(&mut defs)?;
+        // `put_feeds_if` checks it as a worker would before it writes.
+        let text = cluster_feeds::feeds_toml(&defs);
+        match cluster_feeds::put_feeds_if(&c.cluster, &text, revision).await {
+            Ok(_) => return Ok(out),
+            Err(PutFeedsError::Conflict { .. }) => {
+                // Spread the competitors out a little so that they do not
+                // collide again at once.
+                let pause = rand::random::<u64>() % (10 * (u64::from(attempt) + 1));
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            Err(PutFeedsError::Cluster(tidewatch_cluster::Error::Feeds(e))) => return Err(feed_problem(e)),
+            Err(PutFeedsError::Cluster(e)) => return Err(cluster_problem(e)),
+        }
+    }
+    Err(Problem::new(
+        StatusCode::CONFLICT,
+        format!("the cluster's feeds changed under this edit {EDIT_ATTEMPTS} times in a row; try again"),
+    ))
+}
+
+/// The cluster could not be read or written.
+fn cluster_problem(e: tidewatch_cluster::Error) -> Problem {
+    Problem::new(StatusCode::BAD_GATEWAY, e.to_string())
 }
 
 /// The feeds as `GET /feeds` lists them: the cluster's feed set when the
@@ -206,7 +265,7 @@ pub(crate) async fn list_any(state: &Arc<AppState>) -> Result<Vec<FeedView>, Pro
 pub(crate) async fn cluster_feeds(c: &ClusterView) -> Result<Vec<FeedDef>, Problem> {
     let current = tidewatch_cluster::feeds::current_feeds(&c.cluster)
         .await
-        .map_err(|e| Problem::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+        .map_err(cluster_problem)?;
     Ok(current.map(|v| v.defs).unwrap_or_default())
 }
 
@@ -239,12 +298,13 @@ async fn list_feeds(State(state): State<Arc<AppState>>) -> Result<Json<Vec<FeedV
     list_any(&state).await.map(Json)
 }
 
-/// Add a feed to the feeds file.
+/// Add a feed to the feeds file (over a cluster: to the cluster's feed set).
 #[utoipa::path(post, path = "/api/v1/feeds", tag = "feeds", request_body = NewFeed,
     responses(
         (status = 201, description = "Added", body = FeedView),
         (status = 400, description = "Bad name or query (with its column)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A feed of that name exists, or no feeds file", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "A feed of that name exists, or no feeds file, or (over a cluster) the feed set kept changing under the edit", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Over a cluster: its feed set could not be read or written", body = Problem, content_type = "application/problem+json")))]
 async fn create_feed(State(state): State<Arc<AppState>>, Json(new): Json<NewFeed>) -> Result<Response, Problem> {
     check_name(&new.name)?;
     check_query(&new.query)?;
@@ -262,7 +322,7 @@ async fn create_feed(State(state): State<Arc<AppState>>, Json(new): Json<NewFeed
                 ),
             ));
         }
-        defs.push(def);
+        defs.push(def.clone());
         Ok(())
     })
     .await?;
@@ -275,7 +335,12 @@ async fn create_feed(State(state): State<Arc<AppState>>, Json(new): Json<NewFeed
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// The feed's id in the database, once a run has seen it (none over a
+/// cluster, whose shards each number their feeds themselves).
 async fn known_id(state: &Arc<AppState>, name: &str) -> Option<u32> {
+    if state.cluster.get().is_some() {
+        return None;
+    }
     let name = name.to_string();
     blocking(state, move |s| s.with_db(|db| db.feeds()))
         .await
@@ -291,7 +356,9 @@ async fn known_id(state: &Arc<AppState>, name: &str) -> Option<u32> {
     responses(
         (status = 200, description = "Changed", body = FeedView),
         (status = 400, description = "Bad query (with its column)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such feed", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such feed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No feeds file, or (over a cluster) the feed set kept changing under the edit", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Over a cluster: its feed set could not be read or written", body = Problem, content_type = "application/problem+json")))]
 async fn update_feed(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -301,7 +368,7 @@ async fn update_feed(
     let (n, q) = (name.clone(), update.query.clone());
     edit(&state, move |defs| match defs.iter_mut().find(|d| d.name == n) {
         Some(d) => {
-            d.query = q;
+            d.query.clone_from(&q);
             Ok(())
         }
         None => Err(Problem::not_found(format!("no feed named {n:?}"))),
@@ -320,7 +387,9 @@ async fn update_feed(
     params(("name" = String, Path, description = "The feed's name")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 404, description = "No such feed", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such feed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No feeds file, or (over a cluster) the feed set kept changing under the edit", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Over a cluster: its feed set could not be read or written", body = Problem, content_type = "application/problem+json")))]
 async fn delete_feed(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, Problem> {
     edit(&state, move |defs| {
         let before = defs.len();

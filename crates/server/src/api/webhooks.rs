@@ -7,6 +7,7 @@
 //! (see [`crate::auth`]). How deliveries are signed and retried:
 //! [`crate::webhooks`].
 
+use crate::api::feeds::cluster_feeds;
 use crate::problem::{no_content, Problem};
 use crate::state::{blocking, AppState};
 use crate::webhooks::deliver::now;
@@ -87,8 +88,9 @@ fn check_url(url: &str, allow_private: bool) -> Result<(), Problem> {
     Ok(())
 }
 
-/// The feed names known: those the store has seen and, when the server
-/// edits a feeds file, those in it (a feed added but not yet run).
+/// The feed names known without a cluster: those the store has seen and,
+/// when the server edits a feeds file, those in it (a feed added but not
+/// yet run).
 fn known_feeds(state: &AppState) -> Result<HashSet<String>, Problem> {
     let mut names: HashSet<String> = state.with_db(|db| db.feeds())?.into_iter().map(|f| f.name).collect();
     if let Some(path) = &state.config.feeds_file {
@@ -118,12 +120,23 @@ async fn list_webhooks(State(state): State<Arc<AppState>>) -> Result<Json<Vec<We
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = NewWebhook,
     responses(
         (status = 201, description = "Created, with the secret", body = CreatedWebhook),
-        (status = 400, description = "Not an http(s) URL, a private address (unless allowed), or an unknown feed", body = Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Not an http(s) URL, a private address (unless allowed), or an unknown feed (over a cluster: not in the cluster's feed set)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Over a cluster: its feed set could not be read", body = Problem, content_type = "application/problem+json")))]
 async fn create_webhook(State(state): State<Arc<AppState>>, Json(new): Json<NewWebhook>) -> Result<Response, Problem> {
     check_url(&new.url, state.config.allow_private_webhooks)?;
+    // Over a cluster the feeds are the cluster's feed set (its alerts are
+    // raised for those names); else those of the data directory.
+    let cluster_names = match (state.cluster.get(), &new.feed) {
+        (Some(c), Some(_)) => Some(cluster_feeds(c).await?.into_iter().map(|d| d.name).collect()),
+        _ => None,
+    };
     let created = blocking(&state, move |s| {
         if let Some(feed) = &new.feed {
-            if !known_feeds(s)?.contains(feed) {
+            let known = match cluster_names {
+                Some(names) => names,
+                None => known_feeds(s)?,
+            };
+            if !known.contains(feed) {
                 return Err(Problem::bad_request(format!("feed: no feed named {feed:?}")));
             }
         }
