@@ -18,6 +18,7 @@
 //! [`publish`] ties them together for `tidewatch publish`. The test harness
 //! that starts real `nats-server` processes is in [`testing`].
 
+pub mod detect;
 pub mod feeds;
 pub mod keyring;
 pub mod lease;

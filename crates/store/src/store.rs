@@ -14,6 +14,12 @@
 //! batch N from the index and commits that, so both stand at the
 //! database's checkpoint, from which the sources resume: every post is
 //! counted and indexed exactly once.
+//!
+//! A store made [`Store::without_post_index`] keeps everything but the
+//! posts themselves: aggregates, checkpoints, alerts, topics, narratives
+//! and groups (a cluster's detection view, whose posts live in the
+//! workers' shards). Its index stays empty and only carries the commit
+//! number, so recovery works as above.
 
 use crate::db::{AlertRow, Checkpoint, CommitDelta, Db, FeedRow, MinuteCounts, TopicRow};
 use crate::dedup::IdFilter;
@@ -88,7 +94,16 @@ pub struct Store {
     /// The ids added since the last commit (not yet searchable).
     pending_ids: FxHashSet<String>,
     pending_duplicates: u64,
+    /// False for a store [`Store::without_post_index`].
+    index_posts: bool,
+    /// Without a post index: ids of earlier commits of this process (the
+    /// newest [`RECENT_IDS`] or more), the only de-duplication left.
+    recent_ids: FxHashSet<String>,
 }
+
+/// Without a post index, ids are remembered across commits until this many
+/// have gathered; then the older ones are forgotten (memory stays bounded).
+const RECENT_IDS: usize = 1_000_000;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Payload {
@@ -155,9 +170,31 @@ impl Store {
                 ids,
                 pending_ids: FxHashSet::default(),
                 pending_duplicates: 0,
+                index_posts: true,
+                recent_ids: FxHashSet::default(),
             },
             recovery,
         ))
+    }
+
+    /// This store without a post index: posts are counted in the
+    /// aggregates but not indexed (nor kept anywhere else), while alerts,
+    /// topics, narratives, groups and checkpoints are stored as usual.
+    /// For a data directory whose posts are stored elsewhere (a cluster's
+    /// detection view: the workers' shards hold them).
+    ///
+    /// De-duplication by post id then covers only the posts this process
+    /// added since it opened the store (the newest million or more): an
+    /// input that resumes at its committed checkpoint, as every source
+    /// does, sends nothing older again.
+    pub fn without_post_index(mut self) -> Store {
+        self.index_posts = false;
+        self
+    }
+
+    /// False for a store [`Store::without_post_index`].
+    pub fn indexes_posts(&self) -> bool {
+        self.index_posts
     }
 
     pub fn dir(&self) -> &Path {
@@ -192,6 +229,16 @@ impl Store {
     /// [`Store::add`], recording in the index the id of the narrative the
     /// post belongs to (the number of a `tidewatch_core::narrative::NarrativeId`).
     pub fn add_clustered(&mut self, post: &Post, feeds: &[u32], cluster: Option<u64>) -> Result<(), StoreError> {
+        if !self.index_posts {
+            if self.pending_ids.contains(&post.id) || self.recent_ids.contains(&post.id) {
+                self.pending_duplicates += 1;
+                return Ok(());
+            }
+            self.pending_ids.insert(post.id.clone());
+            self.pending_posts += 1;
+            self.count(post, feeds);
+            return Ok(());
+        }
         if self.ids.may_contain(post.id.as_bytes())
             && (self.pending_ids.contains(&post.id) || self.index.contains_id(&post.id)?)
         {
@@ -202,9 +249,15 @@ impl Store {
         self.pending_ids.insert(post.id.clone());
         self.index.add_clustered(post, feeds, self.seq + 1, cluster)?;
         self.pending_posts += 1;
+        self.count(post, feeds);
+        Ok(())
+    }
+
+    /// Counts a new post in the per-minute aggregates of its event time.
+    fn count(&mut self, post: &Post, feeds: &[u32]) {
         let Some(t) = post.created_at else {
-            // No event time, no minute to count it in; it is still indexed.
-            return Ok(());
+            // No event time, no minute to count it in (it is still indexed).
+            return;
         };
         self.newest = self.newest.max(Some(t));
         let minute = t.0.div_euclid(60_000);
@@ -212,13 +265,12 @@ impl Store {
         v.0 += 1;
         v.1 += !feeds.is_empty() as i64;
         if feeds.is_empty() {
-            return Ok(());
+            return;
         }
         let one = post_counts(post);
         for &f in feeds {
             self.pending.feed_minutes.entry((f, minute)).or_default().add(&one);
         }
-        Ok(())
     }
 
     /// An upstream deletion: the post with this (keyed-hash) id leaves the
@@ -226,6 +278,9 @@ impl Store {
     /// what was seen.
     pub fn delete(&mut self, id: &str) -> Result<(), StoreError> {
         self.pending_deletions += 1;
+        if !self.index_posts {
+            return Ok(());
+        }
         self.index.delete_id(id)
     }
 
@@ -284,7 +339,8 @@ impl Store {
             duplicates: self.pending_duplicates,
             retention_cutoff: None,
         };
-        if let (Some(keep), Some(newest)) = (self.config.retention_ms, self.newest) {
+        let retention = self.config.retention_ms.filter(|_| self.index_posts);
+        if let (Some(keep), Some(newest)) = (retention, self.newest) {
             let cutoff = Timestamp(newest.0 - keep);
             if self
                 .retention_applied
@@ -302,7 +358,14 @@ impl Store {
         self.pending_posts = 0;
         self.pending_deletions = 0;
         self.pending_duplicates = 0;
-        self.pending_ids.clear();
+        if self.index_posts {
+            self.pending_ids.clear();
+        } else if self.recent_ids.len() >= RECENT_IDS {
+            // The oldest ids go; the newest commit's stay.
+            self.recent_ids = std::mem::take(&mut self.pending_ids);
+        } else {
+            self.recent_ids.extend(self.pending_ids.drain());
+        }
         if self.ids.is_full() {
             self.ids = id_filter(&self.index)?;
         }
@@ -514,6 +577,50 @@ mod tests {
         assert_eq!(
             store.db().aggregates_dump().unwrap(),
             vec!["f 1 1 3 0 0 3 15000 0 0", "v 1 3 3 0 0 0 0 0 0"]
+        );
+    }
+
+    #[test]
+    fn a_store_without_post_index_counts_posts_but_keeps_none() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (store, _) = Store::open(dir.path(), keep_all()).unwrap();
+            let mut store = store.without_post_index();
+            assert!(!store.indexes_posts());
+            store.add(&post("a", 1, "tide"), &[1]).unwrap();
+            store.add(&post("a", 1, "tide"), &[1]).unwrap();
+            store.checkpoint(
+                "source:detect",
+                Checkpoint {
+                    events: 2,
+                    ..Default::default()
+                },
+            );
+            let first = store.commit().unwrap();
+            assert_eq!((first.posts, first.duplicates), (1, 1), "within a commit");
+            // Ids of earlier commits of this process are still known.
+            store.add(&post("a", 1, "tide"), &[1]).unwrap();
+            store.add(&post("b", 2, "tide"), &[]).unwrap();
+            store.delete("b").unwrap();
+            let second = store.commit().unwrap();
+            assert_eq!((second.posts, second.duplicates, second.deletions), (1, 1, 1));
+            assert_eq!(ids(&store, "tide"), Vec::<String>::new(), "nothing indexed");
+        }
+        // Reopened as a normal store: index and database agree on commit 2,
+        // the aggregates and the checkpoint are there, the index is empty.
+        let (store, rec) = Store::open(dir.path(), keep_all()).unwrap();
+        assert_eq!(
+            rec,
+            Recovery {
+                seq: 2,
+                rolled_back: None
+            }
+        );
+        assert_eq!(store.index().num_docs(), 0);
+        assert_eq!(store.checkpoints().unwrap()["source:detect"].events, 2);
+        assert_eq!(
+            store.db().aggregates_dump().unwrap(),
+            vec!["f 1 1 1 0 0 1 5000 0 0", "v 1 1 1 0 0 0 0 0 0", "v 2 1 0 0 0 0 0 0 0"]
         );
     }
 

@@ -172,6 +172,7 @@ pub fn run_args(p: &Prepared, port: u16, clock: Arc<ReplayClock>, keep_serving: 
         speed: None,
         replay: Some(clock),
         served: Some(Arc::new(OnceLock::new())),
+        cluster: Default::default(),
     }
 }
 

@@ -1,5 +1,13 @@
 //! `tidewatch run`: the end-to-end pipeline — decode, enrich, match every
 //! post against the detection feeds, and keep per-feed event-time series.
+//!
+//! With `--nats URL` the run is a cluster's detection process
+//! (`tidewatch_cluster::detect`): its only input is the cluster's whole
+//! posts stream, read in stream order through a durable consumer of its
+//! own, with the posts arriving enriched and masked; its feeds come from
+//! the cluster's key-value bucket and change live; and its data directory
+//! keeps aggregates, alerts, topics, narratives and groups but no post
+//! (`Store::without_post_index`: the workers' shards hold the posts).
 
 use crate::commands::ingest::{default_threads, load_public_accounts, parse_csv_mapping, parse_format};
 use crate::output::{spinner, thousands};
@@ -12,6 +20,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
+use tidewatch_cluster::detect::DetectInput;
+use tidewatch_cluster::feeds::FeedsVersion;
+use tidewatch_cluster::ClusterConfig;
 use tidewatch_core::coordination::CoordinationConfig;
 use tidewatch_core::emerging::EmergingConfig;
 use tidewatch_core::narrative::{NarrativeConfig, NarrativeSketch};
@@ -27,20 +38,24 @@ use tidewatch_engine::config::{Config, Feeds};
 use tidewatch_engine::coordination::CoordinationWatch;
 use tidewatch_engine::datadir::{DataDir, DEFAULT_DATA_DIR};
 use tidewatch_engine::decode::{DecodeOptions, Position, Resume};
-use tidewatch_engine::feeds::{load_feeds, FeedDef};
+use tidewatch_engine::feeds::{load_feeds, FeedDef, FeedSet};
 use tidewatch_engine::live::LiveFeeds;
 use tidewatch_engine::narratives::{NarrativeWatch, WatchConfig as NarrativeWatchConfig};
-use tidewatch_engine::persist::{open_for_run, CommitPolicy, Opened, Persister};
+use tidewatch_engine::persist::{open_for_run, resume_points, CommitPolicy, Opened, Persister};
 use tidewatch_engine::replay::ReplayClock;
 use tidewatch_engine::run::{self, Inputs, MatchedPost, RunConfig, RunProgress, RunSink, SinkError};
 use tidewatch_engine::series::SeriesWriter;
 use tidewatch_engine::sources::{
-    checkpoint_name, LiveOptions, LiveSources, RunStatus, SourceStats, StatusWriter, STATUS_FILE,
+    checkpoint_name, LiveOptions, LiveSources, RunStatus, SourceSpec, SourceStats, StatusWriter, STATUS_FILE,
 };
 use tidewatch_engine::topics::TopicWatch;
 use tidewatch_server::hub::EventHub;
 use tidewatch_server::state::IngestHandler;
-use tidewatch_server::{AppState, ServerConfig};
+use tidewatch_server::{AppState, ClusterTarget, ServerConfig};
+use tidewatch_store::{Store, StoreConfig};
+
+/// With `--nats --serve`: how long each partition has to answer a search.
+const SHARD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a run without `--serve` keeps sending webhooks after its final
 /// commit (see [`tidewatch_server::webhooks::DeliveryOptions::drain`]).
@@ -50,7 +65,7 @@ const WEBHOOK_DRAIN: std::time::Duration = std::time::Duration::from_secs(15);
 pub struct Args {
     /// Input files (`-` for standard input), any supported format; read
     /// after the config's `file` sources.
-    #[arg(required_unless_present = "config")]
+    #[arg(required_unless_present_any = ["config", "nats"])]
     pub paths: Vec<PathBuf>,
     /// The configuration file (`tidewatch.toml`): sources, feeds, privacy,
     /// data directory. Options given here override it.
@@ -58,7 +73,7 @@ pub struct Args {
     pub config: Option<PathBuf>,
     /// The feeds file (TOML: `[[feed]] name = "...", query = "..."`). It is
     /// re-read when it changes during the run.
-    #[arg(long, required_unless_present = "config")]
+    #[arg(long, required_unless_present_any = ["config", "nats"])]
     pub feeds: Option<PathBuf>,
     /// The data directory (keyring, store, status.json; series go to
     /// DATA/series unless --out) [default: tidewatch-data].
@@ -134,6 +149,43 @@ pub struct Args {
     /// Set to the server's address once it listens (with --serve).
     #[arg(skip)]
     pub served: Option<Arc<OnceLock<SocketAddr>>>,
+    /// The cluster to detect over (`--nats`), instead of files.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `run --nats`: the cluster's detection process (see the module doc).
+#[derive(clap::Args, Clone, Debug)]
+pub struct ClusterArgs {
+    /// Read a cluster's whole posts stream instead of files (NATS server
+    /// URL(s), comma-separated): narratives, coordinated groups, emerging
+    /// topics and alerts over every partition. The feeds come from the
+    /// cluster (`tidewatch feeds push`); the data directory keeps no posts
+    /// (the workers' shards do), and `--serve` searches the shards.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["paths", "config", "feeds", "format", "csv", "speed", "public_accounts"]
+    )]
+    pub nats: Option<String>,
+    /// The cluster's posts stream (with --nats).
+    #[arg(long, default_value = tidewatch_cluster::DEFAULT_STREAM, requires = "nats")]
+    pub stream: String,
+    /// The durable consumer this process reads the stream through (with
+    /// --nats): one per detection process, never a worker's.
+    #[arg(long, default_value = tidewatch_cluster::detect::DETECT_CONSUMER, requires = "nats")]
+    pub consumer: String,
+}
+
+impl Default for ClusterArgs {
+    /// No cluster: an ordinary run.
+    fn default() -> Self {
+        ClusterArgs {
+            nats: None,
+            stream: tidewatch_cluster::DEFAULT_STREAM.to_string(),
+            consumer: tidewatch_cluster::detect::DETECT_CONSUMER.to_string(),
+        }
+    }
 }
 
 pub(crate) fn parse_speed(s: &str) -> Result<f64, String> {
@@ -193,6 +245,46 @@ pub fn open_store_for(
         resume,
         ..
     } = opened;
+    Ok((persister, live, resume))
+}
+
+/// The store of a cluster's detection view ([`Store::without_post_index`])
+/// opened for a run whose inputs have these checkpoint names: as
+/// [`open_store_for`], for posts pseudonymised by the cluster's publisher
+/// (no keyring is saved here).
+fn open_view(
+    data: &DataDir,
+    inputs: Vec<Option<String>>,
+    defs: &[FeedDef],
+    keyring: &Arc<Keyring>,
+    commit: CommitPolicy,
+) -> Result<(Persister, Arc<LiveFeeds>, HashMap<String, Resume>)> {
+    let config = StoreConfig {
+        // Retention applies to posts; the view has none.
+        retention_ms: None,
+        ..Default::default()
+    };
+    let (store, recovery) =
+        Store::open(data.path(), config).with_context(|| format!("opening the store in {}", data.path().display()))?;
+    if let Some(batch) = recovery.rolled_back {
+        eprintln!(
+            "recovered {}: commit {batch} was interrupted and is rolled back; the stream resumes at commit {}",
+            data.path().display(),
+            recovery.seq
+        );
+    }
+    if store.index().num_docs() > 0 {
+        bail!(
+            "{} holds indexed posts: `run --nats` keeps a detection view without posts; give it a directory of its own",
+            data.path().display()
+        );
+    }
+    let store = store.without_post_index();
+    let known: Vec<(String, u32)> = store.db().feeds()?.into_iter().map(|f| (f.name, f.id)).collect();
+    let live = Arc::new(LiveFeeds::from_set(FeedSet::with_known_ids(&known, defs)?));
+    let resume = resume_points(&store)?;
+    let persister = Persister::with_inputs(store, inputs, live.clone(), data.clone(), keyring.clone(), commit)?
+        .keys_kept_elsewhere();
     Ok((persister, live, resume))
 }
 
@@ -487,9 +579,9 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     let config = args.config.as_deref().map(Config::load).transpose()?;
     if let Some(nats) = config.as_ref().and_then(|c| c.nats.first()) {
         bail!(
-            "source {:?}: `run` reads no NATS source; a cluster's posts stream is read by \
-             `tidewatch worker --nats URL --data DIR` (see the README's scale-out section); \
-             remove it from {} to run the other sources",
+            "source {:?}: `run` reads no NATS source from its config; a cluster's posts stream is \
+             read by `tidewatch worker --nats URL --data DIR` and `tidewatch run --nats URL` (see \
+             the README's scale-out section); remove it from {} to run the other sources",
             nats.name,
             config.as_ref().map_or(String::new(), |c| c.path.display().to_string())
         );
@@ -498,23 +590,59 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     // Files: the config's first, then those on the command line.
     let mut paths = config.as_ref().map(Config::file_paths).unwrap_or_default();
     paths.extend(args.paths.iter().cloned());
-    let specs = config.as_ref().map(|c| c.sources.clone()).unwrap_or_default();
+    let mut specs = config.as_ref().map(|c| c.sources.clone()).unwrap_or_default();
+    // A cluster's detection process: the stream is the only input, the
+    // feeds are the cluster's.
+    let cluster = args.cluster.nats.as_ref().map(|url| {
+        let mut c = ClusterConfig::new(url);
+        c.stream = args.cluster.stream.clone();
+        c
+    });
+    let detect = cluster
+        .as_ref()
+        .map(|c| DetectInput::connect(c, &args.cluster.consumer))
+        .transpose()
+        .context("connecting to the cluster")?;
     let (defs, feeds_file) = match (&args.feeds, config.as_ref().map(|c| &c.feeds)) {
         (Some(path), _) => (load_feeds(path)?, Some(path.clone())),
         (None, Some(Feeds::File(path))) => (load_feeds(path)?, Some(path.clone())),
         (None, Some(Feeds::Inline(defs))) => (defs.clone(), None),
-        (None, Some(Feeds::None) | None) => (Vec::new(), None),
+        (None, Some(Feeds::None) | None) => (
+            detect
+                .as_ref()
+                .and_then(|d| d.feeds.as_ref())
+                .map(|f| f.defs.clone())
+                .unwrap_or_default(),
+            None,
+        ),
     };
+    let feeds_revision = detect.as_ref().and_then(|d| d.feeds.as_ref()).map_or(0, |f| f.revision);
+    if let Some(d) = &detect {
+        eprintln!(
+            "reading stream {} ({} partitions) through consumer {}; {} feeds from the cluster (revision {feeds_revision})",
+            d.source.stream,
+            d.partitions,
+            d.source.consumer,
+            defs.len()
+        );
+        specs.push(SourceSpec::Nats(d.source.clone()));
+    }
     let data_path = args
         .data
         .clone()
         .or_else(|| config.as_ref().and_then(|c| c.data.clone()))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let data = DataDir::open(&data_path)?;
-    let keyring = Arc::new(data.load_keyring(PseudonymConfig {
+    let pseudonyms = PseudonymConfig {
         epoch_ms: privacy.epoch_hours * Timestamp::HOUR,
         linkage_window_ms: privacy.linkage_days * Timestamp::DAY,
-    })?);
+    };
+    let keyring = Arc::new(match &detect {
+        // Posts arrive pseudonymised: the keys are the cluster's, and this
+        // one (which the live stage wants to expire) never hashes anything.
+        Some(_) => Keyring::new(pseudonyms),
+        None => data.load_keyring(pseudonyms)?,
+    });
     let commit_ms = args
         .commit_ms
         .or_else(|| config.as_ref().and_then(|c| c.commit_ms))
@@ -526,7 +654,10 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     let retention_days = args.retention_days.unwrap_or(privacy.retention_days);
     let mut inputs = file_inputs(&paths);
     inputs.extend(specs.iter().map(|s| Some(checkpoint_name(s.name()))));
-    let (persist, live, resume) = open_store_for(&data, inputs, &defs, &keyring, retention_days, policy)?;
+    let (persist, live, resume) = match &detect {
+        Some(_) => open_view(&data, inputs, &defs, &keyring, policy)?,
+        None => open_store_for(&data, inputs, &defs, &keyring, retention_days, policy)?,
+    };
     let format = match parse_format(&args.format)? {
         Some(f) => Some(f),
         None => config.as_ref().and_then(Config::file_format),
@@ -575,7 +706,7 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
         },
         threads: args.threads.unwrap_or_else(default_threads),
         keyring: keyring.clone(),
-        enriched_upstream: false,
+        enriched_upstream: detect.is_some(),
         public_accounts: Arc::new(load_public_accounts(public_accounts.as_ref())?),
         undated_time: Timestamp(chrono::Utc::now().timestamp_millis()),
         window: WindowConfig {
@@ -607,6 +738,11 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
             sc.k = privacy.k;
             // This process raises the alerts: it publishes them itself.
             sc.poll_alerts = false;
+            // A detection view has no posts: search asks the shards.
+            sc.cluster = cluster.clone().map(|config| ClusterTarget {
+                config,
+                shard_timeout: SHARD_TIMEOUT,
+            });
             let state = AppState::new(sc);
             hub = Some(state.hub.clone());
             // The API's ingest route answers as the (first) push source.
@@ -649,7 +785,21 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
             }
         })
     });
-    let watcher = feeds_file.map(|path| watch_feeds(path, live.clone(), stop.clone()));
+    let watcher = match (feeds_file, &cluster) {
+        (Some(path), _) => Some(watch_feeds(path, live.clone(), stop.clone())),
+        (None, Some(c)) => {
+            let live = live.clone();
+            let apply = move |v: FeedsVersion| match live.replace_all(&v.defs) {
+                Ok(n) => eprintln!("feeds revision {} from the cluster applied (version {n})", v.revision),
+                Err(e) => eprintln!("feeds revision {} from the cluster not applied: {e:#}", v.revision),
+            };
+            Some(
+                tidewatch_cluster::detect::watch_feeds(c.clone(), feeds_revision, stop.clone(), apply)
+                    .context("watching the cluster's feeds")?,
+            )
+        }
+        (None, None) => None,
+    };
     let source_stats = sources.as_ref().map(LiveSources::stats).unwrap_or_default();
     let shared_progress = Arc::new(Mutex::new(RunProgress::default()));
     let status = write_status(
@@ -736,7 +886,9 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     let _ = status.join();
     bar.finish_and_clear();
     rejects.flush()?;
-    data.save_keyring(&keyring)?;
+    if detect.is_none() {
+        data.save_keyring(&keyring)?;
+    }
 
     let names = live.current().set.names();
     let totals = series.totals.clone();
@@ -765,7 +917,16 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
         thousands(p.deletions)
     );
     let totals_store = persist.totals();
-    println!(
+    if !persist.store().indexes_posts() {
+        println!(
+            "stored in {}: commit {}, {} posts counted (no post index: the cluster's shards hold the posts), {} already counted before (skipped)",
+            data.path().display(),
+            committed.seq,
+            thousands(totals_store.posts),
+            thousands(totals_store.duplicates),
+        );
+    } else {
+        println!(
         "stored in {}: commit {}, {} posts indexed ({} in the index), {} already stored before (skipped), {} deletions applied{}",
         data.path().display(),
         committed.seq,
@@ -777,6 +938,7 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
             .retention_cutoff
             .map_or(String::new(), |t| format!(", posts before {t} expired"))
     );
+    }
     for f in &summary.files {
         if f.resumed > 0 {
             eprintln!(
