@@ -11,6 +11,7 @@
 
 use super::feeds::generate_feeds;
 use super::generated_input;
+use super::pipeline::Counter;
 use crate::commands::run::open_store;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -22,14 +23,12 @@ use tidewatch_cluster::testing::NatsServer;
 use tidewatch_cluster::worker::{wait_consumed, Worker, WorkerOptions};
 use tidewatch_cluster::ClusterConfig;
 use tidewatch_core::pseudonym::{Keyring, PseudonymConfig};
-use tidewatch_core::window::WindowView;
 use tidewatch_core::Timestamp;
 use tidewatch_engine::datadir::DataDir;
-use tidewatch_engine::decode::Position;
 use tidewatch_engine::feeds::FeedDef;
 use tidewatch_engine::live::LiveFeeds;
-use tidewatch_engine::persist::{CommitPolicy, Persister};
-use tidewatch_engine::run::{self, MatchedPost, RunSink, SinkError};
+use tidewatch_engine::persist::CommitPolicy;
+use tidewatch_engine::run;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -56,31 +55,6 @@ pub struct Args {
     /// Where to keep the generated input (default: a temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-}
-
-/// The single-process baselines' sink: counts, and stores when given a store.
-#[derive(Default)]
-struct Counter {
-    posts: u64,
-    persist: Option<Persister>,
-}
-
-impl RunSink for Counter {
-    fn post(&mut self, post: &MatchedPost) {
-        self.posts += 1;
-        if let Some(p) = &mut self.persist {
-            p.post(post, None);
-        }
-    }
-
-    fn window(&mut self, _window: &WindowView<'_>) {}
-
-    fn batch_end(&mut self, at: &Position, finished: &[Position]) -> Result<(), SinkError> {
-        match &mut self.persist {
-            Some(p) => p.batch_end(at, finished),
-            None => Ok(()),
-        }
-    }
 }
 
 pub fn bench_cluster(args: Args) -> Result<ExitCode> {
@@ -114,10 +88,7 @@ pub fn bench_cluster(args: Args) -> Result<ExitCode> {
         ..Default::default()
     };
     let (persist, live, _) = open_store(&data, &paths, &defs, &keyring, 0, policy)?;
-    let mut stored = Counter {
-        persist: Some(persist),
-        ..Default::default()
-    };
+    let mut stored = Counter::storing(persist);
     let start = Instant::now();
     let with = run::run(&paths, &cfg, &live, &mut stored, &mut |_| {}).map_err(|e| anyhow::anyhow!("{e}"))?;
     stored.persist.as_mut().context("the store sink")?.commit()?;

@@ -37,12 +37,22 @@ use tidewatch_store::db::Db;
 /// Counts what a run produces; keeps it only when given a store, and runs
 /// the detectors when given them.
 #[derive(Default)]
-struct Counter {
+pub(super) struct Counter {
     posts: u64,
     matches: u64,
     windows: u64,
-    persist: Option<Persister>,
+    pub(super) persist: Option<Persister>,
     detectors: Option<Detectors>,
+}
+
+impl Counter {
+    /// A counter that also stores every post through `persist`.
+    pub(super) fn storing(persist: Persister) -> Counter {
+        Counter {
+            persist: Some(persist),
+            ..Default::default()
+        }
+    }
 }
 
 /// The detectors `tidewatch run` runs in its sink.
@@ -115,10 +125,7 @@ pub fn bench_index(
         ..Default::default()
     };
     let (persist, live, _) = open_store(&data, &paths, &defs, &keyring, 0, policy)?;
-    let mut stored = Counter {
-        persist: Some(persist),
-        ..Default::default()
-    };
+    let mut stored = Counter::storing(persist);
     let start = Instant::now();
     let with = run::run(&paths, &cfg, &live, &mut stored, &mut |_| {}).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut persist = stored.persist.take().context("the store sink")?;
