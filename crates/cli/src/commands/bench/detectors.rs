@@ -174,10 +174,12 @@ pub fn bench_detectors(a: Args) -> Result<ExitCode> {
     let live = LiveFeeds::new(&defs)?;
     let paths = [input];
     let every = a.every.max(1);
-    let measure = |detectors: Option<RunDetectors>| -> Result<(f64, Sink)> {
+    // Posts per second and CPU microseconds per post.
+    let measure = |detectors: Option<RunDetectors>| -> Result<(f64, Option<f64>, Sink)> {
         let keyring = Arc::new(Keyring::new(PseudonymConfig::default()));
         let cfg = super::run_config(threads, keyring);
         let start = Instant::now();
+        let cpu_before = super::process_cpu_seconds();
         let mut sink = Sink {
             posts: 0,
             detectors,
@@ -189,10 +191,17 @@ pub fn bench_detectors(a: Args) -> Result<ExitCode> {
         if let Some(d) = &mut sink.detectors {
             sink.groups += d.finish();
         }
-        Ok((s.progress.posts as f64 / start.elapsed().as_secs_f64().max(1e-9), sink))
+        let cpu_us = cpu_before
+            .zip(super::process_cpu_seconds())
+            .map(|(a, b)| ((b - a) * 1e6 / s.progress.posts.max(1) as f64 * 100.0).round() / 100.0);
+        Ok((
+            s.progress.posts as f64 / start.elapsed().as_secs_f64().max(1e-9),
+            cpu_us,
+            sink,
+        ))
     };
-    let (base, _) = measure(None)?;
-    let (with, sink) = measure(Some(RunDetectors::new()?))?;
+    let (base, base_cpu, _) = measure(None)?;
+    let (with, with_cpu, sink) = measure(Some(RunDetectors::new()?))?;
     let stats = sink.detectors.as_ref().map(|d| d.coordination.stats());
     println!(
         "{}",
@@ -205,6 +214,8 @@ pub fn bench_detectors(a: Args) -> Result<ExitCode> {
             "event_rate": a.event_rate,
             "without_posts_per_s": base.round(),
             "with_posts_per_s": with.round(),
+            "without_cpu_us_per_post": base_cpu,
+            "with_cpu_us_per_post": with_cpu,
             "ratio": with / base,
             "group_records_written": sink.groups,
             "coordination": stats,

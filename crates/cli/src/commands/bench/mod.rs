@@ -279,6 +279,22 @@ pub fn run(b: Bench) -> Result<ExitCode> {
 /// posts, rhythm and planted events, squeezed into `posts / rate` seconds.
 /// Without it the posts span the whole day (a quiet stream: few posts per
 /// feed and minute).
+/// CPU time used by this process so far (user + system, every thread), in
+/// seconds; `None` where `/proc/self/stat` is not available. On a shared
+/// machine the CPU time a run needs varies less than its wall-clock time
+/// (time the host gives to other machines is not counted), so benchmarks
+/// print it next to posts per second.
+pub(crate) fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3)?.parse::<u64>().ok();
+    // Linux reports these in USER_HZ, 100 on every architecture it runs on.
+    Some((ticks(14)? + ticks(15)?) as f64 / 100.0)
+}
+
 pub fn generated_input(dir: &std::path::Path, posts: u64, seed: u64, rate: Option<f64>) -> Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let tag = rate.map_or("day".to_string(), |r| format!("{r:.0}ps"));
