@@ -192,3 +192,100 @@ fn alerts_are_raised_for_planted_bursts_and_not_again_after_a_restart() {
         alerts.len()
     );
 }
+
+#[test]
+fn a_run_stopped_and_resumed_before_a_burst_raises_the_alerts_of_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    tidewatch(
+        &[
+            "gen",
+            "--posts",
+            "150000",
+            "--days",
+            "1",
+            "--seed",
+            "9",
+            "--out",
+            "posts.jsonl",
+            "--truth",
+            "truth.json",
+        ],
+        dir,
+    );
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
+    let mut toml = String::new();
+    for t in truth["topics"].as_array().unwrap() {
+        let (name, query) = (t["name"].as_str().unwrap(), t["query"].as_str().unwrap());
+        toml.push_str(&format!("[[feed]]\nname = \"{name}\"\nquery = '{query}'\n\n"));
+    }
+    std::fs::write(dir.join("feeds.toml"), toml).unwrap();
+    let alert_keys = |data: &str| -> Vec<(String, String, String)> {
+        let listed = tidewatch(&["alerts", "--data", data, "--format", "json"], dir);
+        let mut keys: Vec<(String, String, String)> = String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|a| {
+                let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+                (s(&a["id"]), s(&a["kind"]), s(&a["spike"]["onset"]))
+            })
+            .collect();
+        keys.sort();
+        keys
+    };
+
+    // The day in two files: up to an hour before a planted burst (the
+    // detector's warm-up is two hours), and the rest.
+    let day_start = Timestamp::parse(truth["start"].as_str().unwrap()).unwrap().0;
+    let burst_start = truth["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "burst")
+        .map(|e| Timestamp::parse(e["start"].as_str().unwrap()).unwrap().0)
+        .filter(|&t| t >= day_start + 5 * Timestamp::HOUR)
+        .min()
+        .expect("a burst after the fifth hour");
+    let cut = burst_start - Timestamp::HOUR;
+    let text = std::fs::read_to_string(dir.join("posts.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| {
+            let p: Post = serde_json::from_str(l).unwrap();
+            p.created_at.is_some_and(|t| t.0 >= cut)
+        })
+        .unwrap();
+    let part = |ls: &[&str]| ls.iter().map(|l| format!("{l}\n")).collect::<String>();
+    std::fs::write(dir.join("before.jsonl"), part(&lines[..at])).unwrap();
+    std::fs::write(dir.join("after.jsonl"), part(&lines[at..])).unwrap();
+
+    // One run over both.
+    let both = ["before.jsonl", "after.jsonl"];
+    let run = |data: &str, inputs: &[&str]| {
+        let mut args = vec!["run", "--feeds", "feeds.toml", "--data", data];
+        args.extend_from_slice(inputs);
+        tidewatch(&args, dir)
+    };
+    run("whole", &both);
+    let whole = alert_keys("whole");
+
+    // A run that stops after the first file, then one over both (the first
+    // is skipped: its posts are stored).
+    run("split", &both[..1]);
+    let resumed = run("split", &both);
+    let said = String::from_utf8_lossy(&resumed.stderr);
+    assert!(said.contains("spike detection resumed from"), "{said}");
+
+    // The burst after the stop was found by the one run, within the two
+    // hours a detector starting afresh would have been blind.
+    assert!(
+        whole.iter().any(|(_, _, onset)| {
+            let t = Timestamp::parse(onset).unwrap().0;
+            (cut..cut + 2 * Timestamp::HOUR).contains(&t)
+        }),
+        "{whole:?}"
+    );
+    assert_eq!(alert_keys("split"), whole);
+}

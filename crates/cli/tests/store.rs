@@ -162,6 +162,33 @@ fn killed_and_restarted_runs_end_with_the_same_index_and_aggregates() {
     assert_eq!(killed_db.checkpoints().unwrap().len(), 2);
     assert!(killed_db.checkpoints().unwrap().values().all(|c| c.done));
 
+    // Spike detection resumed from the store each time: the same alerts,
+    // with the same onsets, peaks, ends and expectations. (Their
+    // explanations may differ: a resumed run relearns which terms are
+    // usual.)
+    let spikes = |data: &Path| -> Vec<String> {
+        let listed = check(
+            bin()
+                .args(["alerts", "--format", "json", "--data"])
+                .arg(data)
+                .output()
+                .unwrap(),
+            "alerts",
+        );
+        let mut out: Vec<String> = listed
+            .lines()
+            .map(|l| {
+                let a: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{} {} {} {}", a["id"], a["kind"], a["feed_name"], a["spike"])
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let want = spikes(&reference);
+    assert!(want.len() >= 3, "{want:?}");
+    assert_eq!(spikes(&killed), want, "{last}");
+
     let want = index_dump(&reference);
     assert_eq!(want.len(), 30_000);
     let got = index_dump(&killed);

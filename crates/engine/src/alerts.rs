@@ -263,7 +263,25 @@ pub struct SpikeAlerts {
     events: Vec<SpikeEvent>,
     /// Repeated text per feed and minute, when the run clusters narratives.
     repeats: Option<RepeatCounts>,
+    /// Counts a store committed for minutes a resumed run may still
+    /// close, by (unix minute, feed); see [`SpikeAlerts::resume`].
+    carried: BTreeMap<(i64, u32), u64>,
 }
+
+/// How far [`SpikeAlerts::resume`] brought the detector.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resumed {
+    /// Stored (feed, minute) counts replayed through the detector.
+    pub replayed: u64,
+    /// Minutes replayed up to (exclusive), when any were.
+    pub through: Option<Timestamp>,
+    /// Stored (feed, minute) counts held until the run closes their minute.
+    pub carried: usize,
+}
+
+/// How much stored history [`SpikeAlerts::resume`] replays: more than the
+/// detector's memory of a daily rhythm (3 days by default) needs.
+pub const RESUME_HISTORY_MINUTES: i64 = 7 * 24 * 60;
 
 impl SpikeAlerts {
     pub fn new(config: SpikeConfig, log: AlertLog) -> SpikeAlerts {
@@ -274,7 +292,64 @@ impl SpikeAlerts {
             log,
             events: Vec::new(),
             repeats: None,
+            carried: BTreeMap::new(),
         }
+    }
+
+    /// Brings the detector to where the run that committed `db` had it,
+    /// so that a restarted run (after a stop or a crash) does not spend
+    /// the detector's warm-up (2 hours) blind and relearn each feed's
+    /// daily rhythm (days): every feed's stored minute counts of the last
+    /// [`RESUME_HISTORY_MINUTES`] before the store's committed watermark
+    /// (its newest minute minus `lateness_ms`) go through the detector in
+    /// the order a run closes them.
+    ///
+    /// Minutes at or after that watermark may still receive posts from the
+    /// resumed run (it reads its inputs again from their checkpoints, which
+    /// come after the posts already committed), so their stored counts are
+    /// carried and added to the run's own count of the same minute when it
+    /// closes: the detector then sees the whole minute, as an uninterrupted
+    /// run would. Alerts the replay raises that the log does not hold yet
+    /// are returned (none, when the store was committed by a run with the
+    /// same detector settings). Explanations start afresh: the store keeps
+    /// counts, not the terms of each minute. Feeds that `name_of` does not
+    /// know (removed since) are left out.
+    pub fn resume(
+        &mut self,
+        db: &Db,
+        lateness_ms: i64,
+        name_of: impl Fn(u32) -> Option<String>,
+    ) -> Result<(Resumed, Vec<AlertRecord>), StoreError> {
+        let (Some(newest), _) = db.progress()? else {
+            return Ok((Resumed::default(), Vec::new()));
+        };
+        let watermark = newest * Timestamp::MINUTE - lateness_ms.max(0);
+        // Minutes ending at or before the watermark are closed.
+        let closed_until = watermark.div_euclid(Timestamp::MINUTE);
+        // Names are looked up once per feed.
+        let names: std::cell::RefCell<HashMap<u32, Option<String>>> = Default::default();
+        let name = |feed: u32| names.borrow_mut().entry(feed).or_insert_with(|| name_of(feed)).clone();
+        let mut raised = Vec::new();
+        let mut replayed = 0;
+        db.each_feed_minute(closed_until - RESUME_HISTORY_MINUTES, closed_until, |feed, m, c| {
+            if name(feed).is_some() {
+                let start = Timestamp(m.saturating_mul(Timestamp::MINUTE));
+                let count = c.posts.max(0) as u64;
+                raised.extend(self.observe_count(feed, start, count, &|f| name(f).unwrap_or_default()));
+                replayed += 1;
+            }
+        })?;
+        db.each_feed_minute(closed_until, i64::MAX, |feed, m, c| {
+            if name(feed).is_some() {
+                self.carried.insert((m, feed), c.posts.max(0) as u64);
+            }
+        })?;
+        let resumed = Resumed {
+            replayed,
+            through: (replayed > 0).then_some(Timestamp(closed_until * Timestamp::MINUTE)),
+            carried: self.carried.len(),
+        };
+        Ok((resumed, raised))
     }
 
     /// Also says, for each alert, which share of the spike's posts repeat
@@ -298,8 +373,34 @@ impl SpikeAlerts {
         if w.resolution() != Resolution::Minute {
             return Vec::new();
         }
+        let minute = w.start().0.div_euclid(Timestamp::MINUTE);
+        let mut new = Vec::new();
+        // Stored minutes a resumed run closes no window for come first, in
+        // the order a run would have closed them.
+        while let Some(entry) = self.carried.first_entry() {
+            let &(m, feed) = entry.key();
+            if (m, feed) >= (minute, w.feed()) {
+                break;
+            }
+            let count = entry.remove();
+            new.extend(self.observe_count(feed, Timestamp(m.saturating_mul(Timestamp::MINUTE)), count, &name_of));
+        }
+        let stored = self.carried.remove(&(minute, w.feed())).unwrap_or(0);
         self.explainer.observe(w);
-        self.detector.observe(w.feed(), w.start(), w.count(), &mut self.events);
+        new.extend(self.observe_count(w.feed(), w.start(), w.count() + stored, &name_of));
+        new
+    }
+
+    /// One minute's count of one feed through the detector; the alerts
+    /// it raised or closed that were not recorded before.
+    fn observe_count(
+        &mut self,
+        feed: u32,
+        start: Timestamp,
+        count: u64,
+        name_of: &impl Fn(u32) -> String,
+    ) -> Vec<AlertRecord> {
+        self.detector.observe(feed, start, count, &mut self.events);
         let mut new = Vec::new();
         for ev in std::mem::take(&mut self.events) {
             let s = ev.spike();
@@ -314,7 +415,7 @@ impl SpikeAlerts {
                 SpikeEvent::Closed(_) => self.why.remove(&s.id).unwrap_or_default(),
             };
             // From the onset to the last minute seen (the end, once closed).
-            let last = s.end.unwrap_or(Timestamp(w.start().0 + Timestamp::MINUTE));
+            let last = s.end.unwrap_or(Timestamp(start.0 + Timestamp::MINUTE));
             let share = self
                 .repeats
                 .as_ref()

@@ -412,6 +412,49 @@ impl Db {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// Every feed's per-minute counts in `[from, to)` (unix minutes), by
+    /// minute then feed id, handed to `f` one row at a time (a week of
+    /// minutes of thousands of feeds is not held in memory). Returns the
+    /// rows read.
+    pub fn each_feed_minute(
+        &self,
+        from: i64,
+        to: i64,
+        mut f: impl FnMut(u32, i64, &MinuteCounts),
+    ) -> Result<u64, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT feed, minute, posts, negative, neutral, positive, sentiment_sum, reposts, replies
+                 FROM feed_minute WHERE minute >= ?1 AND minute < ?2 ORDER BY minute, feed",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = st.query(params![from, to]).map_err(|e| self.err(e))?;
+        let mut n = 0;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let row = (|| -> rusqlite::Result<(i64, i64, MinuteCounts)> {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    MinuteCounts {
+                        posts: r.get(2)?,
+                        negative: r.get(3)?,
+                        neutral: r.get(4)?,
+                        positive: r.get(5)?,
+                        sentiment_sum: r.get(6)?,
+                        reposts: r.get(7)?,
+                        replies: r.get(8)?,
+                    },
+                ))
+            })()
+            .map_err(|e| self.err(e))?;
+            let (feed, minute, counts) = row;
+            f(feed as u32, minute, &counts);
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Every row of `feed_minute` and `volume_minute`, in key order, as
     /// text: what two runs must agree on (the crash test compares these).
     pub fn aggregates_dump(&self) -> Result<Vec<String>, StoreError> {

@@ -654,7 +654,7 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     let retention_days = args.retention_days.unwrap_or(privacy.retention_days);
     let mut inputs = file_inputs(&paths);
     inputs.extend(specs.iter().map(|s| Some(checkpoint_name(s.name()))));
-    let (persist, live, resume) = match &detect {
+    let (mut persist, live, resume) = match &detect {
         Some(_) => open_view(&data, inputs, &defs, &keyring, policy)?,
         None => open_store_for(&data, inputs, &defs, &keyring, retention_days, policy)?,
     };
@@ -812,6 +812,26 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     if args.narratives || args.coordination {
         alerts = alerts.with_near_duplicates();
     }
+    // A restarted run picks spike detection up where the store left it,
+    // instead of spending the detector's warm-up blind.
+    let (resumed, raised) = {
+        let current = live.current();
+        alerts
+            .resume(persist.store().db(), cfg.window.allowed_lateness_ms, |id| {
+                current.set.name_of(id).map(str::to_string)
+            })
+            .context("resuming spike detection from the store")?
+    };
+    if let Some(through) = resumed.through {
+        eprintln!(
+            "spike detection resumed from {} stored feed-minutes (up to {through}); {} recent ones carried over",
+            resumed.replayed, resumed.carried
+        );
+    }
+    for rec in raised {
+        println!("{}", rec.summary());
+    }
+    persist.alerts(alerts.take_pending());
     let topics = TopicWatch::open(EmergingConfig::default(), persist.store().db())?;
     let narratives = (args.narratives || args.coordination)
         .then(|| NarrativeWatch::open(NarrativeWatchConfig::default(), persist.store().db()))
