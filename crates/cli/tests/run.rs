@@ -121,10 +121,9 @@ fn feeds_check_prints_the_column_of_an_error() {
     assert!(text.contains("presearch:"), "{text}");
 }
 
-#[test]
-fn alerts_are_raised_for_planted_bursts_and_not_again_after_a_restart() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+/// A generated day with planted bursts in `dir/posts.jsonl`, a feed per
+/// generated topic in `dir/feeds.toml`; returns the ground truth.
+fn generated_day(dir: &Path) -> serde_json::Value {
     tidewatch(
         &[
             "gen",
@@ -145,13 +144,18 @@ fn alerts_are_raised_for_planted_bursts_and_not_again_after_a_restart() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
     let mut toml = String::new();
     for t in truth["topics"].as_array().unwrap() {
-        toml.push_str(&format!(
-            "[[feed]]\nname = \"{}\"\nquery = '{}'\n\n",
-            t["name"].as_str().unwrap(),
-            t["query"].as_str().unwrap()
-        ));
+        let (name, query) = (t["name"].as_str().unwrap(), t["query"].as_str().unwrap());
+        toml.push_str(&format!("[[feed]]\nname = \"{name}\"\nquery = '{query}'\n\n"));
     }
     std::fs::write(dir.join("feeds.toml"), toml).unwrap();
+    truth
+}
+
+#[test]
+fn alerts_are_raised_for_planted_bursts_and_not_again_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let truth = generated_day(dir);
     let bursts: Vec<&serde_json::Value> = truth["events"]
         .as_array()
         .unwrap()
@@ -197,30 +201,7 @@ fn alerts_are_raised_for_planted_bursts_and_not_again_after_a_restart() {
 fn a_run_stopped_and_resumed_before_a_burst_raises_the_alerts_of_one_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    tidewatch(
-        &[
-            "gen",
-            "--posts",
-            "150000",
-            "--days",
-            "1",
-            "--seed",
-            "9",
-            "--out",
-            "posts.jsonl",
-            "--truth",
-            "truth.json",
-        ],
-        dir,
-    );
-    let truth: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
-    let mut toml = String::new();
-    for t in truth["topics"].as_array().unwrap() {
-        let (name, query) = (t["name"].as_str().unwrap(), t["query"].as_str().unwrap());
-        toml.push_str(&format!("[[feed]]\nname = \"{name}\"\nquery = '{query}'\n\n"));
-    }
-    std::fs::write(dir.join("feeds.toml"), toml).unwrap();
+    let truth = generated_day(dir);
     let alert_keys = |data: &str| -> Vec<(String, String, String)> {
         let listed = tidewatch(&["alerts", "--data", data, "--format", "json"], dir);
         let mut keys: Vec<(String, String, String)> = String::from_utf8_lossy(&listed.stdout)

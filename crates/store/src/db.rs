@@ -138,6 +138,20 @@ pub struct MinuteCounts {
     pub replies: i64,
 }
 
+/// The seven counts of a `feed_minute` row, from column `first` on
+/// (posts, negative, neutral, positive, sentiment_sum, reposts, replies).
+fn minute_counts(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<MinuteCounts> {
+    Ok(MinuteCounts {
+        posts: r.get(first)?,
+        negative: r.get(first + 1)?,
+        neutral: r.get(first + 2)?,
+        positive: r.get(first + 3)?,
+        sentiment_sum: r.get(first + 4)?,
+        reposts: r.get(first + 5)?,
+        replies: r.get(first + 6)?,
+    })
+}
+
 impl MinuteCounts {
     pub fn add(&mut self, o: &MinuteCounts) {
         self.posts += o.posts;
@@ -394,20 +408,7 @@ impl Db {
             )
             .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map(params![id as i64, from, to], |r| {
-                Ok((
-                    r.get(0)?,
-                    MinuteCounts {
-                        posts: r.get(1)?,
-                        negative: r.get(2)?,
-                        neutral: r.get(3)?,
-                        positive: r.get(4)?,
-                        sentiment_sum: r.get(5)?,
-                        reposts: r.get(6)?,
-                        replies: r.get(7)?,
-                    },
-                ))
-            })
+            .query_map(params![id as i64, from, to], |r| Ok((r.get(0)?, minute_counts(r, 1)?)))
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
@@ -433,22 +434,9 @@ impl Db {
         let mut n = 0;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let row = (|| -> rusqlite::Result<(i64, i64, MinuteCounts)> {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    MinuteCounts {
-                        posts: r.get(2)?,
-                        negative: r.get(3)?,
-                        neutral: r.get(4)?,
-                        positive: r.get(5)?,
-                        sentiment_sum: r.get(6)?,
-                        reposts: r.get(7)?,
-                        replies: r.get(8)?,
-                    },
-                ))
-            })()
-            .map_err(|e| self.err(e))?;
-            let (feed, minute, counts) = row;
+                Ok((r.get(0)?, r.get(1)?, minute_counts(r, 2)?))
+            })();
+            let (feed, minute, counts) = row.map_err(|e| self.err(e))?;
             f(feed as u32, minute, &counts);
             n += 1;
         }
