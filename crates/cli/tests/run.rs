@@ -198,26 +198,48 @@ fn alerts_are_raised_for_planted_bursts_and_not_again_after_a_restart() {
 }
 
 #[test]
-fn a_run_stopped_and_resumed_before_a_burst_raises_the_alerts_of_one_run() {
+fn a_run_stopped_and_resumed_raises_the_alerts_of_one_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let truth = generated_day(dir);
-    let alert_keys = |data: &str| -> Vec<(String, String, String)> {
+    // Each listed alert (its latest record), by id.
+    let alerts = |data: &str| -> std::collections::BTreeMap<String, serde_json::Value> {
         let listed = tidewatch(&["alerts", "--data", data, "--format", "json"], dir);
-        let mut keys: Vec<(String, String, String)> = String::from_utf8_lossy(&listed.stdout)
+        String::from_utf8_lossy(&listed.stdout)
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .map(|a| {
-                let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-                (s(&a["id"]), s(&a["kind"]), s(&a["spike"]["onset"]))
-            })
-            .collect();
-        keys.sort();
-        keys
+            .map(|a| (a["id"].as_str().unwrap().to_string(), a))
+            .collect()
     };
-
-    // The day in two files: up to an hour before a planted burst (the
-    // detector's warm-up is two hours), and the rest.
+    let keys = |listed: &std::collections::BTreeMap<String, serde_json::Value>| -> Vec<String> {
+        listed
+            .values()
+            .map(|a| format!("{} {} {}", a["id"], a["kind"], a["spike"]))
+            .collect()
+    };
+    let run = |data: &str, inputs: &[&str]| {
+        let mut args = vec!["run", "--feeds", "feeds.toml", "--data", data];
+        args.extend_from_slice(inputs);
+        tidewatch(&args, dir)
+    };
+    let text = std::fs::read_to_string(dir.join("posts.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // The day in two files, cut at the first post at or after `cut`.
+    let split = |cut: i64, name: &str| -> [String; 2] {
+        let at = lines
+            .iter()
+            .position(|l| {
+                let p: Post = serde_json::from_str(l).unwrap();
+                p.created_at.is_some_and(|t| t.0 >= cut)
+            })
+            .unwrap();
+        let files = [format!("{name}-1.jsonl"), format!("{name}-2.jsonl")];
+        for (file, part) in files.iter().zip([&lines[..at], &lines[at..]]) {
+            let body: String = part.iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(dir.join(file), body).unwrap();
+        }
+        files
+    };
     let day_start = Timestamp::parse(truth["start"].as_str().unwrap()).unwrap().0;
     let burst_start = truth["events"]
         .as_array()
@@ -228,45 +250,56 @@ fn a_run_stopped_and_resumed_before_a_burst_raises_the_alerts_of_one_run() {
         .filter(|&t| t >= day_start + 5 * Timestamp::HOUR)
         .min()
         .expect("a burst after the fifth hour");
-    let cut = burst_start - Timestamp::HOUR;
-    let text = std::fs::read_to_string(dir.join("posts.jsonl")).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let at = lines
-        .iter()
-        .position(|l| {
-            let p: Post = serde_json::from_str(l).unwrap();
-            p.created_at.is_some_and(|t| t.0 >= cut)
-        })
-        .unwrap();
-    let part = |ls: &[&str]| ls.iter().map(|l| format!("{l}\n")).collect::<String>();
-    std::fs::write(dir.join("before.jsonl"), part(&lines[..at])).unwrap();
-    std::fs::write(dir.join("after.jsonl"), part(&lines[at..])).unwrap();
 
-    // One run over both.
-    let both = ["before.jsonl", "after.jsonl"];
-    let run = |data: &str, inputs: &[&str]| {
-        let mut args = vec!["run", "--feeds", "feeds.toml", "--data", data];
-        args.extend_from_slice(inputs);
-        tidewatch(&args, dir)
-    };
-    run("whole", &both);
-    let whole = alert_keys("whole");
+    // One run over the whole day (in two files, as the stopped runs read it).
+    let [one, two] = split(burst_start - Timestamp::HOUR, "before");
+    run("whole", &[&one, &two]);
+    let whole = alerts("whole");
 
-    // A run that stops after the first file, then one over both (the first
-    // is skipped: its posts are stored).
-    run("split", &both[..1]);
-    let resumed = run("split", &both);
+    // Stopped an hour before the burst (the detector's warm-up is two
+    // hours), then run again over both files (the first is skipped: its
+    // posts are stored): the same alerts.
+    run("stopped-before", &[&one]);
+    let resumed = run("stopped-before", &[&one, &two]);
     let said = String::from_utf8_lossy(&resumed.stderr);
     assert!(said.contains("spike detection resumed from"), "{said}");
-
-    // The burst after the stop was found by the one run, within the two
-    // hours a detector starting afresh would have been blind.
+    let cut = burst_start - Timestamp::HOUR;
+    let after_cut: Vec<&serde_json::Value> = whole
+        .values()
+        .filter(|a| {
+            let onset = Timestamp::parse(a["spike"]["onset"].as_str().unwrap()).unwrap().0;
+            (cut..cut + 2 * Timestamp::HOUR).contains(&onset)
+        })
+        .collect();
     assert!(
-        whole.iter().any(|(_, _, onset)| {
-            let t = Timestamp::parse(onset).unwrap().0;
-            (cut..cut + 2 * Timestamp::HOUR).contains(&t)
-        }),
-        "{whole:?}"
+        !after_cut.is_empty(),
+        "no alert within two hours of the stop: {whole:?}"
     );
-    assert_eq!(alert_keys("split"), whole);
+    assert_eq!(keys(&alerts("stopped-before")), keys(&whole));
+
+    // Stopped three minutes into the burst: its alert, open across the
+    // stop, closes exactly as in the one run, explanation included.
+    let [one, two] = split(burst_start + 3 * Timestamp::MINUTE, "during");
+    run("stopped-during", &[&one]);
+    let open_at_stop = alerts("stopped-during");
+    run("stopped-during", &[&one, &two]);
+    let resumed = alerts("stopped-during");
+    assert_eq!(keys(&resumed), keys(&whole));
+    let spanning: Vec<&String> = open_at_stop
+        .iter()
+        .filter(|(_, a)| a["kind"] == "opened")
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!spanning.is_empty(), "no alert open at the stop: {open_at_stop:?}");
+    // Representative posts are left out: each data directory has its own
+    // keys, so the same post has another pseudonymous id.
+    let without_posts = |a: &serde_json::Value| {
+        let mut a = a.clone();
+        a.as_object_mut().unwrap().remove("posts");
+        a
+    };
+    for id in spanning {
+        assert_eq!(resumed[id]["kind"], "closed");
+        assert_eq!(without_posts(&resumed[id]), without_posts(&whole[id]), "alert {id}");
+    }
 }

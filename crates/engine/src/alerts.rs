@@ -266,6 +266,10 @@ pub struct SpikeAlerts {
     /// Counts a store committed for minutes a resumed run may still
     /// close, by (unix minute, feed); see [`SpikeAlerts::resume`].
     carried: BTreeMap<(i64, u32), u64>,
+    /// The recorded explanations of alerts that were open when the store
+    /// was last committed, by alert id: a resumed run reopens them from
+    /// counts alone and must not close them with a poorer explanation.
+    recorded_why: HashMap<String, Vec<Driver>>,
 }
 
 /// How far [`SpikeAlerts::resume`] brought the detector.
@@ -293,6 +297,7 @@ impl SpikeAlerts {
             events: Vec::new(),
             repeats: None,
             carried: BTreeMap::new(),
+            recorded_why: HashMap::new(),
         }
     }
 
@@ -311,9 +316,11 @@ impl SpikeAlerts {
     /// closes: the detector then sees the whole minute, as an uninterrupted
     /// run would. Alerts the replay raises that the log does not hold yet
     /// are returned (none, when the store was committed by a run with the
-    /// same detector settings). Explanations start afresh: the store keeps
-    /// counts, not the terms of each minute. Feeds that `name_of` does not
-    /// know (removed since) are left out.
+    /// same detector settings). An alert open at the stop keeps the
+    /// explanation it was recorded with; later ones are explained against
+    /// a baseline of terms that starts afresh (the store keeps counts, not
+    /// the terms of each minute). Feeds that `name_of` does not know
+    /// (removed since) are left out.
     pub fn resume(
         &mut self,
         db: &Db,
@@ -323,6 +330,22 @@ impl SpikeAlerts {
         let (Some(newest), _) = db.progress()? else {
             return Ok((Resumed::default(), Vec::new()));
         };
+        // Alerts opened and not yet closed keep the explanation they were
+        // recorded with.
+        let rows = db.alerts(None)?;
+        let closed: HashSet<&str> = rows
+            .iter()
+            .filter(|r| r.kind == "closed")
+            .map(|r| r.id.as_str())
+            .collect();
+        for row in rows
+            .iter()
+            .filter(|r| r.kind == "opened" && !closed.contains(r.id.as_str()))
+        {
+            if let Ok(rec) = serde_json::from_str::<AlertRecord>(&row.record) {
+                self.recorded_why.insert(row.id.clone(), rec.why);
+            }
+        }
         let watermark = newest * Timestamp::MINUTE - lateness_ms.max(0);
         // Minutes ending at or before the watermark are closed.
         let closed_until = watermark.div_euclid(Timestamp::MINUTE);
@@ -408,7 +431,11 @@ impl SpikeAlerts {
             // closing record repeats that explanation.
             let why = match &ev {
                 SpikeEvent::Opened(_) => {
-                    let why = self.explainer.explain(s.feed, s.onset, s.detected_at);
+                    let recorded = match self.recorded_why.is_empty() {
+                        true => None,
+                        false => self.recorded_why.remove(&alert_id(&name_of(s.feed), s.onset)),
+                    };
+                    let why = recorded.unwrap_or_else(|| self.explainer.explain(s.feed, s.onset, s.detected_at));
                     self.why.insert(s.id, why.clone());
                     why
                 }
