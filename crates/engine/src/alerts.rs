@@ -346,7 +346,9 @@ impl SpikeAlerts {
                 self.recorded_why.insert(row.id.clone(), rec.why);
             }
         }
-        let watermark = newest * Timestamp::MINUTE - lateness_ms.max(0);
+        let watermark = newest
+            .saturating_mul(Timestamp::MINUTE)
+            .saturating_sub(lateness_ms.max(0));
         // Minutes ending at or before the watermark are closed.
         let closed_until = watermark.div_euclid(Timestamp::MINUTE);
         // Names are looked up once per feed.
@@ -354,14 +356,18 @@ impl SpikeAlerts {
         let name = |feed: u32| names.borrow_mut().entry(feed).or_insert_with(|| name_of(feed)).clone();
         let mut raised = Vec::new();
         let mut replayed = 0;
-        db.each_feed_minute(closed_until - RESUME_HISTORY_MINUTES, closed_until, |feed, m, c| {
-            if name(feed).is_some() {
-                let start = Timestamp(m.saturating_mul(Timestamp::MINUTE));
-                let count = c.posts.max(0) as u64;
-                raised.extend(self.observe_count(feed, start, count, &|f| name(f).unwrap_or_default()));
-                replayed += 1;
-            }
-        })?;
+        db.each_feed_minute(
+            closed_until.saturating_sub(RESUME_HISTORY_MINUTES),
+            closed_until,
+            |feed, m, c| {
+                if name(feed).is_some() {
+                    let start = Timestamp(m.saturating_mul(Timestamp::MINUTE));
+                    let count = c.posts.max(0) as u64;
+                    raised.extend(self.observe_count(feed, start, count, &|f| name(f).unwrap_or_default()));
+                    replayed += 1;
+                }
+            },
+        )?;
         db.each_feed_minute(closed_until, i64::MAX, |feed, m, c| {
             if name(feed).is_some() {
                 self.carried.insert((m, feed), c.posts.max(0) as u64);
@@ -369,7 +375,7 @@ impl SpikeAlerts {
         })?;
         let resumed = Resumed {
             replayed,
-            through: (replayed > 0).then_some(Timestamp(closed_until * Timestamp::MINUTE)),
+            through: (replayed > 0).then_some(Timestamp(closed_until.saturating_mul(Timestamp::MINUTE))),
             carried: self.carried.len(),
         };
         Ok((resumed, raised))
