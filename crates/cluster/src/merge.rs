@@ -31,8 +31,9 @@
 //! dashboard and the webhooks see them as they see a single run's). Alert
 //! ids depend on the feed name and the onset only, so the cluster raises
 //! the very alerts one process raises over the same input. The merger
-//! keeps no state of its own: started again, it reads the series from the
-//! beginning, and the alert log drops what it recorded before.
+//! keeps no state of its own: started again, it reads the series of the
+//! last [`RESUME_HISTORY_MINUTES`] (7 days, what a restarted `run`
+//! replays too), and the alert log drops what it recorded before.
 
 use crate::feeds::current_feeds;
 use crate::setup::{Cluster, ClusterConfig};
@@ -48,7 +49,7 @@ use std::time::Duration;
 use tidewatch_core::spike::SpikeConfig;
 use tidewatch_core::window::{ClosedWindow, Resolution, WindowConfig, WindowStats};
 use tidewatch_core::Timestamp;
-use tidewatch_engine::alerts::{AlertLog, AlertRecord, SpikeAlerts};
+use tidewatch_engine::alerts::{AlertLog, AlertRecord, SpikeAlerts, RESUME_HISTORY_MINUTES};
 use tidewatch_engine::feeds::FeedSet;
 use tidewatch_engine::live::LiveFeeds;
 use tidewatch_engine::persist::feed_rows;
@@ -226,9 +227,14 @@ impl Merger {
         if self.next_minute.is_some_and(|n| n >= end_minute) {
             return Ok(Vec::new());
         }
+        // Started (or started again), the detector learns from the last
+        // days only, as a restarted `run` does (see `SpikeAlerts::resume`).
+        let from = self
+            .next_minute
+            .unwrap_or_else(|| end_minute.saturating_sub(RESUME_HISTORY_MINUTES));
         let req = ViewSeries {
             feed: None,
-            from: self.next_minute.map(|m| m * Timestamp::MINUTE),
+            from: Some(from.saturating_mul(Timestamp::MINUTE)),
             to: Some(end_minute * Timestamp::MINUTE),
         };
         let series = view::series(&client, partitions, &req, self.opts.timeout)
