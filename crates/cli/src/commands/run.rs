@@ -828,7 +828,13 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
             resumed.replayed, resumed.carried
         );
     }
+    // Alerts the store does not hold yet (one written by a version that
+    // kept no alerts, or whose alert table was emptied) go out as any new
+    // alert does.
     for rec in raised {
+        if let (Some(hub), Ok(json)) = (&hub, serde_json::to_string(&rec)) {
+            hub.publish("alert", json);
+        }
         println!("{}", rec.summary());
     }
     persist.alerts(alerts.take_pending());
