@@ -249,6 +249,56 @@ fn killed_and_restarted_runs_end_with_the_same_index_and_aggregates() {
     }
 }
 
+#[test]
+fn an_input_that_grew_after_a_run_is_read_on_where_that_run_ended() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let parts = inputs(dir, 6_000, 31);
+    let feeds = dir.join("feeds.toml");
+    std::fs::write(&feeds, FEEDS).unwrap();
+    let whole_text = parts
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<String>();
+    let whole = dir.join("whole.jsonl");
+    std::fs::write(&whole, &whole_text).unwrap();
+
+    let reference = data_dir(&dir.join("reference"));
+    check(
+        run_args(&reference, &feeds, std::slice::from_ref(&whole), 200)
+            .output()
+            .unwrap(),
+        "reference run",
+    );
+
+    // The same path, first holding the first part only, then appended to
+    // (an export still being written).
+    let growing = dir.join("growing");
+    let grown = data_dir(&dir.join("grown"));
+    let input = std::slice::from_ref(&growing);
+    std::fs::write(&growing, std::fs::read_to_string(&parts[0]).unwrap()).unwrap();
+    check(run_args(&grown, &feeds, input, 200).output().unwrap(), "first run");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&growing).unwrap();
+    std::io::Write::write_all(&mut file, std::fs::read_to_string(&parts[1]).unwrap().as_bytes()).unwrap();
+    drop(file);
+    check(
+        run_args(&grown, &feeds, input, 200).output().unwrap(),
+        "run after the append",
+    );
+    // Nothing new: read to the end again, nothing stored twice.
+    check(
+        run_args(&grown, &feeds, input, 200).output().unwrap(),
+        "run without changes",
+    );
+
+    let (want, got) = (index_dump(&reference), index_dump(&grown));
+    assert_eq!(want.len(), 6_000);
+    assert_eq!(got.len(), want.len(), "posts in the index");
+    assert!(got == want, "index contents differ");
+    let aggregates = |data: &Path| Db::open(&Store::db_path(data)).unwrap().aggregates_dump().unwrap();
+    assert_eq!(aggregates(&grown), aggregates(&reference));
+}
+
 fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let p = entry.unwrap().path();

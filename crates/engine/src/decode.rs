@@ -66,7 +66,8 @@ pub struct Resume {
     /// its de-duplication set, a Twitter file's collected records — exactly
     /// as the first run had it.
     pub events: u64,
-    /// The input was read to the end: it is skipped.
+    /// The input was read to the end: it is skipped, unless it is a plain
+    /// file that has grown since (then it is read on).
     pub done: bool,
     /// The byte offset recorded with the checkpoint, kept as it was.
     pub offset: Option<u64>,
@@ -180,7 +181,12 @@ pub fn decode_inputs(
             ..Default::default()
         };
         if !stopped {
-            let resume = opts.resume.get(&report.path).copied().unwrap_or_default();
+            let mut resume = opts.resume.get(&report.path).copied().unwrap_or_default();
+            if resume.done && grown_since(path, &resume) {
+                // Read on: its earlier records are decoded again and
+                // skipped, as for any input resumed mid-way.
+                resume.done = false;
+            }
             if resume.done {
                 report.detection = "already read to the end by an earlier run (checkpoint)".into();
                 report.resumed = resume.events;
@@ -204,6 +210,28 @@ pub fn decode_inputs(
         emit(state.batch);
     }
     reports
+}
+
+/// Whether an input an earlier run read to its end has grown since: a
+/// plain (uncompressed) file now longer than where that run stopped, as an
+/// export that is still being appended to. (A compressed file's offset
+/// counts decompressed bytes, so it is not compared; inputs whose records
+/// are not read one by one record no offset.)
+fn grown_since(path: &Path, resume: &Resume) -> bool {
+    let Some(offset) = resume.offset else {
+        return false;
+    };
+    if path.as_os_str() == "-" {
+        return false;
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > offset => {}
+        _ => return false,
+    }
+    matches!(
+        Input::open(path).map(|i| i.compression),
+        Ok(tidewatch_ingest::read::Compression::None)
+    )
 }
 
 /// [`decode_inputs`] as the pipelines run it: pseudonymisation keys past
