@@ -351,25 +351,29 @@ impl SpikeAlerts {
             .saturating_sub(lateness_ms.max(0));
         // Minutes ending at or before the watermark are closed.
         let closed_until = watermark.div_euclid(Timestamp::MINUTE);
-        // Names are looked up once per feed.
-        let names: std::cell::RefCell<HashMap<u32, Option<String>>> = Default::default();
-        let name = |feed: u32| names.borrow_mut().entry(feed).or_insert_with(|| name_of(feed)).clone();
+        // The names of the stored feeds the run still has, looked up once.
+        let names: HashMap<u32, String> = db
+            .feeds()?
+            .into_iter()
+            .filter_map(|f| name_of(f.id).map(|name| (f.id, name)))
+            .collect();
+        let name = |feed: u32| names.get(&feed).cloned().unwrap_or_default();
         let mut raised = Vec::new();
         let mut replayed = 0;
         db.each_feed_minute(
             closed_until.saturating_sub(RESUME_HISTORY_MINUTES),
             closed_until,
             |feed, m, c| {
-                if name(feed).is_some() {
+                if names.contains_key(&feed) {
                     let start = Timestamp(m.saturating_mul(Timestamp::MINUTE));
                     let count = c.posts.max(0) as u64;
-                    raised.extend(self.observe_count(feed, start, count, &|f| name(f).unwrap_or_default()));
+                    raised.extend(self.observe_count(feed, start, count, &name));
                     replayed += 1;
                 }
             },
         )?;
         db.each_feed_minute(closed_until, i64::MAX, |feed, m, c| {
-            if name(feed).is_some() {
+            if names.contains_key(&feed) {
                 self.carried.insert((m, feed), c.posts.max(0) as u64);
             }
         })?;

@@ -430,12 +430,13 @@ impl Db {
                  FROM feed_minute WHERE minute >= ?1 AND minute < ?2 ORDER BY minute, feed",
             )
             .map_err(|e| self.err(e))?;
-        let mut rows = st.query(params![from, to]).map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![from, to], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, minute_counts(r, 2)?))
+            })
+            .map_err(|e| self.err(e))?;
         let mut n = 0;
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let row = (|| -> rusqlite::Result<(i64, i64, MinuteCounts)> {
-                Ok((r.get(0)?, r.get(1)?, minute_counts(r, 2)?))
-            })();
+        for row in rows {
             let (feed, minute, counts) = row.map_err(|e| self.err(e))?;
             f(feed as u32, minute, &counts);
             n += 1;

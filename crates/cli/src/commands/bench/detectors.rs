@@ -179,7 +179,7 @@ pub fn bench_detectors(a: Args) -> Result<ExitCode> {
         let keyring = Arc::new(Keyring::new(PseudonymConfig::default()));
         let cfg = super::run_config(threads, keyring);
         let start = Instant::now();
-        let cpu_before = super::process_cpu_seconds();
+        let cpu = super::CpuClock::start();
         let mut sink = Sink {
             posts: 0,
             detectors,
@@ -191,9 +191,7 @@ pub fn bench_detectors(a: Args) -> Result<ExitCode> {
         if let Some(d) = &mut sink.detectors {
             sink.groups += d.finish();
         }
-        let cpu_us = cpu_before
-            .zip(super::process_cpu_seconds())
-            .map(|(a, b)| ((b - a) * 1e6 / s.progress.posts.max(1) as f64 * 100.0).round() / 100.0);
+        let cpu_us = cpu.us_per_post(s.progress.posts);
         Ok((
             s.progress.posts as f64 / start.elapsed().as_secs_f64().max(1e-9),
             cpu_us,

@@ -279,12 +279,32 @@ pub fn run(b: Bench) -> Result<ExitCode> {
 /// posts, rhythm and planted events, squeezed into `posts / rate` seconds.
 /// Without it the posts span the whole day (a quiet stream: few posts per
 /// feed and minute).
-/// CPU time used by this process so far (user + system, every thread), in
-/// seconds; `None` where `/proc/self/stat` is not available. On a shared
-/// machine the CPU time a run needs varies less than its wall-clock time
-/// (time the host gives to other machines is not counted), so benchmarks
-/// print it next to posts per second.
-pub(crate) fn process_cpu_seconds() -> Option<f64> {
+/// CPU time used by this process (user + system, every thread) since it
+/// was started; `None` where `/proc/self/stat` is not available. On a
+/// shared machine the CPU time a run needs varies less than its
+/// wall-clock time (time the host gives to other machines is not
+/// counted), so benchmarks print it next to posts per second.
+pub(crate) struct CpuClock(Option<f64>);
+
+impl CpuClock {
+    pub(crate) fn start() -> CpuClock {
+        CpuClock(process_cpu_seconds())
+    }
+
+    /// CPU seconds since [`CpuClock::start`].
+    pub(crate) fn seconds(&self) -> Option<f64> {
+        self.0.zip(process_cpu_seconds()).map(|(a, b)| b - a)
+    }
+
+    /// CPU microseconds per post since [`CpuClock::start`], to 0.01.
+    pub(crate) fn us_per_post(&self, posts: u64) -> Option<f64> {
+        self.seconds()
+            .map(|c| (c * 1e6 / posts.max(1) as f64 * 100.0).round() / 100.0)
+    }
+}
+
+/// CPU seconds this process has used so far.
+fn process_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name, which is in parentheses and may hold
     // spaces: state is field 3, utime and stime are fields 14 and 15.

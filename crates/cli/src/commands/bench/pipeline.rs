@@ -217,10 +217,9 @@ pub fn bench_pipeline(
             .transpose()?,
         ..Default::default()
     };
-    let cpu_before = super::process_cpu_seconds();
+    let cpu = super::CpuClock::start();
     let summary = run::run(std::slice::from_ref(&input), &cfg, &live, &mut counter, &mut |_| {})
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let cpu_s = cpu_before.zip(super::process_cpu_seconds()).map(|(a, b)| b - a);
     let secs = summary.progress.elapsed.as_secs_f64();
     let rate = summary.progress.posts as f64 / secs;
     println!(
@@ -241,8 +240,8 @@ pub fn bench_pipeline(
             "build_s": build_s,
             "seconds": secs,
             "posts_per_s": rate.round(),
-            "cpu_s": cpu_s,
-            "cpu_us_per_post": cpu_s.map(|c| (c * 1e6 / summary.progress.posts.max(1) as f64 * 100.0).round() / 100.0),
+            "cpu_s": cpu.seconds(),
+            "cpu_us_per_post": cpu.us_per_post(summary.progress.posts),
             "matched_share": summary.progress.matched as f64 / summary.progress.posts.max(1) as f64,
             "matches_per_post": counter.matches as f64 / counter.posts.max(1) as f64,
             "windows_closed": counter.windows,
