@@ -63,19 +63,71 @@ fn create_cluster(url: &str, replicas: usize) {
         .expect("creating the cluster");
 }
 
-fn worker(dir: &Path, url: &str, id: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tidewatch"))
-        .args(["worker", "--nats", url, "--data", "shards", "--worker-id", id])
-        .args(["--commit-ms", "300", "--threads", "1"])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting a worker")
+fn worker(dir: &Path, url: &str, id: &str) -> Running {
+    Running(Some(
+        Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+            .args(["worker", "--nats", url, "--data", "shards", "--worker-id", id])
+            .args(["--commit-ms", "300", "--threads", "1"])
+            .current_dir(dir)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::null())
+            .stderr(log_file(dir, id))
+            .spawn()
+            .expect("starting a worker"),
+    ))
+}
+
+/// A worker or `serve` process, killed if the test fails before it is
+/// stopped (else it outlives the test and slows the next one).
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `dir/logs/NAME.log`, appended to (a restarted worker adds to its log).
+fn log_file(dir: &Path, name: &str) -> std::fs::File {
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logs.join(format!("{name}.log")))
+        .unwrap()
+}
+
+/// The last lines of every process's log, for a failure message.
+fn logs(dir: &Path) -> String {
+    let mut out = String::new();
+    let Ok(entries) = std::fs::read_dir(dir.join("logs")) else {
+        return out;
+    };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        out.push_str(&format!(
+            "\n--- {} (last 20 of {} lines)\n",
+            path.display(),
+            lines.len()
+        ));
+        for line in &lines[lines.len().saturating_sub(20)..] {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// Ends a worker as Ctrl-C does (it commits every shard) and waits.
-fn stop(mut child: Child) {
+fn stop(mut running: Running) {
+    let child = running.0.as_mut().expect("a running process");
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -85,7 +137,7 @@ fn stop(mut child: Child) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    child.kill().unwrap();
+    // Dropping `running` kills it.
     panic!("a worker did not stop within 60 s");
 }
 
@@ -123,14 +175,17 @@ fn wait_consumed(url: &str, expected: u64) {
 
 /// `tidewatch serve --nats`: the one view, which also raises the cluster's
 /// alerts into `view/`.
-fn serve(dir: &Path, url: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tidewatch"))
-        .args(["serve", "--nats", url, "--data", "view", "--addr", "127.0.0.1:0"])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting serve")
+fn serve(dir: &Path, url: &str) -> Running {
+    Running(Some(
+        Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+            .args(["serve", "--nats", url, "--data", "view", "--addr", "127.0.0.1:0"])
+            .current_dir(dir)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::null())
+            .stderr(log_file(dir, "serve"))
+            .spawn()
+            .expect("starting serve"),
+    ))
 }
 
 /// Alert events of a store: (id, kind, the whole record), sorted.
@@ -147,7 +202,7 @@ fn alerts(data: &Path) -> Vec<(String, String, serde_json::Value)> {
 }
 
 /// Waits until every partition is leased and each of `workers` holds one.
-fn wait_leased(url: &str, workers: &[&str]) {
+fn wait_leased(dir: &Path, url: &str, workers: &[&str]) {
     let rt = runtime();
     let cluster = rt.block_on(Cluster::connect(&ClusterConfig::new(url))).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -164,7 +219,11 @@ fn wait_leased(url: &str, workers: &[&str]) {
         if all && workers.iter().all(|w| holders.contains(&Some(w.to_string()))) {
             return;
         }
-        assert!(Instant::now() < deadline, "partitions not shared in 60 s: {holders:?}");
+        assert!(
+            Instant::now() < deadline,
+            "partitions not shared in 60 s: {holders:?}{}",
+            logs(dir)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -313,8 +372,11 @@ fn assert_shards_equal_single(dir: &Path) {
 /// The cluster's alerts, raised by `serve --nats` into `dir/view` from the
 /// merged counts of every partition, are the single run's alerts: the same
 /// spikes (ids, onset, peak, end, magnitude). Their explanations come from
-/// partial windows, which a killed worker may take with it: they name
-/// drivers the single run names too.
+/// partial windows merged over partitions: heavy-hitter sketches merged
+/// are not the single stream's sketch (they may keep a key the single one
+/// dropped, and a killed worker takes its open windows with it), so the
+/// explanation must name the single run's strongest driver and at least
+/// half of its drivers.
 fn assert_view_alerts_equal_single(dir: &Path) {
     let want = alerts(&dir.join("single"));
     assert!(!want.is_empty(), "the reference raises an alert");
@@ -336,7 +398,8 @@ fn assert_view_alerts_equal_single(dir: &Path) {
         }
         assert!(
             Instant::now() < deadline,
-            "the cluster's alerts {got:?} differ from the single run's {want:?}"
+            "the cluster's alerts {got:?} differ from the single run's {want:?}{}",
+            logs(dir)
         );
         std::thread::sleep(Duration::from_millis(200));
     };
@@ -350,9 +413,11 @@ fn assert_view_alerts_equal_single(dir: &Path) {
     };
     for ((_, _, g), (_, _, w)) in got.iter().zip(&want) {
         let (g, w) = (drivers(g), drivers(w));
+        let shared = w.iter().filter(|d| g.contains(d)).count();
         assert!(
-            !g.is_empty() && g.iter().all(|d| w.contains(d)),
-            "drivers {g:?}, single run {w:?}"
+            !w.is_empty() && g.contains(&w[0]) && 2 * shared >= w.len(),
+            "drivers {g:?}, single run {w:?}{}",
+            logs(dir)
         );
     }
 }
@@ -375,14 +440,13 @@ fn three_workers_one_killed_equal_a_single_run() {
     let first = published(start_publish(dir, &url, "first.jsonl"));
 
     let w1 = worker(dir, &url, "w1");
-    let mut w2 = worker(dir, &url, "w2");
+    let w2 = worker(dir, &url, "w2");
     let w3 = worker(dir, &url, "w3");
     // Mid-stream: the first half is being consumed, the second is being
     // published, when w2 dies without a chance to commit or give back.
-    wait_leased(&url, &["w1", "w2", "w3"]);
+    wait_leased(dir, &url, &["w1", "w2", "w3"]);
     let publisher = start_publish(dir, &url, "second.jsonl");
-    w2.kill().unwrap();
-    w2.wait().unwrap();
+    drop(w2); // SIGKILL
     let second = published(publisher);
     // Later, w2 comes back and takes its share again.
     std::thread::sleep(Duration::from_secs(3));
@@ -435,7 +499,7 @@ fn a_nats_node_killed_mid_stream_changes_nothing() {
     let w1 = worker(dir, &url, "w1");
     let w2 = worker(dir, &url, "w2");
     let view = serve(dir, &url);
-    wait_leased(&url, &["w1", "w2"]);
+    wait_leased(dir, &url, &["w1", "w2"]);
     nats.kill(0);
     // The publisher may meet the cluster electing new leaders and stop with
     // an error; publishing again is safe (the stream drops duplicates), as

@@ -19,11 +19,17 @@
 //!   sum with a hole would raise or miss alerts.
 //! - **What the posts said** (top terms, hashtags, domains, languages, for
 //!   the alert's explanation) comes from the workers' partial windows,
-//!   published on `tidewatch.agg.<p>` as each shard's windows close, kept
-//!   a few hours in their own stream (so a merger started late reads them
-//!   back) and merged here (heavy-hitter sketches merge). These are best
-//!   effort: a window lost with a crashed worker leaves an explanation a
-//!   little poorer, never a count wrong.
+//!   published on `tidewatch.agg.<p>` after the commit that covers them,
+//!   kept a few hours in their own stream (so a merger started late reads
+//!   them back) and merged here (heavy-hitter sketches merge). A worker
+//!   sends them in order, each acknowledged before the next, and the last
+//!   message after a commit carries the shard's watermark; so a minute
+//!   also waits until every partition's watermark has passed it, else its
+//!   explanation would be made before its windows arrived. They are still
+//!   best effort: windows open in a worker that crashed are never sent,
+//!   and a partition whose watermark stands still for
+//!   [`MergerOptions::partials_grace`] is not waited for; that leaves an
+//!   explanation a little poorer, never a count wrong.
 //!
 //! Each closed minute then goes, feed by feed in feed-id order, through
 //! the same [`SpikeAlerts`] a single run uses, and the alerts it raises
@@ -68,6 +74,11 @@ pub fn agg_subject(p: u32) -> String {
 pub struct PartialWindows {
     pub partition: u32,
     pub windows: Vec<PartialWindow>,
+    /// The shard's watermark (ms): with this message, every window of the
+    /// partition ending at or before it has been sent. Set on the last
+    /// message after each commit.
+    #[serde(default)]
+    pub watermark: Option<i64>,
 }
 
 /// One feed's minute window as one shard saw it.
@@ -90,6 +101,10 @@ pub struct MergerOptions {
     pub interval: Duration,
     /// How long each partition has to answer.
     pub timeout: Duration,
+    /// How long a minute whose counts are final waits for partitions'
+    /// partial windows whose watermark has stopped short of it (a worker
+    /// that died with windows open never sends them).
+    pub partials_grace: Duration,
 }
 
 impl Default for MergerOptions {
@@ -98,12 +113,39 @@ impl Default for MergerOptions {
             lateness_ms: WindowConfig::default().allowed_lateness_ms,
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
+            partials_grace: Duration::from_secs(10),
         }
     }
 }
 
-/// Partial windows received, by (minute, feed name), merged.
-type Sketches = Arc<Mutex<HashMap<(i64, String), WindowStats>>>;
+/// What the partial windows received so far say.
+#[derive(Default)]
+struct Partials {
+    /// By (minute, feed name), merged over partitions.
+    sketches: HashMap<(i64, String), WindowStats>,
+    /// Each partition's newest watermark (ms).
+    watermarks: HashMap<u32, i64>,
+}
+
+impl Partials {
+    fn add(&mut self, partial: PartialWindows) {
+        for w in partial.windows {
+            let minute = w.start.div_euclid(Timestamp::MINUTE);
+            match self.sketches.entry((minute, w.feed)) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(&w.stats),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(w.stats);
+                }
+            }
+        }
+        if let Some(w) = partial.watermark {
+            let at = self.watermarks.entry(partial.partition).or_insert(w);
+            *at = (*at).max(w);
+        }
+    }
+}
+
+type SharedPartials = Arc<Mutex<Partials>>;
 
 /// Cluster-wide spike detection (see the module doc).
 pub struct Merger {
@@ -115,7 +157,10 @@ pub struct Merger {
     alerts: SpikeAlerts,
     /// The first minute not yet fed to the detector.
     next_minute: Option<i64>,
-    sketches: Sketches,
+    partials: SharedPartials,
+    /// Since when closing has waited for partial windows, and up to which
+    /// minute they were complete then.
+    held: Option<(std::time::Instant, Option<i64>)>,
     listener: tokio::task::JoinHandle<()>,
     opts: MergerOptions,
 }
@@ -135,44 +180,8 @@ impl Merger {
         let recorded_feeds = store.db().feeds().map_err(store_err)?;
         let alerts = SpikeAlerts::new(SpikeConfig::default(), AlertLog::open(store.db()).map_err(store_err)?);
         let live = LiveFeeds::from_set(FeedSet::with_known_ids(&known(&recorded_feeds), &[])?);
-        let sketches: Sketches = Arc::default();
-        // Every partial window still kept, then the new ones as they come.
-        let partials = cluster
-            .jetstream()
-            .get_stream(crate::setup::partials_stream(cluster.stream_name()))
-            .await
-            .map_err(nats("opening the partial windows stream"))?;
-        let consumer = partials
-            .create_consumer(async_nats::jetstream::consumer::push::OrderedConfig {
-                deliver_subject: cluster.client().new_inbox(),
-                filter_subject: format!("{AGG_PREFIX}.*"),
-                deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(nats("reading the partial windows"))?;
-        let mut sub = consumer.messages().await.map_err(nats("reading the partial windows"))?;
-        let into = sketches.clone();
-        let listener = tokio::spawn(async move {
-            while let Some(msg) = sub.next().await {
-                let Ok(msg) = msg else { continue };
-                // A message that does not decode is dropped: explanations
-                // are best effort, counts never come from here.
-                let Ok(partial) = serde_json::from_slice::<PartialWindows>(&msg.payload) else {
-                    continue;
-                };
-                let mut merged = into.lock().unwrap_or_else(|e| e.into_inner());
-                for w in partial.windows {
-                    let minute = w.start.div_euclid(Timestamp::MINUTE);
-                    match merged.entry((minute, w.feed)) {
-                        std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(&w.stats),
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            e.insert(w.stats);
-                        }
-                    }
-                }
-            }
-        });
+        let partials: SharedPartials = Arc::default();
+        let listener = tokio::spawn(listen(cluster.clone(), partials.clone()));
         Ok(Merger {
             cluster,
             store,
@@ -181,7 +190,8 @@ impl Merger {
             recorded_feeds,
             alerts,
             next_minute: None,
-            sketches,
+            partials,
+            held: None,
             listener,
             opts,
         })
@@ -222,8 +232,11 @@ impl Merger {
         let Some(until) = until else {
             return Ok(Vec::new());
         };
-        // Minutes ending at or before `until` are final.
-        let end_minute = until.div_euclid(Timestamp::MINUTE);
+        // Minutes ending at or before `until` are final; they are closed
+        // once their partial windows are in too.
+        let Some(end_minute) = self.explained_until(until.div_euclid(Timestamp::MINUTE), &stored) else {
+            return Ok(Vec::new());
+        };
         if self.next_minute.is_some_and(|n| n >= end_minute) {
             return Ok(Vec::new());
         }
@@ -261,11 +274,7 @@ impl Merger {
         for (m, mut feeds) in by_minute {
             feeds.sort_unstable_by_key(|(id, _, _)| *id);
             for (id, name, c) in feeds {
-                let sketch = self
-                    .sketches
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&(m, name.to_string()));
+                let sketch = lock(&self.partials).sketches.remove(&(m, name.to_string()));
                 let mut stats = sketch.unwrap_or_else(|| WindowStats::new(cfg.sketch_capacity, cfg.lang_capacity));
                 stats.count = c.posts.max(0) as u64;
                 stats.compound_micros = c.sentiment_sum.saturating_mul(100);
@@ -282,10 +291,7 @@ impl Merger {
         }
         self.next_minute = Some(end_minute);
         // Partial windows of minutes now closed are not needed any more.
-        self.sketches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(m, _), _| *m >= end_minute);
+        lock(&self.partials).sketches.retain(|(m, _), _| *m >= end_minute);
         for row in self.alerts.take_pending() {
             self.store.alert(row);
         }
@@ -296,6 +302,30 @@ impl Merger {
         }
         self.store.commit().map_err(|e| Error::Io(std::io::Error::other(e)))?;
         Ok(raised)
+    }
+
+    /// The first minute not to close yet: `final_end` (counts final before
+    /// it), or earlier where a partition holding posts (`stored`) has not
+    /// sent its partial windows that far (`None`: one has sent none). A
+    /// partition whose watermark has not moved for
+    /// [`MergerOptions::partials_grace`] is not waited for: its worker may
+    /// have died with those windows.
+    fn explained_until(&mut self, final_end: i64, stored: &[u64]) -> Option<i64> {
+        let complete = partials_complete(final_end, stored, &lock(&self.partials).watermarks);
+        if complete.is_some_and(|c| c >= final_end) {
+            self.held = None;
+            return Some(final_end);
+        }
+        let now = std::time::Instant::now();
+        match self.held {
+            Some((since, at)) if at == complete => {
+                if now.duration_since(since) >= self.opts.partials_grace {
+                    return Some(final_end);
+                }
+            }
+            _ => self.held = Some((now, complete)),
+        }
+        complete
     }
 
     /// Takes the cluster's newest feed set (ids of known names kept).
@@ -342,10 +372,99 @@ pub fn spawn(
     })
 }
 
+/// The first minute some partition holding posts (`stored`, by
+/// partition) has not sent its partial windows for, by the watermarks
+/// received; `None` when one has sent none; `final_end` when all are past
+/// it.
+fn partials_complete(final_end: i64, stored: &[u64], watermarks: &HashMap<u32, i64>) -> Option<i64> {
+    (0u32..)
+        .zip(stored)
+        .filter(|(_, &posts)| posts > 0)
+        .map(|(p, _)| watermarks.get(&p).map(|w| w.div_euclid(Timestamp::MINUTE)))
+        .min()
+        .unwrap_or(Some(final_end))
+        .map(|c| c.min(final_end))
+}
+
+/// Reads the partial windows stream from its start into `into` for as
+/// long as the merger runs. A consumer that fails (its NATS node died, a
+/// heartbeat was missed) is created again from the message after the last
+/// one read, so nothing is missed or read twice.
+async fn listen(cluster: Cluster, into: SharedPartials) {
+    let mut next_sequence = 1;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match read_partials(&cluster, &mut next_sequence, &into).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                eprintln!("cluster alerts: reading partial windows again from message {next_sequence}: {e}");
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// One consumer's life: messages from `next_sequence` on, until it fails.
+async fn read_partials(cluster: &Cluster, next_sequence: &mut u64, into: &SharedPartials) -> Result<()> {
+    use async_nats::jetstream::consumer::{push::OrderedConfig, DeliverPolicy};
+    let partials = cluster
+        .jetstream()
+        .get_stream(crate::setup::partials_stream(cluster.stream_name()))
+        .await
+        .map_err(nats("opening the partial windows stream"))?;
+    let consumer = partials
+        .create_consumer(OrderedConfig {
+            deliver_subject: cluster.client().new_inbox(),
+            filter_subject: format!("{AGG_PREFIX}.*"),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: *next_sequence,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(nats("reading the partial windows"))?;
+    let mut messages = consumer.messages().await.map_err(nats("reading the partial windows"))?;
+    while let Some(msg) = messages.next().await {
+        let msg = msg.map_err(nats("reading the partial windows"))?;
+        if let Ok(info) = msg.info() {
+            *next_sequence = info.stream_sequence + 1;
+        }
+        // A message that does not decode is dropped: explanations are
+        // best effort, counts never come from here.
+        if let Ok(partial) = serde_json::from_slice::<PartialWindows>(&msg.payload) {
+            lock(into).add(partial);
+        }
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn known(rows: &[FeedRow]) -> Vec<(String, u32)> {
     rows.iter().map(|r| (r.name.clone(), r.id)).collect()
 }
 
 fn view_err(e: view::ViewError) -> Error {
     Error::Io(std::io::Error::other(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minutes_wait_for_the_partial_windows_of_every_partition_with_posts() {
+        let m = Timestamp::MINUTE;
+        // Partition 1 has sent windows up to 10:00 + 30 s, partition 0 up
+        // to 12:00, partition 2 holds no posts and is not waited for.
+        let marks = HashMap::from([(0, 12 * m), (1, 10 * m + 30_000)]);
+        assert_eq!(partials_complete(20, &[5, 5, 0], &marks), Some(10));
+        assert_eq!(partials_complete(8, &[5, 5, 0], &marks), Some(8));
+        // Partition 2 now holds posts but has sent nothing.
+        assert_eq!(partials_complete(20, &[5, 5, 1], &marks), None);
+        assert_eq!(partials_complete(20, &[0, 0, 0], &marks), Some(20));
+    }
 }

@@ -59,7 +59,7 @@ use tidewatch_engine::datadir::DataDir;
 use tidewatch_engine::decode::{DecodeOptions, Position};
 use tidewatch_engine::live::LiveFeeds;
 use tidewatch_engine::persist::{open_for_run, CommitPolicy, Persister};
-use tidewatch_engine::run::{run_inputs, Inputs, MatchedPost, RunConfig, RunSink, SinkError};
+use tidewatch_engine::run::{run_inputs, Inputs, MatchedPost, RunConfig, RunProgress, RunSink, SinkError};
 use tidewatch_engine::sources::{checkpoint_name, LiveOptions, LiveSources, SourceSpec};
 use tidewatch_sources::nats::NatsPartitionConfig;
 
@@ -508,9 +508,11 @@ impl ShardJob {
             partials: PartialWindows {
                 partition: self.partition,
                 windows: Vec::new(),
+                watermark: None,
             },
-            client: self.client,
-            runtime: self.runtime,
+            watermark: None,
+            sent_watermark: None,
+            publisher: PartialsPublisher::start(self.client, &self.runtime, self.partition),
         };
         let ran = run_inputs(
             Inputs::Live {
@@ -527,6 +529,7 @@ impl ShardJob {
         let committed = sink.persist.commit();
         sink.published();
         sink.send_partials();
+        sink.publisher.finish(&self.runtime);
         ran?;
         committed?;
         Ok(())
@@ -562,8 +565,11 @@ struct ShardSink {
     live: Arc<LiveFeeds>,
     /// Closed minute windows not yet published.
     partials: PartialWindows,
-    client: async_nats::Client,
-    runtime: tokio::runtime::Handle,
+    /// The run's watermark (ms) after the last batch, and the one last
+    /// sent with partial windows.
+    watermark: Option<i64>,
+    sent_watermark: Option<i64>,
+    publisher: PartialsPublisher,
 }
 
 /// Partial windows per message: well under NATS's default 1 MB payload
@@ -571,26 +577,32 @@ struct ShardSink {
 const PARTIALS_PER_MESSAGE: usize = 64;
 
 impl ShardSink {
-    /// Publishes the closed windows gathered since the last call (best
-    /// effort: they only explain alerts, see `crate::merge`).
+    /// Hands the windows closed since the last call to the publisher, the
+    /// last message carrying the watermark they are complete up to (sent
+    /// even without windows when the watermark moved: the merger waits for
+    /// every partition's).
     fn send_partials(&mut self) {
-        if self.partials.windows.is_empty() {
+        if self.partials.windows.is_empty() && self.watermark == self.sent_watermark {
             return;
         }
         let windows = std::mem::take(&mut self.partials.windows);
-        let subject = agg_subject(self.partials.partition);
-        for chunk in windows.chunks(PARTIALS_PER_MESSAGE) {
+        let mut chunks: Vec<&[PartialWindow]> = windows.chunks(PARTIALS_PER_MESSAGE).collect();
+        if chunks.is_empty() {
+            chunks.push(&[]);
+        }
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.into_iter().enumerate() {
             let msg = PartialWindows {
                 partition: self.partials.partition,
                 windows: chunk.to_vec(),
+                watermark: if i == last { self.watermark } else { None },
             };
-            let Ok(body) = serde_json::to_vec(&msg) else { continue };
-            let client = self.client.clone();
-            let subject = subject.clone();
-            self.runtime.spawn(async move {
-                let _ = client.publish(subject, body.into()).await;
-            });
+            match serde_json::to_vec(&msg) {
+                Ok(body) => self.publisher.send(body),
+                Err(e) => eprintln!("partial windows of partition {} not sent: {e}", self.partials.partition),
+            }
         }
+        self.sent_watermark = self.watermark;
     }
 
     fn published(&self) {
@@ -628,6 +640,10 @@ impl RunSink for ShardSink {
         });
     }
 
+    fn progress(&mut self, progress: &RunProgress) {
+        self.watermark = progress.watermark.map(|t| t.0);
+    }
+
     fn batch_end(&mut self, at: &Position, finished: &[Position]) -> std::result::Result<(), SinkError> {
         let commits = self.persist.totals().seq;
         let r = self.persist.batch_end(at, finished);
@@ -640,5 +656,90 @@ impl RunSink for ShardSink {
             self.send_partials();
         }
         r
+    }
+}
+
+/// How long a stopping shard waits for its last partial windows to be
+/// acknowledged.
+const PARTIALS_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Publishes one shard's partial windows to the partials stream in the
+/// order they were handed over, each acknowledged by JetStream before the
+/// next is sent and retried until it is (a NATS node may be down or a
+/// stream leader being elected). The order matters: a message's watermark
+/// tells the merger that every window before it has arrived. A retried
+/// message keeps its id (a hash of its content), so the stream stores it
+/// once.
+struct PartialsPublisher {
+    tx: Option<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl PartialsPublisher {
+    fn start(client: async_nats::Client, runtime: &tokio::runtime::Handle, partition: u32) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let js = async_nats::jetstream::new(client);
+        let subject = agg_subject(partition);
+        let task = runtime.spawn(async move {
+            while let Some(body) = rx.recv().await {
+                let id = blake3::hash(&body).to_hex();
+                let mut backoff = Duration::from_millis(50);
+                loop {
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+                    let sent = match js
+                        .publish_with_headers(subject.clone(), headers, body.clone().into())
+                        .await
+                    {
+                        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match sent {
+                        Ok(()) => break,
+                        Err(e) => {
+                            eprintln!("partial windows of partition {partition}: {e}; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(1));
+                        }
+                    }
+                }
+            }
+        });
+        PartialsPublisher {
+            tx: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    fn send(&self, body: Vec<u8>) {
+        if let Some(tx) = &self.tx {
+            // The task ends only after `finish`.
+            let _ = tx.send(body);
+        }
+    }
+
+    /// Waits (on a thread outside the runtime) until every message handed
+    /// over is acknowledged, or [`PARTIALS_FLUSH_TIMEOUT`]: what is left
+    /// then only makes an explanation poorer, never a count wrong.
+    fn finish(&mut self, runtime: &tokio::runtime::Handle) {
+        self.tx = None;
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if runtime
+                .block_on(async { tokio::time::timeout(PARTIALS_FLUSH_TIMEOUT, task).await })
+                .is_err()
+            {
+                abort.abort();
+                eprintln!("partial windows not all acknowledged in {PARTIALS_FLUSH_TIMEOUT:?}; left");
+            }
+        }
+    }
+}
+
+impl Drop for PartialsPublisher {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
