@@ -298,7 +298,11 @@ impl Db {
         db.conn
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
             .map_err(|e| db.err(e))?;
+        // In one transaction, so a reader never sees some tables and not
+        // others (the webhook deliverer looks while a store is created).
+        db.conn.execute_batch("BEGIN").map_err(|e| db.err(e))?;
         db.conn.execute_batch(CREATE).map_err(|e| db.err(e))?;
+        db.conn.execute_batch("COMMIT").map_err(|e| db.err(e))?;
         match db.meta("schema")? {
             None => db.set_meta("schema", &SCHEMA.to_string())?,
             Some(v) if v == SCHEMA.to_string() => {}

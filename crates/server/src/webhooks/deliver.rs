@@ -313,18 +313,33 @@ impl Cursor {
     /// the deliveries created.
     fn scan(&mut self, data: &Path, store: &SharedStore) -> Result<usize, WebhookError> {
         let path = Store::db_path(data);
-        let Some(id) = file_id(&path) else {
-            self.conn = None;
+        let no_store = |cursor: &mut Cursor| -> Result<usize, WebhookError> {
+            cursor.conn = None;
             // No store yet: nothing has happened, which is the baseline.
             let mut s = lock(store);
             if !s.has_baseline()? {
                 s.take_in(&[], 0, now())?;
             }
-            return Ok(0);
+            Ok(0)
+        };
+        let Some(id) = file_id(&path) else {
+            return no_store(self);
         };
         if self.conn.as_ref().is_none_or(|(_, opened)| *opened != id) {
             let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .map_err(|e| WebhookError::db(&path, e))?;
+            // A store being created this moment has its file before its
+            // tables.
+            let has_tables: bool = conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'meta')",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| WebhookError::db(&path, e))?;
+            if !has_tables {
+                return no_store(self);
+            }
             self.conn = Some((conn, id));
         }
         let result = self.read_new(&path);
