@@ -531,7 +531,13 @@ impl Narratives {
 
     fn enforce_caps(&mut self) {
         self.clusters.enforce_cap();
-        self.buckets.enforce_cap();
+        // A band of a narrative of several posts is worth more than its
+        // age: most bands belong to one-off posts, and evicting by age
+        // alone would make a narrative that pauses while they pass (a
+        // campaign between waves) be founded again by its next copy.
+        let clusters = &self.clusters.map;
+        self.buckets
+            .enforce_cap_sparing(|p| clusters.get(&p.cluster).is_some_and(|c| c.size >= 2));
         self.originals.enforce_cap();
     }
 
@@ -659,6 +665,9 @@ impl Hasher for IdHasher {
 /// stamped with the key's last time when queued; an entry found stale at
 /// the front (its key refreshed since) is queued again with the newer
 /// time, so refreshing costs nothing until the entry reaches the front.
+/// Entries one [`TimedMap::enforce_cap_sparing`] call may spare.
+const MAX_SPARED: usize = 64;
+
 struct TimedMap<V> {
     map: FastMap<V>,
     queue: VecDeque<(i64, u64)>,
@@ -714,6 +723,32 @@ impl<V: Timed> TimedMap<V> {
             };
             match self.map.get(&key).map(Timed::last) {
                 Some(last) if last > t => self.queue.push_back((last, key)),
+                Some(_) => {
+                    self.map.remove(&key);
+                    self.evicted += 1;
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// [`Self::enforce_cap`], except that an entry `spare` holds worth
+    /// keeping goes back to the end of the queue instead of out, up to
+    /// [`MAX_SPARED`] times per call (so a map of nothing but such entries
+    /// still keeps its cap). Sparing bends the queue's time order a
+    /// little; expiry stays approximate in the way it already is.
+    fn enforce_cap_sparing(&mut self, mut spare: impl FnMut(&V) -> bool) {
+        let mut spared = 0;
+        while self.map.len() > self.cap {
+            let Some((t, key)) = self.queue.pop_front() else {
+                break;
+            };
+            match self.map.get(&key) {
+                Some(v) if v.last() > t => self.queue.push_back((v.last(), key)),
+                Some(v) if spared < MAX_SPARED && spare(v) => {
+                    spared += 1;
+                    self.queue.push_back((t, key));
+                }
                 Some(_) => {
                     self.map.remove(&key);
                     self.evicted += 1;

@@ -290,6 +290,31 @@ fn caps_bound_memory_and_evictions_are_counted() {
     assert!(s.evicted_buckets > 0 && s.evicted_originals > 0);
 }
 
+/// Under the bucket cap, the bands of one-post texts go first: a narrative
+/// of several posts that is quiet while many unrelated posts pass is still
+/// found by its next copy, not founded again.
+#[test]
+fn a_quiet_narrative_keeps_its_buckets_while_single_posts_pass() {
+    let cfg = NarrativeConfig {
+        max_buckets: 400,
+        ..NarrativeConfig::default()
+    };
+    let mut n = Narratives::new(cfg).expect("valid");
+    let first = obs(&mut n, &post("c0", "a0", T0, MESSAGE)).unwrap().narrative;
+    for k in 1..3 {
+        obs(&mut n, &post(&format!("c{k}"), &format!("a{k}"), T0 + k, MESSAGE));
+    }
+    // 1,000 unrelated posts: 16 bands each, 40 times the cap.
+    for k in 0..1000i64 {
+        let text = format!("a{k} b{k} c{k} d{k} e{k} f{k}");
+        obs(&mut n, &post(&format!("p{k}"), "bob_example", T0 + MIN + k, &text));
+    }
+    let s = n.stats();
+    assert!(s.buckets <= 400 && s.evicted_buckets > 10_000, "{s:?}");
+    let again = obs(&mut n, &post("c9", "a9", T0 + 2 * MIN, MESSAGE)).unwrap();
+    assert_eq!((again.narrative, again.is_new, again.size), (first, false, 4));
+}
+
 fn arb_post() -> impl Strategy<Value = (u8, u8, i64, Option<u8>, String, bool)> {
     (
         any::<u8>(),
