@@ -529,7 +529,13 @@ impl ShardJob {
         let committed = sink.persist.commit();
         sink.published();
         sink.send_partials();
-        sink.publisher.finish(&self.runtime);
+        // The store closes first: a worker taking the partition over on
+        // this machine must not wait for the acknowledgements.
+        let ShardSink {
+            persist, mut publisher, ..
+        } = sink;
+        drop(persist);
+        publisher.finish(&self.runtime);
         ran?;
         committed?;
         Ok(())
