@@ -38,7 +38,10 @@
 //!   themselves each live in a map with a time-ordered queue; entries not
 //!   refreshed within the window expire, and each map has a cap beyond which
 //!   the least recently refreshed entries are evicted (counted in
-//!   [`NarrativeStats`]). Memory is therefore bounded by the caps, whatever
+//!   [`NarrativeStats`]), except that the bands of a narrative of several
+//!   posts are passed over for those of one-off posts (a few per eviction),
+//!   so a narrative that pauses while many posts go by is still found by
+//!   its next copy. Memory is therefore bounded by the caps, whatever
 //!   the stream. Expiry is approximate by a little when posts arrive out of
 //!   order (an entry expires once it reaches the queue's front).
 //! - **Short texts** with fewer than `min_shingles` distinct shingles ("gm",
