@@ -47,7 +47,7 @@ use crate::{consumer_name, shard_dir, subject, Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -340,6 +340,7 @@ type LiveSlot = Arc<Mutex<Option<(Arc<LiveFeeds>, u64)>>>;
 /// One partition's pipeline, running on its own threads, and the
 /// responder that answers searches of its store.
 struct Shard {
+    partition: u32,
     stop: Arc<AtomicBool>,
     live: LiveSlot,
     responder: Option<ShardResponder>,
@@ -353,7 +354,29 @@ struct ShardProgress {
     matched: AtomicU64,
     /// The last committed stream sequence + 1 (0: none yet).
     committed: AtomicU64,
+    /// Where the shard's thread is ([`PHASES`]), for a stop that hangs.
+    phase: AtomicUsize,
 }
+
+/// What a shard's thread does, in order (indexes of [`ShardProgress::phase`]).
+const PHASES: [&str; 7] = [
+    "opening its store",
+    "connecting to its partition",
+    "processing posts",
+    "closing its partition's consumer",
+    "committing",
+    "waiting for its partial windows' acknowledgements",
+    "ended",
+];
+
+impl ShardProgress {
+    fn enter(&self, phase: usize) {
+        self.phase.store(phase, Ordering::Relaxed);
+    }
+}
+
+/// How often a worker says that a shard it stops has not ended yet.
+const STOP_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 impl Shard {
     fn start(
@@ -389,6 +412,7 @@ impl Shard {
             .name(format!("partition {p}"))
             .spawn(move || job.run(s, l, pr).map_err(|e| format!("{e:#}")))?;
         Ok(Shard {
+            partition: p,
             stop,
             live,
             responder: None,
@@ -425,9 +449,21 @@ impl Shard {
         let Some(thread) = self.thread.take() else {
             return Ok(());
         };
-        let joined = tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let mut joining = tokio::task::spawn_blocking(move || thread.join());
+        let started = tokio::time::Instant::now();
+        let joined = loop {
+            match tokio::time::timeout(STOP_REPORT_EVERY, &mut joining).await {
+                Ok(joined) => break joined.map_err(|e| Error::Io(std::io::Error::other(e)))?,
+                // A stop that hangs says where, instead of holding the
+                // partition in silence.
+                Err(_) => eprintln!(
+                    "partition {}: still stopping after {} s, {}",
+                    self.partition,
+                    started.elapsed().as_secs(),
+                    PHASES[self.progress.phase.load(Ordering::Relaxed).min(PHASES.len() - 1)]
+                ),
+            }
+        };
         match joined {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::Io(std::io::Error::other(e))),
@@ -466,6 +502,7 @@ impl ShardJob {
             let f = lock(&self.feeds);
             (f.defs.clone(), f.revision)
         };
+        progress.enter(0);
         let opened = open_for_run(
             &data,
             vec![Some(checkpoint.clone())],
@@ -480,6 +517,7 @@ impl ShardJob {
         swap_feeds(&live_slot, &self.feeds);
         let persist = opened.persister.keys_kept_elsewhere();
         let watch = persist.commit_watch();
+        progress.enter(1);
         let mut sources = LiveSources::start(
             vec![SourceSpec::Nats(self.source)],
             0,
@@ -514,6 +552,7 @@ impl ShardJob {
             sent_watermark: None,
             publisher: PartialsPublisher::start(self.client, &self.runtime, self.partition),
         };
+        progress.enter(2);
         let ran = run_inputs(
             Inputs::Live {
                 files: &[],
@@ -524,8 +563,10 @@ impl ShardJob {
             &mut sink,
             &mut |r| eprintln!("{r}"),
         );
+        progress.enter(3);
         drop(sources);
         // What was processed is committed, whatever stopped the run.
+        progress.enter(4);
         let committed = sink.persist.commit();
         sink.published();
         sink.send_partials();
@@ -535,7 +576,9 @@ impl ShardJob {
             persist, mut publisher, ..
         } = sink;
         drop(persist);
+        progress.enter(5);
         publisher.finish(&self.runtime);
+        progress.enter(6);
         ran?;
         committed?;
         Ok(())
