@@ -543,11 +543,8 @@ impl ShardJob {
             progress: progress.clone(),
             checkpoint,
             live: live.clone(),
-            partials: PartialWindows {
-                partition: self.partition,
-                windows: Vec::new(),
-                watermark: None,
-            },
+            partition: self.partition,
+            windows: Vec::new(),
             watermark: None,
             sent_watermark: None,
             publisher: PartialsPublisher::start(self.client, &self.runtime, self.partition),
@@ -612,8 +609,9 @@ struct ShardSink {
     progress: Arc<ShardProgress>,
     checkpoint: String,
     live: Arc<LiveFeeds>,
+    partition: u32,
     /// Closed minute windows not yet published.
-    partials: PartialWindows,
+    windows: Vec<PartialWindow>,
     /// The run's watermark (ms) after the last batch, and the one last
     /// sent with partial windows.
     watermark: Option<i64>,
@@ -631,10 +629,10 @@ impl ShardSink {
     /// even without windows when the watermark moved: the merger waits for
     /// every partition's).
     fn send_partials(&mut self) {
-        if self.partials.windows.is_empty() && self.watermark == self.sent_watermark {
+        if self.windows.is_empty() && self.watermark == self.sent_watermark {
             return;
         }
-        let windows = std::mem::take(&mut self.partials.windows);
+        let windows = std::mem::take(&mut self.windows);
         let mut chunks: Vec<&[PartialWindow]> = windows.chunks(PARTIALS_PER_MESSAGE).collect();
         if chunks.is_empty() {
             chunks.push(&[]);
@@ -642,13 +640,13 @@ impl ShardSink {
         let last = chunks.len() - 1;
         for (i, chunk) in chunks.into_iter().enumerate() {
             let msg = PartialWindows {
-                partition: self.partials.partition,
+                partition: self.partition,
                 windows: chunk.to_vec(),
                 watermark: if i == last { self.watermark } else { None },
             };
             match serde_json::to_vec(&msg) {
                 Ok(body) => self.publisher.send(body),
-                Err(e) => eprintln!("partial windows of partition {} not sent: {e}", self.partials.partition),
+                Err(e) => eprintln!("partial windows of partition {} not sent: {e}", self.partition),
             }
         }
         self.sent_watermark = self.watermark;
@@ -682,7 +680,7 @@ impl RunSink for ShardSink {
         let Some(name) = current.set.name_of(window.feed()) else {
             return;
         };
-        self.partials.windows.push(PartialWindow {
+        self.windows.push(PartialWindow {
             feed: name.to_string(),
             start: window.start().0,
             stats: window.to_closed().stats,
