@@ -277,14 +277,10 @@ fn reweight_around_but(valences: &mut [f64], but: usize) {
 /// Emphasis from "!" (0.292 each, at most 4) and from two or more "?"
 /// (0.18 each, 0.96 from four on).
 fn punctuation_emphasis(text: &str) -> f64 {
-    let (mut bangs, mut questions) = (0usize, 0usize);
-    for b in text.bytes() {
-        match b {
-            b'!' => bangs += 1,
-            b'?' => questions += 1,
-            _ => {}
-        }
-    }
+    // Most texts have neither: memchr's vectorised search passes over
+    // them far faster than a byte loop.
+    let bangs = memchr::memchr_iter(b'!', text.as_bytes()).count();
+    let questions = memchr::memchr_iter(b'?', text.as_bytes()).count();
     let bang = bangs.min(4) as f64 * 0.292;
     let question = match questions {
         0 | 1 => 0.0,

@@ -73,6 +73,8 @@ const SPACE: u8 = 1;
 const PUNCT: u8 = 2;
 const UPPER: u8 = 4;
 const LOWER: u8 = 8;
+/// Any byte of a word that is not punctuation (letters, digits, controls).
+const WORD: u8 = 16;
 
 const fn ascii_classes() -> [u8; 128] {
     let mut table = [0u8; 128];
@@ -84,11 +86,11 @@ const fn ascii_classes() -> [u8; 128] {
         } else if c.is_ascii_punctuation() {
             PUNCT
         } else if c.is_ascii_uppercase() {
-            UPPER
+            UPPER | WORD
         } else if c.is_ascii_lowercase() {
-            LOWER
+            LOWER | WORD
         } else {
-            0
+            WORD
         };
         b += 1;
     }
@@ -97,8 +99,8 @@ const fn ascii_classes() -> [u8; 128] {
 
 static ASCII_CLASS: [u8; 128] = ascii_classes();
 
-/// A word being read: where it starts, and while it is all ASCII, what the
-/// bytes seen so far say (so the word needs no second look).
+/// A word that was read: where it starts, whether it is all ASCII, and
+/// for an ASCII word what its bytes said (so it needs no second look).
 struct WordScan {
     start: usize,
     ascii: bool,
@@ -110,16 +112,22 @@ struct WordScan {
     classes: u8,
 }
 
-impl WordScan {
-    /// A word starting at byte `start`, all ASCII so far.
-    fn at(start: usize) -> WordScan {
-        WordScan {
-            start,
-            ascii: true,
-            first: None,
-            last: start,
-            classes: 0,
-        }
+/// The character at byte `i` (a non-ASCII lead byte) and its length.
+fn char_at(text: &str, i: usize) -> (Option<char>, usize) {
+    match text.get(i..).and_then(|rest| rest.chars().next()) {
+        Some(c) => (Some(c), c.len_utf8()),
+        None => (None, 1),
+    }
+}
+
+/// The first and one past the last byte of `bytes[start..end]` (ASCII)
+/// that is not punctuation, if there is one.
+fn unpunctuated(bytes: &[u8], start: usize, end: usize) -> (Option<usize>, usize) {
+    let word = |b: &u8| ASCII_CLASS[usize::from(*b & 0x7f)] & WORD != 0;
+    let span = &bytes[start..end];
+    match (span.iter().position(word), span.iter().rposition(word)) {
+        (Some(first), Some(last)) => (Some(start + first), start + last + 1),
+        _ => (None, start),
     }
 }
 
@@ -129,47 +137,67 @@ impl WordScan {
 /// handles all-ASCII words without Unicode tables: most words of most
 /// posts are ASCII, even in texts with an emoji or an accent elsewhere.
 /// An ASCII word is classified as it is read, so that making its token
-/// takes one copy and one lookup.
+/// takes one copy and one lookup. The loop reads one word per turn of the
+/// outer loop, and the inner loop keeps its state in locals: this is the
+/// hottest loop of enrichment.
 pub(super) fn tokenize(text: &str, lexicon: &Lexicon, lower: &mut String, out: &mut Vec<Token>) {
     lower.clear();
     out.clear();
     let bytes = text.as_bytes();
-    let mut word: Option<WordScan> = None;
+    let n = bytes.len();
     let mut i = 0;
-    while i < bytes.len() {
+    while i < n {
+        // Skip the separating spaces.
         let b = bytes[i];
         if b.is_ascii() {
-            let class = ASCII_CLASS[usize::from(b)];
-            if class & SPACE != 0 {
-                if let Some(w) = word.take() {
-                    push_word(text, &w, i, lexicon, lower, out);
-                }
-            } else {
-                let w = word.get_or_insert_with(|| WordScan::at(i));
-                if class & PUNCT == 0 {
-                    w.first.get_or_insert(i);
-                    w.last = i + 1;
-                }
-                w.classes |= class;
-            }
-            i += 1;
-            continue;
-        }
-        let (space, len) = match text.get(i..).and_then(|rest| rest.chars().next()) {
-            Some(c) => (is_python_space(c), c.len_utf8()),
-            None => (false, 1),
-        };
-        if space {
-            if let Some(w) = word.take() {
-                push_word(text, &w, i, lexicon, lower, out);
+            if ASCII_CLASS[usize::from(b)] & SPACE != 0 {
+                i += 1;
+                continue;
             }
         } else {
-            word.get_or_insert_with(|| WordScan::at(i)).ascii = false;
+            let (c, len) = char_at(text, i);
+            if c.is_some_and(is_python_space) {
+                i += len;
+                continue;
+            }
         }
-        i += len;
-    }
-    if let Some(w) = word {
-        push_word(text, &w, text.len(), lexicon, lower, out);
+        // A word starts at `i`: read to the next space.
+        let start = i;
+        let (mut ascii, mut classes) = (true, 0u8);
+        while i < n {
+            let b = bytes[i];
+            if b.is_ascii() {
+                let class = ASCII_CLASS[usize::from(b)];
+                if class & SPACE != 0 {
+                    break;
+                }
+                classes |= class;
+                i += 1;
+            } else {
+                let (c, len) = char_at(text, i);
+                if c.is_some_and(is_python_space) {
+                    break;
+                }
+                ascii = false;
+                i += len;
+            }
+        }
+        // Where the punctuation around an ASCII word ends: found after the
+        // word, from both ends, so the loop above tracks nothing per byte.
+        // (A word with a non-ASCII character goes the general way.)
+        let (first, last) = if ascii {
+            unpunctuated(bytes, start, i)
+        } else {
+            (None, start)
+        };
+        let word = WordScan {
+            start,
+            ascii,
+            first,
+            last,
+            classes,
+        };
+        push_word(text, &word, i, lexicon, lower, out);
     }
 }
 
