@@ -162,13 +162,25 @@ impl Leases {
     }
 
     /// The workers alive now (their presence keys), this one included.
+    ///
+    /// Listing keys reads an ordered consumer to its end, and while the
+    /// bucket's stream has no leader (a NATS node restarting) that end may
+    /// never come: seen once as a worker that stopped renewing while its
+    /// shards kept their index locks. So the listing has a deadline, a
+    /// renewal interval, and missing it is an error like any other.
     pub async fn live_workers(&self) -> Result<usize> {
-        let mut keys = self.kv.keys().await.map_err(nats("listing the workers"))?;
-        let mut n = 0;
-        while let Some(key) = keys.next().await {
-            n += key.map_err(nats("listing the workers"))?.starts_with("w.") as usize;
+        let list = async {
+            let mut keys = self.kv.keys().await.map_err(nats("listing the workers"))?;
+            let mut n = 0;
+            while let Some(key) = keys.next().await {
+                n += key.map_err(nats("listing the workers"))?.starts_with("w.") as usize;
+            }
+            Ok(n)
+        };
+        match tokio::time::timeout(self.renew_interval(), list).await {
+            Ok(listed) => listed,
+            Err(elapsed) => Err(nats("listing the workers")(elapsed)),
         }
-        Ok(n)
     }
 
     /// The partitions a fair worker holds: P spread over the live workers,
