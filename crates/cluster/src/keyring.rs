@@ -45,6 +45,8 @@ use std::sync::Arc;
 use tidewatch_core::pseudonym::{Key, Keyring, KeyringState, PseudonymConfig, Pseudonymiser};
 use tidewatch_core::{Event, Timestamp};
 
+/// How long listing the keyring's keys may take before it counts as failed.
+const KEY_LISTING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const BASE: &str = "base";
 const DELETED_BELOW: &str = "deleted_below";
 const EPOCH_PREFIX: &str = "epoch.";
@@ -217,13 +219,24 @@ impl SharedKeyring {
         }
         self.raise_deleted_below(cutoff).await?;
         let mut purged = Vec::new();
-        let mut keys = self.kv.keys().await.map_err(nats("listing the keyring"))?;
-        let mut old = Vec::new();
-        while let Some(key) = keys.try_next().await.map_err(nats("listing the keyring"))? {
-            if let Some(e) = epoch_of_key(&key).filter(|e| *e < cutoff) {
-                old.push((e, key));
+        // Listing keys reads an ordered consumer to its end, which may not
+        // come while the bucket's stream has no leader: a deadline turns
+        // that into an error (the next expiry tries again) instead of a
+        // publisher that waits for ever.
+        let list = async {
+            let mut keys = self.kv.keys().await.map_err(nats("listing the keyring"))?;
+            let mut old = Vec::new();
+            while let Some(key) = keys.try_next().await.map_err(nats("listing the keyring"))? {
+                if let Some(e) = epoch_of_key(&key).filter(|e| *e < cutoff) {
+                    old.push((e, key));
+                }
             }
-        }
+            Ok::<_, Error>(old)
+        };
+        let old = match tokio::time::timeout(KEY_LISTING_TIMEOUT, list).await {
+            Ok(listed) => listed?,
+            Err(elapsed) => return Err(nats("listing the keyring")(elapsed)),
+        };
         for (e, key) in old {
             self.kv
                 .purge(&key)

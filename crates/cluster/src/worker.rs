@@ -222,7 +222,9 @@ async fn work(
             },
             _ = tokio::time::sleep_until(next_tick) => {
                 next_tick += tick;
-                match balance(&mut leases, &mut shards, &cluster, &url, &opts, &current, &status).await {
+                let timeout = leases.timeout();
+                let round = balance(&mut leases, &mut shards, &cluster, &url, &opts, &current, &status);
+                match reporting_hangs(round, timeout, &opts.worker_id).await {
                     Ok(()) => renewed = tokio::time::Instant::now(),
                     // NATS unreachable for a moment (a node restarting, a
                     // leader election): the next round tries again. Past
@@ -270,6 +272,18 @@ async fn work(
     leases.withdraw().await.ok();
     update_status(&status, &shards, &leases);
     outcome
+}
+
+/// Awaits a lease round; one that hangs on NATS is reported every
+/// `every`, not cancelled (cancelling could drop a shard half started).
+async fn reporting_hangs<T>(round: impl std::future::Future<Output = T>, every: Duration, worker: &str) -> T {
+    tokio::pin!(round);
+    loop {
+        match tokio::time::timeout(every, &mut round).await {
+            Ok(outcome) => return outcome,
+            Err(_) => eprintln!("worker {worker}: a lease round has waited on NATS for over {every:?}"),
+        }
+    }
 }
 
 /// One renewal: keep the leases, hold the fair share, start and stop shards.
