@@ -36,7 +36,7 @@
 //! permissions like any secret.
 
 use crate::setup::{create_or_read, Created};
-use crate::{nats, Error, Result, KEYRING_BUCKET};
+use crate::{nats, within, Error, Result, KEYRING_BUCKET};
 use async_nats::jetstream::kv;
 use futures_util::TryStreamExt;
 use std::collections::BTreeMap;
@@ -219,24 +219,20 @@ impl SharedKeyring {
         }
         self.raise_deleted_below(cutoff).await?;
         let mut purged = Vec::new();
-        // Listing keys reads an ordered consumer to its end, which may not
-        // come while the bucket's stream has no leader: a deadline turns
-        // that into an error (the next expiry tries again) instead of a
-        // publisher that waits for ever.
-        let list = async {
-            let mut keys = self.kv.keys().await.map_err(nats("listing the keyring"))?;
+        // With a deadline (see crate::within): past it, the batch fails
+        // like on any NATS error instead of the publisher waiting for ever.
+        const OP: &str = "listing the keyring";
+        let old = within(KEY_LISTING_TIMEOUT, OP, async {
+            let mut keys = self.kv.keys().await.map_err(nats(OP))?;
             let mut old = Vec::new();
-            while let Some(key) = keys.try_next().await.map_err(nats("listing the keyring"))? {
+            while let Some(key) = keys.try_next().await.map_err(nats(OP))? {
                 if let Some(e) = epoch_of_key(&key).filter(|e| *e < cutoff) {
                     old.push((e, key));
                 }
             }
-            Ok::<_, Error>(old)
-        };
-        let old = match tokio::time::timeout(KEY_LISTING_TIMEOUT, list).await {
-            Ok(listed) => listed?,
-            Err(elapsed) => return Err(nats("listing the keyring")(elapsed)),
-        };
+            Ok(old)
+        })
+        .await?;
         for (e, key) in old {
             self.kv
                 .purge(&key)

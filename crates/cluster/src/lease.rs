@@ -25,7 +25,7 @@
 //! partitions over at most one of its claim intervals after they expire.
 
 use crate::setup::Cluster;
-use crate::{nats, Result};
+use crate::{nats, within, Result};
 use async_nats::jetstream::kv;
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
@@ -163,24 +163,20 @@ impl Leases {
 
     /// The workers alive now (their presence keys), this one included.
     ///
-    /// Listing keys reads an ordered consumer to its end, and while the
-    /// bucket's stream has no leader (a NATS node restarting) that end may
-    /// never come: seen once as a worker that stopped renewing while its
-    /// shards kept their index locks. So the listing has a deadline, a
-    /// renewal interval, and missing it is an error like any other.
+    /// The listing has a deadline, a renewal interval ([`crate::within`]):
+    /// without it, a leader election once left a worker waiting here for
+    /// ever, no longer renewing while its shards kept their index locks.
     pub async fn live_workers(&self) -> Result<usize> {
-        let list = async {
-            let mut keys = self.kv.keys().await.map_err(nats("listing the workers"))?;
+        const OP: &str = "listing the workers";
+        within(self.renew_interval(), OP, async {
+            let mut keys = self.kv.keys().await.map_err(nats(OP))?;
             let mut n = 0;
             while let Some(key) = keys.next().await {
-                n += key.map_err(nats("listing the workers"))?.starts_with("w.") as usize;
+                n += key.map_err(nats(OP))?.starts_with("w.") as usize;
             }
             Ok(n)
-        };
-        match tokio::time::timeout(self.renew_interval(), list).await {
-            Ok(listed) => listed,
-            Err(elapsed) => Err(nats("listing the workers")(elapsed)),
-        }
+        })
+        .await
     }
 
     /// The partitions a fair worker holds: P spread over the live workers,

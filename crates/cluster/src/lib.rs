@@ -124,6 +124,21 @@ pub(crate) fn nats<E: Into<BoxError>>(op: impl Into<String>) -> impl FnOnce(E) -
     move |e| Error::Nats { op, source: e.into() }
 }
 
+/// Runs a NATS operation with a deadline; missing it is an error like any
+/// other of `op`. For reads that end only when the server says so (listing
+/// a bucket's keys reads an ordered consumer to its end), which may never
+/// happen while a stream has no leader.
+pub(crate) async fn within<T>(
+    limit: std::time::Duration,
+    op: &str,
+    run: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, run).await {
+        Ok(done) => done,
+        Err(elapsed) => Err(nats(op)(elapsed)),
+    }
+}
+
 /// Where a worker keeps partition `p`'s store (index, database, checkpoints)
 /// under its data directory: one directory per partition, so a partition
 /// can move between workers without splitting anything.
