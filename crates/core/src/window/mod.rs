@@ -59,8 +59,8 @@
 //!   content is hashed once. Per matched feed the update adds to a small
 //!   inline record of the feed's open minute (count, sums, two language
 //!   slots), and, when sampled, one short scan of a small id array per key
-//!   ([`HeavyHitters::add_id`], a few vector compares per block of 16 ids),
-//!   so terms dominate. A closing window is merged into its parent in time
+//!   ([`HeavyHitters::add_ids`]: one vector compare per 16 ids where the
+//!   CPU has AVX-512, per 4 ids elsewhere), so terms dominate. A closing window is merged into its parent in time
 //!   linear in the two sketches ([`HeavyHitters::merge_ids`]). Closed
 //!   windows are lent to the sink as a [`WindowView`] that resolves strings
 //!   only when asked. Interned strings no longer referenced by an open
@@ -799,15 +799,9 @@ impl FeedWindows {
         }
         for &(f, idx, weight) in &sampled {
             let stats = &mut self.feeds[f as usize].minutes[idx].cold.stats;
-            for id in &hashtags {
-                stats.hashtags.add_id(*id, weight);
-            }
-            for id in &domains {
-                stats.domains.add_id(*id, weight);
-            }
-            for id in &terms {
-                stats.terms.add_id(*id, weight);
-            }
+            stats.hashtags.add_ids(&hashtags, weight);
+            stats.domains.add_ids(&domains, weight);
+            stats.terms.add_ids(&terms, weight);
         }
         self.scratch_hashtags = hashtags;
         self.scratch_domains = domains;
@@ -882,16 +876,28 @@ impl FeedWindows {
     /// The index in `feeds[f].minutes` of feed `f`'s open minute starting at
     /// `minute`, created (and scheduled for closing) if needed. The minute
     /// is known to be open.
+    #[inline]
     fn minute_index(&mut self, f: u32, minute: i64) -> usize {
+        // Most posts fall in the feed's newest open minute: that check is
+        // inlined into the per-feed loop, the rest is a call.
+        if let Some(minutes) = self.feeds.get(f as usize).map(|s| &s.minutes) {
+            if minutes.back().is_some_and(|w| w.start == minute) {
+                return minutes.len() - 1;
+            }
+        }
+        self.open_minute_index(f, minute)
+    }
+
+    /// [`minute_index`](Self::minute_index) off its fast path: an older
+    /// open minute, or a new one.
+    #[cold]
+    #[inline(never)]
+    fn open_minute_index(&mut self, f: u32, minute: i64) -> usize {
         let i = f as usize;
         if i >= self.feeds.len() {
             self.feeds.resize_with(i + 1, FeedState::default);
         }
-        // Most posts fall in the newest open minute: look there first.
         let minutes = &self.feeds[i].minutes;
-        if minutes.back().is_some_and(|w| w.start == minute) {
-            return minutes.len() - 1;
-        }
         let pos = minutes.iter().rposition(|w| w.start <= minute);
         match pos {
             Some(p) if minutes[p].start == minute => p,
