@@ -33,17 +33,19 @@
 //!   seen (or expired) joins or founds the narrative keyed by that
 //!   original's id, so all its reposts meet there.
 //! - **Window and memory**: everything lives in an event-time window
-//!   (default 24 h) behind the newest post time seen. LSH buckets
-//!   (band key → narrative, last time), the post-id map and the narratives
-//!   themselves each live in a map with a time-ordered queue; entries not
-//!   refreshed within the window expire, and each map has a cap beyond which
-//!   the least recently refreshed entries are evicted (counted in
-//!   [`NarrativeStats`]), except that the bands of a narrative of several
-//!   posts are passed over for those of one-off posts (a few per eviction),
-//!   so a narrative that pauses while many posts go by is still found by
-//!   its next copy. Memory is therefore bounded by the caps, whatever
-//!   the stream. Expiry is approximate by a little when posts arrive out of
-//!   order (an entry expires once it reaches the queue's front).
+//!   (default 24 h) behind the newest post time seen, and each kind of
+//!   state has a cap beyond which the least recently refreshed entries are
+//!   evicted (counted in [`NarrativeStats`]). The post-id map and the
+//!   narratives themselves live in maps with a time-ordered queue; entries
+//!   not refreshed within the window expire (approximately by a little when
+//!   posts arrive out of order: an entry expires once it reaches the
+//!   queue's front). The LSH buckets (band key → narrative, last time),
+//!   touched 16 times per post, live in a set-associative table (`bands`)
+//!   that evicts within a set of four and expires lazily; there the bands
+//!   of a narrative of several posts outlast those of one-off posts, so a
+//!   narrative that pauses while many posts go by is still found by its
+//!   next copy. Memory is therefore bounded by the caps, whatever the
+//!   stream.
 //! - **Short texts** with fewer than `min_shingles` distinct shingles ("gm",
 //!   "lol this") are not clustered by text: they would merge unrelated
 //!   posts. Their reposts still form narratives.
@@ -66,6 +68,7 @@
 //! shingles for long texts.
 
 pub mod agreement;
+mod bands;
 pub mod cluster;
 pub mod minhash;
 pub mod shingle;
@@ -81,6 +84,7 @@ pub use shingle::Shingler;
 
 use crate::post::Post;
 use crate::text::{tokenize, TokenizedText};
+use bands::BandTable;
 use cluster::Cluster;
 use minhash::{band_keys, hash_bytes, signature, sketch, sketch_jaccard};
 use std::collections::{HashMap, VecDeque};
@@ -111,7 +115,7 @@ pub struct NarrativeConfig {
     pub bands: usize,
     /// Most narratives kept (default 200 000, ≈ 60 MB at most).
     pub max_narratives: usize,
-    /// Most LSH bucket entries kept (default 1 000 000, ≈ 50 MB).
+    /// Most LSH bucket entries kept (default 1 000 000, 26 MB once full).
     pub max_buckets: usize,
     /// Most post ids remembered for reposts (default 500 000, ≈ 25 MB).
     pub max_originals: usize,
@@ -220,7 +224,7 @@ pub struct NarrativeStats {
 pub struct Narratives {
     cfg: NarrativeConfig,
     clusters: TimedMap<Cluster>,
-    buckets: TimedMap<Pointer>,
+    buckets: BandTable,
     originals: TimedMap<Pointer>,
     langs: Vec<Box<str>>,
     lang_ids: HashMap<Box<str>, u16>,
@@ -324,7 +328,7 @@ impl Narratives {
         let sketcher = Sketcher::new(&cfg)?;
         Ok(Narratives {
             clusters: TimedMap::new(cfg.max_narratives),
-            buckets: TimedMap::new(cfg.max_buckets),
+            buckets: BandTable::new(cfg.max_buckets),
             originals: TimedMap::new(cfg.max_originals),
             cfg,
             langs: Vec::new(),
@@ -451,8 +455,9 @@ impl Narratives {
         }
         // Register the post's bands so later near-duplicates find this
         // narrative (reposts too, when their text is long enough).
+        // The bands of a narrative of several posts are kept longer.
         for &k in &sketch.bands {
-            self.buckets.upsert(k, Pointer { cluster: id, last: t });
+            self.buckets.upsert(k, id, t, size >= 2, cutoff);
         }
         self.enforce_caps();
         Some(NarrativeUpdate {
@@ -470,7 +475,7 @@ impl Narratives {
     fn best_candidate(&mut self, sketch: &NarrativeSketch, cutoff: i64) -> Option<u64> {
         self.candidates.clear();
         for k in &sketch.bands {
-            if let Some(p) = self.buckets.map.get(k) {
+            if let Some(p) = self.buckets.get(*k) {
                 if p.last >= cutoff && !self.candidates.contains(&p.cluster) {
                     self.candidates.push(p.cluster);
                 }
@@ -533,14 +538,8 @@ impl Narratives {
     }
 
     fn enforce_caps(&mut self) {
+        // The band table keeps its own cap (see `bands`).
         self.clusters.enforce_cap();
-        // A band of a narrative of several posts is worth more than its
-        // age: most bands belong to one-off posts, and evicting by age
-        // alone would make a narrative that pauses while they pass (a
-        // campaign between waves) be founded again by its next copy.
-        let clusters = &self.clusters.map;
-        self.buckets
-            .enforce_cap_sparing(|p| clusters.get(&p.cluster).is_some_and(|c| c.size >= 2));
         self.originals.enforce_cap();
     }
 
@@ -593,7 +592,7 @@ impl Narratives {
     pub fn stats(&self) -> NarrativeStats {
         let mut s = self.stats.clone();
         s.narratives = self.clusters.map.len();
-        s.buckets = self.buckets.map.len();
+        s.buckets = self.buckets.len();
         s.originals = self.originals.map.len();
         s.expired_narratives = self.clusters.expired;
         s.evicted_narratives = self.clusters.evicted;
@@ -668,9 +667,6 @@ impl Hasher for IdHasher {
 /// stamped with the key's last time when queued; an entry found stale at
 /// the front (its key refreshed since) is queued again with the newer
 /// time, so refreshing costs nothing until the entry reaches the front.
-/// Entries one [`TimedMap::enforce_cap_sparing`] call may spare.
-const MAX_SPARED: usize = 64;
-
 struct TimedMap<V> {
     map: FastMap<V>,
     queue: VecDeque<(i64, u64)>,
@@ -726,32 +722,6 @@ impl<V: Timed> TimedMap<V> {
             };
             match self.map.get(&key).map(Timed::last) {
                 Some(last) if last > t => self.queue.push_back((last, key)),
-                Some(_) => {
-                    self.map.remove(&key);
-                    self.evicted += 1;
-                }
-                None => {}
-            }
-        }
-    }
-
-    /// [`Self::enforce_cap`], except that an entry `spare` holds worth
-    /// keeping goes back to the end of the queue instead of out, up to
-    /// [`MAX_SPARED`] times per call (so a map of nothing but such entries
-    /// still keeps its cap). Sparing bends the queue's time order a
-    /// little; expiry stays approximate in the way it already is.
-    fn enforce_cap_sparing(&mut self, mut spare: impl FnMut(&V) -> bool) {
-        let mut spared = 0;
-        while self.map.len() > self.cap {
-            let Some((t, key)) = self.queue.pop_front() else {
-                break;
-            };
-            match self.map.get(&key) {
-                Some(v) if v.last() > t => self.queue.push_back((v.last(), key)),
-                Some(v) if spared < MAX_SPARED && spare(v) => {
-                    spared += 1;
-                    self.queue.push_back((t, key));
-                }
                 Some(_) => {
                     self.map.remove(&key);
                     self.evicted += 1;
