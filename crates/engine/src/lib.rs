@@ -18,7 +18,9 @@
 //!   `tidewatch run`; [`series`] writes the windows as CSV and JSON Lines;
 //!   [`alerts`] tests them for spikes and records each alert once;
 //!   [`topics`] finds emerging topics over the whole stream;
-//!   [`narratives`] clusters near-duplicate posts and their reposts.
+//!   [`narratives`] clusters near-duplicate posts and their reposts;
+//!   [`detectors`] holds it with the coordination network so that a run
+//!   drives both on a thread of their own.
 //! - [`evaluate`]: alerts and emerging topics scored against planted or
 //!   labelled truth, as `tidewatch eval spikes` reports them.
 //! - [`coordination`]: coordinated groups of accounts (≥ 5) over the
@@ -34,6 +36,7 @@ pub mod config;
 pub mod coordination;
 pub mod datadir;
 pub mod decode;
+pub mod detectors;
 pub mod evaluate;
 pub mod feeds;
 pub mod ingest;

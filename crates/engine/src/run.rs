@@ -12,6 +12,12 @@
 //! (one thread, the pipeline's narrowest point) does only the stateful
 //! part. Without that request the workers do nothing more.
 //!
+//! A sink that has [`PostDetectors`] (narratives, coordination) lends them
+//! to the run ([`RunSink::take_detectors`]): they then run on a thread of
+//! their own one batch ahead of the consumer, and the sink gets each post
+//! with their findings ([`RunSink::post_detected`]); see
+//! [`crate::detectors`].
+//!
 //! Order matters for windows only through the watermark; keeping input
 //! order makes a run's output independent of the thread count.
 //!
@@ -22,6 +28,7 @@
 //! should not do.
 
 use crate::decode::{decode_inputs_expiring_keys, DecodeOptions, Decoded, FileReport, Position, Reject};
+use crate::detectors::{Detected, DetectedRows, PostDetectors};
 use crate::live::LiveFeeds;
 use crate::ordered;
 use crate::sources::LiveSources;
@@ -83,6 +90,23 @@ pub trait RunSink {
     fn post_sketched(&mut self, post: &MatchedPost, _sketch: Option<&NarrativeSketch>) {
         self.post(post)
     }
+    /// The detectors the run should drive on a thread of its own (see
+    /// [`crate::detectors`]): taken once when the run starts, and given
+    /// back through [`RunSink::return_detectors`] when it ends, whether it
+    /// succeeded or not. The default has none.
+    fn take_detectors(&mut self) -> Option<PostDetectors> {
+        None
+    }
+    /// Every post with what the taken detectors found in it; called
+    /// instead of [`RunSink::post_sketched`] when they were taken.
+    fn post_detected(&mut self, post: &MatchedPost, _found: &Detected) {
+        self.post(post)
+    }
+    /// At the end of each batch, before [`RunSink::batch_end`]: the
+    /// narratives and groups the taken detectors changed during it.
+    fn rows_detected(&mut self, _rows: DetectedRows) {}
+    /// The detectors taken at the start, back at the end of the run.
+    fn return_detectors(&mut self, _detectors: PostDetectors) {}
     /// Every deletion notice, in input order.
     fn deletion(&mut self, _deletion: &Deletion) {}
     /// Every closed window (minute, hour, day), in emission order.
@@ -358,55 +382,26 @@ pub fn run_inputs(
     let mut totals = RunProgress::default();
     let mut windows = FeedWindows::new(cfg.window.clone());
     let match_stats = Arc::new(Mutex::new(MatchStats::default()));
+    let detectors = sink.take_detectors();
     // An invalid configuration makes no sketches (the sink's clusterer
     // would refuse it too).
-    let sketches = sink.narrative_sketches();
+    let sketches = match &detectors {
+        Some(d) => Some(d.sketch_config().clone()),
+        None => sink.narrative_sketches(),
+    };
     let (spent_tx, spent_rx) = crossbeam_channel::bounded::<Batch>(SPENT_BATCHES);
-    let files = ordered::run(
-        cfg.threads,
-        || {
-            let mut proc = PostProcessor::new(cfg).report_stats_to(match_stats.clone());
-            proc.sketcher = sketches.as_ref().and_then(|c| Sketcher::new(c).ok());
-            let spent_rx = spent_rx.clone();
-            move |decoded: Decoded| {
-                // Free what the consumer has finished with (see the module
-                // docs); one batch per batch made keeps the queue short.
-                drop(spent_rx.try_recv());
-                // One feed-set version for the whole batch.
-                let compiled = live.current();
-                let mut batch = Batch {
-                    posts: Vec::with_capacity(decoded.events.len()),
-                    sketches: Vec::new(),
-                    deletions: Vec::new(),
-                    at: decoded.at,
-                    finished: decoded.finished,
-                };
-                for ev in decoded.events {
-                    match ev {
-                        Event::Post(p) => {
-                            let (m, sketch) = proc.process_sketched(p, &compiled);
-                            batch.posts.push(m);
-                            batch.sketches.extend(sketch);
-                        }
-                        Event::Delete(mut d) => {
-                            proc.deletion(&mut d);
-                            batch.deletions.push((batch.posts.len(), d));
-                        }
-                    }
-                }
-                batch
-            }
-        },
-        |emit| {
-            inputs.produce(&cfg.decode, &cfg.keyring, emit, &mut |r: &Reject| {
-                rejected.fetch_add(1, Ordering::Relaxed);
-                on_reject(r);
-            })
-        },
-        |batch: Batch| {
+    std::thread::scope(|scope| {
+        let mut stage = detectors.map(|d| DetectStage::spawn(scope, d));
+        // Everything the ordered consumer does with one batch, given the
+        // detectors' findings for it when they run apart.
+        let mut consume = |batch: Batch, found: Option<Found>| -> Result<(), SinkError> {
             let mut adapter = SinkAdapter(&mut *sink);
             let mut deletions = batch.deletions.iter().peekable();
             let mut terms: Vec<&str> = Vec::new();
+            let (detected, rows) = match found {
+                Some(f) => (f.posts, Some(f.rows)),
+                None => (Vec::new(), None),
+            };
             for (i, m) in batch.posts.iter().enumerate() {
                 while let Some((_, d)) = deletions.next_if(|(at, _)| *at == i) {
                     adapter.0.deletion(d);
@@ -416,13 +411,19 @@ pub fn run_inputs(
                 terms.extend(m.terms.split(' ').filter(|t| !t.is_empty()));
                 let input = WindowInput::from_post(&m.post, &terms);
                 windows.observe(&input, &m.feeds, &mut adapter);
-                adapter.0.post_sketched(m, batch.sketches.get(i));
+                match (&rows, detected.get(i)) {
+                    (Some(_), Some(found)) => adapter.0.post_detected(m, found),
+                    _ => adapter.0.post_sketched(m, batch.sketches.get(i)),
+                }
                 totals.posts += 1;
                 totals.matched += !m.feeds.is_empty() as u64;
             }
             for (_, d) in deletions {
                 adapter.0.deletion(d);
                 totals.deletions += 1;
+            }
+            if let Some(rows) = rows {
+                adapter.0.rows_detected(rows);
             }
             totals.rejected = rejected.load(Ordering::Relaxed);
             totals.late = windows.metrics().late;
@@ -433,18 +434,173 @@ pub fn run_inputs(
             // To a worker to free; if none keeps up, freed here.
             drop(spent_tx.try_send(batch));
             end
-        },
-    )?;
-    windows.flush(&mut SinkAdapter(sink));
-    totals.late = windows.metrics().late;
-    totals.rejected = rejected.load(Ordering::Relaxed);
-    totals.elapsed = start.elapsed();
-    let match_stats = std::mem::take(&mut *match_stats.lock().unwrap_or_else(|e| e.into_inner()));
-    Ok(RunSummary {
-        files,
-        progress: totals,
-        match_stats,
+        };
+        let files = ordered::run(
+            cfg.threads,
+            || {
+                let mut proc = PostProcessor::new(cfg).report_stats_to(match_stats.clone());
+                proc.sketcher = sketches.as_ref().and_then(|c| Sketcher::new(c).ok());
+                let spent_rx = spent_rx.clone();
+                move |decoded: Decoded| {
+                    // Free what the consumer has finished with (see the
+                    // module docs); one batch per batch made keeps the
+                    // queue short.
+                    drop(spent_rx.try_recv());
+                    // One feed-set version for the whole batch.
+                    let compiled = live.current();
+                    let mut batch = Batch {
+                        posts: Vec::with_capacity(decoded.events.len()),
+                        sketches: Vec::new(),
+                        deletions: Vec::new(),
+                        at: decoded.at,
+                        finished: decoded.finished,
+                    };
+                    for ev in decoded.events {
+                        match ev {
+                            Event::Post(p) => {
+                                let (m, sketch) = proc.process_sketched(p, &compiled);
+                                batch.posts.push(m);
+                                batch.sketches.extend(sketch);
+                            }
+                            Event::Delete(mut d) => {
+                                proc.deletion(&mut d);
+                                batch.deletions.push((batch.posts.len(), d));
+                            }
+                        }
+                    }
+                    batch
+                }
+            },
+            |emit| {
+                inputs.produce(&cfg.decode, &cfg.keyring, emit, &mut |r: &Reject| {
+                    rejected.fetch_add(1, Ordering::Relaxed);
+                    on_reject(r);
+                })
+            },
+            |batch: Batch| match &mut stage {
+                None => consume(batch, None),
+                // The detectors take this batch while the consumer does
+                // the one before, which they have finished.
+                Some(stage) => match stage.pass(batch)? {
+                    Some((done, found)) => consume(done, Some(found)),
+                    None => Ok(()),
+                },
+            },
+        );
+        // The last batch the detectors had, unless the run failed.
+        let files = match (files, &mut stage) {
+            (Ok(files), Some(stage)) => stage
+                .drain()
+                .and_then(|last| last.map_or(Ok(()), |(done, found)| consume(done, Some(found))))
+                .map(|()| files),
+            (files, _) => files,
+        };
+        if let Some(stage) = stage {
+            sink.return_detectors(stage.join());
+        }
+        let files = files?;
+        windows.flush(&mut SinkAdapter(sink));
+        totals.late = windows.metrics().late;
+        totals.rejected = rejected.load(Ordering::Relaxed);
+        totals.elapsed = start.elapsed();
+        let match_stats = std::mem::take(&mut *match_stats.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(RunSummary {
+            files,
+            progress: totals,
+            match_stats,
+        })
     })
+}
+
+/// The detectors' findings for one batch.
+struct Found {
+    /// Per post, in the batch's order.
+    posts: Vec<Detected>,
+    rows: DetectedRows,
+}
+
+/// The `tw-detect` thread and the two channels to it: batches go in, and
+/// come back with the detectors' findings, in order.
+struct DetectStage<'scope> {
+    to: Option<crossbeam_channel::Sender<Batch>>,
+    from: crossbeam_channel::Receiver<(Batch, Found)>,
+    thread: std::thread::ScopedJoinHandle<'scope, PostDetectors>,
+    /// Batches given and not yet taken back (at most two: one being
+    /// detected, one waiting).
+    in_flight: usize,
+}
+
+impl<'scope> DetectStage<'scope> {
+    fn spawn<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, mut detectors: PostDetectors) -> Self {
+        let (to, batches) = crossbeam_channel::bounded::<Batch>(1);
+        let (done, from) = crossbeam_channel::bounded::<(Batch, Found)>(1);
+        let thread = std::thread::Builder::new()
+            .name("tw-detect".into())
+            .spawn_scoped(scope, move || {
+                for batch in batches {
+                    let posts = batch
+                        .posts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, m)| detectors.post(m, batch.sketches.get(i)))
+                        .collect();
+                    let rows = detectors.take_rows();
+                    if done.send((batch, Found { posts, rows })).is_err() {
+                        break;
+                    }
+                }
+                detectors
+            })
+            .expect("spawning the detectors' thread");
+        DetectStage {
+            to: Some(to),
+            from,
+            thread,
+            in_flight: 0,
+        }
+    }
+
+    /// Hands `batch` over and, once two are out, takes the older one back.
+    fn pass(&mut self, batch: Batch) -> Result<Option<(Batch, Found)>, SinkError> {
+        let sent = self.to.as_ref().is_some_and(|to| to.send(batch).is_ok());
+        if !sent {
+            return Err(stopped());
+        }
+        self.in_flight += 1;
+        if self.in_flight < 2 {
+            return Ok(None);
+        }
+        self.take().map(Some)
+    }
+
+    /// The last batch, once the input has ended.
+    fn drain(&mut self) -> Result<Option<(Batch, Found)>, SinkError> {
+        self.to = None;
+        if self.in_flight == 0 {
+            return Ok(None);
+        }
+        self.take().map(Some)
+    }
+
+    fn take(&mut self) -> Result<(Batch, Found), SinkError> {
+        let back = self.from.recv().map_err(|_| stopped())?;
+        self.in_flight -= 1;
+        Ok(back)
+    }
+
+    /// Stops the thread (after the batches it holds) and returns the
+    /// detectors.
+    fn join(mut self) -> PostDetectors {
+        self.to = None;
+        // Unblocks a thread waiting to hand back a batch nobody takes.
+        drop(self.from);
+        self.thread.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+}
+
+/// Why the detectors' thread went away: it panicked (the join reports it).
+fn stopped() -> SinkError {
+    "the detectors' thread stopped".into()
 }
 
 /// Test posts as a run's sink sees them, for the detectors' tests.
@@ -710,6 +866,164 @@ mod tests {
         let joined = asked.watch.narratives().stats().joined_by_text;
         assert!(joined > 100, "the input has near-duplicates ({joined})");
         assert_eq!(asked.watch.narratives().stats(), own.watch.narratives().stats());
+    }
+
+    /// Logs, in order, every closed window, every post with its findings,
+    /// the detectors' rows and batch ends: lending the detectors to the run
+    /// must not change a line. Fails the run at batch `fail_at` if set.
+    struct DetectSink {
+        detectors: Option<PostDetectors>,
+        lend: bool,
+        log: Vec<String>,
+        batches: usize,
+        fail_at: Option<usize>,
+    }
+
+    impl DetectSink {
+        fn new(lend: bool) -> DetectSink {
+            // Small narratives count, so that the log holds reports.
+            let watch = crate::narratives::WatchConfig {
+                min_accounts: 2,
+                min_posts: 2,
+                ..Default::default()
+            };
+            DetectSink {
+                detectors: Some(PostDetectors {
+                    narratives: crate::narratives::NarrativeWatch::new(watch).unwrap(),
+                    coordination: Some(crate::coordination::CoordinationWatch::new(Default::default()).unwrap()),
+                }),
+                lend,
+                log: Vec::new(),
+                batches: 0,
+                fail_at: None,
+            }
+        }
+
+        fn found(&mut self, m: &MatchedPost, f: &Detected) {
+            let ids = |v: &[crate::narratives::NarrativeRecord]| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+            self.log.push(format!(
+                "post {} {:?} {:?} {:?} {:?}",
+                m.post.id,
+                f.update.map(|u| (u.narrative.0, u.is_new, u.by_repost, u.size)),
+                ids(&f.reported),
+                ids(&f.grown),
+                f.groups
+                    .iter()
+                    .map(|g| (g.id.clone(), g.accounts.len()))
+                    .collect::<Vec<_>>()
+            ));
+        }
+
+        fn rows(&mut self, rows: DetectedRows) {
+            self.log
+                .push(format!("rows {} {}", rows.narratives.len(), rows.groups.len()));
+        }
+    }
+
+    impl RunSink for DetectSink {
+        fn post(&mut self, _: &MatchedPost) {
+            unreachable!("the detectors need the sketches");
+        }
+
+        fn narrative_sketches(&self) -> Option<NarrativeConfig> {
+            self.detectors.as_ref().map(|d| d.sketch_config().clone())
+        }
+
+        fn take_detectors(&mut self) -> Option<PostDetectors> {
+            if self.lend {
+                self.detectors.take()
+            } else {
+                None
+            }
+        }
+
+        fn return_detectors(&mut self, detectors: PostDetectors) {
+            self.detectors = Some(detectors);
+        }
+
+        fn post_sketched(&mut self, m: &MatchedPost, sketch: Option<&NarrativeSketch>) {
+            let d = self.detectors.as_mut().expect("kept when not lent");
+            let f = d.post(m, sketch);
+            self.found(m, &f);
+        }
+
+        fn post_detected(&mut self, m: &MatchedPost, f: &Detected) {
+            self.found(m, f);
+        }
+
+        fn rows_detected(&mut self, rows: DetectedRows) {
+            self.rows(rows);
+        }
+
+        fn window(&mut self, w: &WindowView<'_>) {
+            self.log.push(format!(
+                "window {} {:?} {} {}",
+                w.feed(),
+                w.resolution(),
+                w.start().0,
+                w.count()
+            ));
+        }
+
+        fn batch_end(&mut self, _: &Position, _: &[Position]) -> Result<(), SinkError> {
+            if !self.lend {
+                let rows = self.detectors.as_mut().expect("kept").take_rows();
+                self.rows(rows);
+            }
+            self.batches += 1;
+            self.log.push("batch".into());
+            match self.fail_at {
+                Some(n) if self.batches == n => Err("full disk".into()),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    #[test]
+    fn detectors_lent_to_the_run_find_what_they_find_in_the_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write_input(dir.path(), 13);
+        let live = LiveFeeds::new(&feed_defs(0, 50)).unwrap();
+        let log = |lend: bool, threads: usize| {
+            let mut sink = DetectSink::new(lend);
+            run(
+                std::slice::from_ref(&input),
+                &config(threads),
+                &live,
+                &mut sink,
+                &mut |_| {},
+            )
+            .unwrap();
+            let d = sink.detectors.as_ref().expect("given back");
+            assert_eq!(d.narratives.narratives().stats().observed, POSTS);
+            sink.log
+        };
+        let inline = log(false, 2);
+        let reported = inline
+            .iter()
+            .filter(|l| l.starts_with("post") && !l.contains("[] [] []"))
+            .count();
+        assert!(
+            reported > 10,
+            "the input has reported narratives ({reported} posts with findings)"
+        );
+        assert!(inline.iter().any(|l| l.starts_with("window")));
+        assert_eq!(inline, log(true, 2));
+        assert_eq!(inline, log(true, 1));
+        assert_eq!(inline, log(true, 3));
+    }
+
+    #[test]
+    fn a_failing_sink_gets_its_lent_detectors_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write_input(dir.path(), 13);
+        let live = LiveFeeds::new(&feed_defs(0, 50)).unwrap();
+        let mut sink = DetectSink::new(true);
+        sink.fail_at = Some(3);
+        let r = run(std::slice::from_ref(&input), &config(2), &live, &mut sink, &mut |_| {});
+        assert_eq!(r.map(|_| ()).map_err(|e| e.to_string()), Err("full disk".to_string()));
+        assert_eq!(sink.batches, 3, "nothing after the failed batch reached the sink");
+        assert!(sink.detectors.is_some());
     }
 
     #[test]

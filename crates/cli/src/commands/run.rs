@@ -38,9 +38,10 @@ use tidewatch_engine::config::{Config, Feeds};
 use tidewatch_engine::coordination::CoordinationWatch;
 use tidewatch_engine::datadir::{DataDir, DEFAULT_DATA_DIR};
 use tidewatch_engine::decode::{DecodeOptions, Position, Resume};
+use tidewatch_engine::detectors::{Detected, DetectedRows, PostDetectors};
 use tidewatch_engine::feeds::{load_feeds, FeedDef, FeedSet};
 use tidewatch_engine::live::LiveFeeds;
-use tidewatch_engine::narratives::{NarrativeWatch, WatchConfig as NarrativeWatchConfig};
+use tidewatch_engine::narratives::{NarrativeRecord, NarrativeWatch, WatchConfig as NarrativeWatchConfig};
 use tidewatch_engine::persist::{open_for_run, resume_points, CommitPolicy, Opened, Persister};
 use tidewatch_engine::replay::ReplayClock;
 use tidewatch_engine::run::{self, Inputs, MatchedPost, RunConfig, RunProgress, RunSink, SinkError};
@@ -318,8 +319,9 @@ struct TerminalSink {
     series: SeriesWriter,
     alerts: SpikeAlerts,
     topics: TopicWatch,
-    narratives: Option<NarrativeWatch>,
-    coordination: Option<CoordinationWatch>,
+    /// Narratives and coordination; lent to the run while it goes on,
+    /// which drives them on a thread of their own.
+    detectors: Option<PostDetectors>,
     persist: Persister,
     live: Arc<LiveFeeds>,
     bar: indicatif::ProgressBar,
@@ -339,36 +341,32 @@ impl RunSink for TerminalSink {
     }
 
     /// With narratives on, the workers sketch each post's text (shingles,
-    /// MinHash) so this single ordered stage does only the clustering.
+    /// MinHash) so the detectors do only the clustering.
     fn narrative_sketches(&self) -> Option<NarrativeConfig> {
-        self.narratives.as_ref().map(|w| w.sketch_config().clone())
+        self.detectors.as_ref().map(|d| d.sketch_config().clone())
+    }
+
+    fn take_detectors(&mut self) -> Option<PostDetectors> {
+        self.detectors.take()
+    }
+
+    fn return_detectors(&mut self, detectors: PostDetectors) {
+        self.detectors = Some(detectors);
     }
 
     fn post_sketched(&mut self, post: &MatchedPost, sketch: Option<&NarrativeSketch>) {
-        self.series.post(post);
-        let mut said = Vec::new();
-        let mut cluster = None;
-        if let Some(watch) = &mut self.narratives {
-            said.extend(watch.post_sketched(post, sketch).iter().map(|r| r.summary()));
-            let update = watch.last_update();
-            cluster = update.map(|u| u.narrative.0);
-            if let (Some(u), Some(t)) = (update, post.post.created_at) {
-                if !u.is_new {
-                    self.alerts.repeat(t, &post.feeds);
-                }
-            }
-            if let Some(coord) = &mut self.coordination {
-                // Co-post pairs posts that joined a narrative by their text.
-                let by_text = update.filter(|u| !u.by_repost).map(|u| u.narrative);
-                said.extend(coord.post(post, by_text).iter().map(|g| g.summary()));
-            }
-        }
-        self.persist.post(post, cluster);
-        said.extend(self.topics.post(post).iter().map(|r| r.summary()));
-        self.narratives_grown(&mut said);
-        for line in said {
-            self.say(&line);
-        }
+        // Detectors not lent to the run run here.
+        let found = self.detectors.as_mut().map(|d| d.post(post, sketch));
+        self.post_found(post, found.as_ref());
+    }
+
+    fn post_detected(&mut self, post: &MatchedPost, found: &Detected) {
+        self.post_found(post, Some(found));
+    }
+
+    fn rows_detected(&mut self, rows: DetectedRows) {
+        self.persist.narratives(rows.narratives);
+        self.persist.coordination_groups(rows.groups);
     }
 
     fn deletion(&mut self, deletion: &Deletion) {
@@ -396,7 +394,10 @@ impl RunSink for TerminalSink {
 
     fn batch_end(&mut self, at: &Position, finished: &[Position]) -> Result<(), SinkError> {
         self.persist.topics(self.topics.take_pending());
-        self.take_findings();
+        if let Some(d) = &mut self.detectors {
+            let rows = d.take_rows();
+            self.rows_detected(rows);
+        }
         self.persist.batch_end(at, finished)
     }
 
@@ -429,18 +430,38 @@ impl RunSink for TerminalSink {
 }
 
 impl TerminalSink {
+    /// One post, with what the detectors found in it when they are on.
+    fn post_found(&mut self, post: &MatchedPost, found: Option<&Detected>) {
+        self.series.post(post);
+        let mut said = Vec::new();
+        let update = found.and_then(|f| f.update);
+        if let Some(found) = found {
+            said.extend(found.reported.iter().map(|r| r.summary()));
+            if let (Some(u), Some(t)) = (update, post.post.created_at) {
+                if !u.is_new {
+                    self.alerts.repeat(t, &post.feeds);
+                }
+            }
+            said.extend(found.groups.iter().map(|g| g.summary()));
+        }
+        self.persist.post(post, update.map(|u| u.narrative.0));
+        said.extend(self.topics.post(post).iter().map(|r| r.summary()));
+        if let Some(found) = found {
+            self.narratives_grown(&found.grown, &mut said);
+        }
+        for line in said {
+            self.say(&line);
+        }
+    }
+
     /// A narrative that grew fast becomes an emerging topic and an alert
     /// (published like a spike's); their lines go to `said`.
-    fn narratives_grown(&mut self, said: &mut Vec<String>) {
-        let Some(watch) = &mut self.narratives else {
-            return;
-        };
-        let grown = watch.take_grown();
+    fn narratives_grown(&mut self, grown: &[NarrativeRecord], said: &mut Vec<String>) {
         if grown.is_empty() {
             return;
         }
         let live = &self.live;
-        for n in &grown {
+        for n in grown {
             if let Some(topic) = self.topics.narrative(n) {
                 said.push(topic.summary());
             }
@@ -455,16 +476,6 @@ impl TerminalSink {
             }
         }
         self.persist.alerts(self.alerts.take_pending());
-    }
-
-    /// Narratives' and coordinated groups' changes go to the next commit.
-    fn take_findings(&mut self) {
-        if let Some(watch) = &mut self.narratives {
-            self.persist.narratives(watch.take_pending());
-        }
-        if let Some(coord) = &mut self.coordination {
-            self.persist.coordination_groups(coord.take_pending());
-        }
     }
 
     /// A line above the live summary.
@@ -846,12 +857,15 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
         .coordination
         .then(|| CoordinationWatch::open(CoordinationConfig::default(), persist.store().db()))
         .transpose()?;
+    let detectors = narratives.map(|narratives| PostDetectors {
+        narratives,
+        coordination,
+    });
     let mut sink = TerminalSink {
         series,
         alerts,
         topics,
-        narratives,
-        coordination,
+        detectors,
         persist,
         live: live.clone(),
         bar: spinner(),
@@ -879,17 +893,21 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     }
     sink.persist.topics(sink.topics.take_pending());
     let mut last: Vec<String> = Vec::new();
-    if let Some(watch) = &mut sink.narratives {
-        last.extend(watch.finish().iter().map(|r| r.summary()));
+    if let Some(d) = &mut sink.detectors {
+        last.extend(d.narratives.finish().iter().map(|r| r.summary()));
+        let grown = d.narratives.take_grown();
+        sink.narratives_grown(&grown, &mut last);
     }
-    sink.narratives_grown(&mut last);
-    if let Some(coord) = &mut sink.coordination {
+    if let Some(coord) = sink.detectors.as_mut().and_then(|d| d.coordination.as_mut()) {
         last.extend(coord.finish().iter().map(|g| g.summary()));
     }
     for line in last {
         sink.say(&line);
     }
-    sink.take_findings();
+    if let Some(d) = &mut sink.detectors {
+        let rows = d.take_rows();
+        sink.rows_detected(rows);
+    }
     let committed = sink.persist.commit();
     let summary = summary
         .map_err(|e| anyhow::anyhow!("{e}"))

@@ -4,8 +4,9 @@
 //! - **Throughput**: the whole `run` path (decode, enrich, match against N
 //!   generated feeds, windows) twice over the same generated input: once
 //!   with a sink that only counts, once with a [`NarrativeWatch`] and a
-//!   [`CoordinationWatch`] in the sink, held as `tidewatch run` holds them
-//!   (the workers make the narrative sketches, the sink does the rest).
+//!   [`CoordinationWatch`] lent to the run as `tidewatch run` lends them
+//!   (the workers make the narrative sketches, the detectors' own thread
+//!   the rest, one batch ahead of the ordered consumer).
 //!   Both rates are printed, with their ratio; the detectors' run also
 //!   prints the process RSS every `--every` posts.
 //! - **Memory** (`--memory-posts N`): a generated stream of N posts over
@@ -24,11 +25,11 @@ use std::sync::Arc;
 use std::time::Instant;
 use tidewatch_core::coordination::CoordinationConfig;
 use tidewatch_core::entities;
-use tidewatch_core::narrative::{NarrativeConfig, NarrativeSketch};
 use tidewatch_core::pseudonym::{Keyring, PseudonymConfig, Pseudonymiser};
 use tidewatch_core::window::WindowView;
 use tidewatch_core::Timestamp;
 use tidewatch_engine::coordination::CoordinationWatch;
+use tidewatch_engine::detectors::{Detected, DetectedRows, PostDetectors};
 use tidewatch_engine::feeds::FeedDef;
 use tidewatch_engine::live::LiveFeeds;
 use tidewatch_engine::narratives::{NarrativeWatch, WatchConfig as NarrativeWatchConfig};
@@ -67,92 +68,57 @@ pub struct Args {
     pub every: u64,
 }
 
-/// The two detectors as `tidewatch run` holds them: co-post edges key on
-/// the narrative a post joined by its text.
-struct RunDetectors {
-    narratives: NarrativeWatch,
-    coordination: CoordinationWatch,
-}
-
-impl RunDetectors {
-    fn new() -> Result<RunDetectors> {
-        Ok(RunDetectors {
-            narratives: NarrativeWatch::new(NarrativeWatchConfig::default())?,
-            coordination: CoordinationWatch::new(CoordinationConfig::default())?,
-        })
-    }
-
-    fn post(&mut self, m: &MatchedPost, sketch: Option<&NarrativeSketch>) {
-        self.narratives.post_sketched(m, sketch);
-        let by_text = self
-            .narratives
-            .last_update()
-            .filter(|u| !u.by_repost)
-            .map(|u| u.narrative);
-        self.coordination.post(m, by_text);
-    }
-
-    /// Group records pending, as a store sink takes them at each commit.
-    fn take_pending(&mut self) -> u64 {
-        self.narratives.take_pending();
-        self.coordination.take_pending().len() as u64
-    }
-
-    fn finish(&mut self) -> u64 {
-        self.narratives.finish();
-        self.coordination.finish();
-        self.take_pending()
-    }
+fn run_detectors() -> Result<PostDetectors> {
+    Ok(PostDetectors {
+        narratives: NarrativeWatch::new(NarrativeWatchConfig::default())?,
+        coordination: Some(CoordinationWatch::new(CoordinationConfig::default())?),
+    })
 }
 
 /// Counts posts; runs the detectors when it has them, and then reports the
 /// process RSS every `every` posts.
 struct Sink {
     posts: u64,
-    detectors: Option<RunDetectors>,
+    /// Lent to the run while it goes on, as `tidewatch run` lends them.
+    detectors: Option<PostDetectors>,
     groups: u64,
     every: u64,
     start: Instant,
 }
 
 impl RunSink for Sink {
-    fn post(&mut self, m: &MatchedPost) {
-        self.post_sketched(m, None);
-    }
-
-    fn narrative_sketches(&self) -> Option<NarrativeConfig> {
-        self.detectors.as_ref().map(|d| d.narratives.sketch_config().clone())
-    }
-
-    fn post_sketched(&mut self, m: &MatchedPost, sketch: Option<&NarrativeSketch>) {
+    fn post(&mut self, _: &MatchedPost) {
         self.posts += 1;
-        if let Some(d) = &mut self.detectors {
-            d.post(m, sketch);
-            // As a store sink would at each commit.
-            if self.posts.is_multiple_of(50_000) {
-                self.groups += d.take_pending();
-            }
-            if self.posts.is_multiple_of(self.every) {
-                let secs = self.start.elapsed().as_secs_f64().max(1e-9);
-                let c = d.coordination.stats();
-                let n = d.narratives.narratives().stats();
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "bench": "detectors-run-memory",
-                        "posts": self.posts,
-                        "rss_mib": proc_status_mib("VmRSS"),
-                        "peak_rss_mib": proc_status_mib("VmHWM"),
-                        "narratives_mib": mib(n.approx_bytes),
-                        "coordination_mib": mib(c.approx_bytes),
-                        "narratives": n.narratives,
-                        "edges": c.edges,
-                        "keys": c.keys,
-                        "posts_per_s": (self.posts as f64 / secs).round(),
-                    })
-                );
-            }
+    }
+
+    fn take_detectors(&mut self) -> Option<PostDetectors> {
+        self.detectors.take()
+    }
+
+    fn return_detectors(&mut self, detectors: PostDetectors) {
+        self.detectors = Some(detectors);
+    }
+
+    fn post_detected(&mut self, _: &MatchedPost, _: &Detected) {
+        self.posts += 1;
+        if self.posts.is_multiple_of(self.every) {
+            let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+            println!(
+                "{}",
+                serde_json::json!({
+                    "bench": "detectors-run-memory",
+                    "posts": self.posts,
+                    "rss_mib": proc_status_mib("VmRSS"),
+                    "peak_rss_mib": proc_status_mib("VmHWM"),
+                    "posts_per_s": (self.posts as f64 / secs).round(),
+                })
+            );
         }
+    }
+
+    /// As a store sink takes them at each commit.
+    fn rows_detected(&mut self, rows: DetectedRows) {
+        self.groups += rows.groups.len() as u64;
     }
 
     fn window(&mut self, _: &WindowView<'_>) {}
@@ -175,7 +141,7 @@ pub fn bench_detectors(a: Args) -> Result<ExitCode> {
     let paths = [input];
     let every = a.every.max(1);
     // Posts per second and CPU microseconds per post.
-    let measure = |detectors: Option<RunDetectors>| -> Result<(f64, Option<f64>, Sink)> {
+    let measure = |detectors: Option<PostDetectors>| -> Result<(f64, Option<f64>, Sink)> {
         let keyring = Arc::new(Keyring::new(PseudonymConfig::default()));
         let cfg = super::run_config(threads, keyring);
         let start = Instant::now();
@@ -189,7 +155,11 @@ pub fn bench_detectors(a: Args) -> Result<ExitCode> {
         };
         let s = run::run(&paths, &cfg, &live, &mut sink, &mut |_| {}).map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Some(d) = &mut sink.detectors {
-            sink.groups += d.finish();
+            d.narratives.finish();
+            if let Some(c) = &mut d.coordination {
+                c.finish();
+            }
+            sink.groups += d.take_rows().groups.len() as u64;
         }
         let cpu_us = cpu.us_per_post(s.progress.posts);
         Ok((
@@ -199,8 +169,13 @@ pub fn bench_detectors(a: Args) -> Result<ExitCode> {
         ))
     };
     let (base, base_cpu, _) = measure(None)?;
-    let (with, with_cpu, sink) = measure(Some(RunDetectors::new()?))?;
-    let stats = sink.detectors.as_ref().map(|d| d.coordination.stats());
+    let (with, with_cpu, sink) = measure(Some(run_detectors()?))?;
+    let stats = sink
+        .detectors
+        .as_ref()
+        .and_then(|d| d.coordination.as_ref())
+        .map(|c| c.stats());
+    let narratives = sink.detectors.as_ref().map(|d| d.narratives.narratives().stats());
     println!(
         "{}",
         serde_json::json!({
@@ -217,6 +192,13 @@ pub fn bench_detectors(a: Args) -> Result<ExitCode> {
             "ratio": with / base,
             "group_records_written": sink.groups,
             "coordination": stats,
+            "narratives": narratives.map(|n| serde_json::json!({
+                "narratives": n.narratives,
+                "founded": n.founded,
+                "joined_by_text": n.joined_by_text,
+                "joined_by_repost": n.joined_by_repost,
+                "approx_mib": mib(n.approx_bytes),
+            })),
         })
     );
     if a.memory_posts > 0 {
