@@ -114,8 +114,9 @@ pub struct Args {
     pub until_idle: Option<f64>,
     /// Also cluster near-duplicate posts and their reposts into narratives
     /// (stored in the `narratives` table and the index's cluster field).
-    /// Off by default: it runs in the pipeline's single ordered stage and
-    /// costs about half of a firehose run's throughput today.
+    /// Off by default: it runs on a thread of its own beside the ordered
+    /// stage and still costs about half of a firehose run's throughput on
+    /// two cores today.
     #[arg(long)]
     pub narratives: bool,
     /// Also find coordinated groups of at least 5 accounts (co-post,
