@@ -47,5 +47,5 @@ pub mod text;
 pub mod time;
 pub mod window;
 
-pub use post::{Deletion, Entities, Event, LangSource, Post, Sentiment};
+pub use post::{Deletion, Entities, Event, Labels, LangSource, Post, Sentiment};
 pub use time::Timestamp;

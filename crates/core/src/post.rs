@@ -49,8 +49,8 @@ pub struct Post {
     #[serde(default)]
     pub url: Option<String>,
     /// Ground truth from a data set. Never read by a detector.
-    #[serde(default = "empty_labels", serialize_with = "labels_or_empty")]
-    pub labels: serde_json::Value,
+    #[serde(default)]
+    pub labels: Labels,
     /// Where the post came from (a data set, an adapter, a live source).
     #[serde(default)]
     pub source: String,
@@ -66,16 +66,94 @@ pub struct Post {
     pub entities: Option<Entities>,
 }
 
-fn empty_labels() -> serde_json::Value {
-    serde_json::Value::Object(Default::default())
+/// A data set's ground truth for one post (`{"topic": "...", "event": ...}`),
+/// kept as the JSON text it came in.
+///
+/// Only evaluations read labels, a few times per post; every stage carries
+/// them. Parsed into a map, they cost every decoded post several allocations
+/// and their frees, about as much as the rest of the post's fields. Unset
+/// (or `null`) labels are written as `{}`, as the canonical format wants.
+#[derive(Clone, Debug, Default)]
+pub struct Labels(Option<Box<serde_json::value::RawValue>>);
+
+impl Labels {
+    /// Labels holding `value` (`null` means none).
+    pub fn from_value(value: &serde_json::Value) -> Labels {
+        if value.is_null() {
+            return Labels(None);
+        }
+        // Serialising a Value to JSON text cannot fail.
+        let text = serde_json::to_string(value).expect("serialising a JSON value");
+        Labels(Some(
+            serde_json::value::RawValue::from_string(text).expect("serde_json wrote valid JSON"),
+        ))
+    }
+
+    /// Labels that are an object of strings, in the given order.
+    pub fn from_strs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
+        let mut text = String::from("{");
+        for (i, (key, value)) in pairs.into_iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            // Serialising a string cannot fail.
+            text.push_str(&serde_json::to_string(key).expect("serialising a string"));
+            text.push(':');
+            text.push_str(&serde_json::to_string(value).expect("serialising a string"));
+        }
+        text.push('}');
+        Labels(Some(
+            serde_json::value::RawValue::from_string(text).expect("an object of strings is JSON"),
+        ))
+    }
+
+    /// The labels as a JSON value (`{}` when unset).
+    pub fn to_value(&self) -> serde_json::Value {
+        match &self.0 {
+            None => serde_json::Value::Object(Default::default()),
+            // The text was checked as JSON when it was read or written.
+            Some(raw) => serde_json::from_str(raw.get()).unwrap_or_default(),
+        }
+    }
+
+    /// The string under `key`, if the labels are an object that has one.
+    pub fn get_str(&self, key: &str) -> Option<String> {
+        match self.to_value() {
+            serde_json::Value::Object(mut map) => match map.remove(key) {
+                Some(serde_json::Value::String(s)) => Some(s),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Whether `key` is present (with any value).
+    pub fn has(&self, key: &str) -> bool {
+        self.to_value().get(key).is_some()
+    }
 }
 
-/// `labels` is always an object in the canonical format, even when unset.
-fn labels_or_empty<S: serde::Serializer>(v: &serde_json::Value, s: S) -> Result<S::Ok, S::Error> {
-    if v.is_null() {
-        empty_labels().serialize(s)
-    } else {
-        v.serialize(s)
+/// Labels are equal when their JSON values are: `{"a":1}` equals `{ "a": 1 }`,
+/// and unset equals `{}`.
+impl PartialEq for Labels {
+    fn eq(&self, other: &Labels) -> bool {
+        self.to_value() == other.to_value()
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            None => serde_json::Map::new().serialize(s),
+            Some(raw) => raw.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        Ok(Labels((raw.get() != "null").then_some(raw)))
     }
 }
 
@@ -192,8 +270,42 @@ mod tests {
         assert_eq!(p.created_at, None);
         assert_eq!(p.author, None);
         assert_eq!(p.lang.as_deref(), Some("en"));
-        assert_eq!(p.labels["task"], "x");
+        assert_eq!(p.labels.get_str("task").as_deref(), Some("x"));
         assert_eq!(p.sentiment, None);
+    }
+
+    #[test]
+    fn labels_are_kept_as_read_and_unset_ones_written_as_an_empty_object() {
+        let line = |labels: &str| format!(r#"{{"id":"1","platform":"x","text":"t"{labels}}}"#);
+        let write = |p: &Post| {
+            let mut buf = Vec::new();
+            p.write_json(&mut buf);
+            String::from_utf8(buf).unwrap()
+        };
+        for absent in [line(""), line(r#","labels":null"#)] {
+            let p = Post::from_json(absent.as_bytes()).unwrap();
+            assert_eq!(p.labels, Labels::default());
+            assert!(write(&p).contains(r#""labels":{}"#), "{}", write(&p));
+        }
+        let p = Post::from_json(line(r#","labels":{"a": "x\"y", "n": [1, 2]}"#).as_bytes()).unwrap();
+        assert_eq!(p.labels.get_str("a").as_deref(), Some("x\"y"));
+        assert_eq!(p.labels.get_str("n"), None);
+        assert!(p.labels.has("n") && !p.labels.has("b"));
+        assert!(write(&p).contains(r#""labels":{"a": "x\"y", "n": [1, 2]}"#));
+        assert_eq!(
+            p.labels,
+            Labels::from_value(&serde_json::json!({"n": [1, 2], "a": "x\"y"}))
+        );
+        assert_ne!(p.labels, Labels::default());
+
+        let odd = "quote \" backslash \\ newline \n tab \t é";
+        let made = Labels::from_strs([("event", odd), ("topic", "t")]);
+        assert_eq!(made.get_str("event").as_deref(), Some(odd));
+        assert_eq!(made.to_value(), serde_json::json!({"event": odd, "topic": "t"}));
+        // Not an object: kept, written back, but no field in it.
+        let p = Post::from_json(line(r#","labels":"gold""#).as_bytes()).unwrap();
+        assert_eq!(p.labels.get_str("gold"), None);
+        assert!(write(&p).contains(r#""labels":"gold""#));
     }
 
     #[test]
@@ -208,7 +320,7 @@ mod tests {
             reply_to: Some("7".into()),
             repost_of: None,
             url: None,
-            labels: empty_labels(),
+            labels: Labels::default(),
             source: "gen".into(),
             lang_source: Some(LangSource::Detected),
             sentiment: Some(Sentiment {

@@ -49,6 +49,9 @@ impl Timestamp {
         if t.is_empty() {
             return Err(bad());
         }
+        if let Some(ms) = parse_canonical(t.as_bytes()) {
+            return Ok(Timestamp(ms));
+        }
         if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
             return Ok(Timestamp(dt.timestamp_millis()));
         }
@@ -102,6 +105,55 @@ impl Timestamp {
     pub fn floor(self, unit_ms: i64) -> Timestamp {
         Timestamp(self.0.div_euclid(unit_ms) * unit_ms)
     }
+}
+
+/// The canonical form `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (what
+/// [`Timestamp::to_rfc3339`] writes and most sources send), parsed directly:
+/// every post's time goes through here, and chrono's general RFC 3339
+/// parser cost several times as much. Anything else (offsets, lower case,
+/// a leap second, a date that does not exist) returns `None` and is left to
+/// chrono, so the result is always chrono's.
+fn parse_canonical(s: &[u8]) -> Option<i64> {
+    fn digits(s: &[u8]) -> Option<i64> {
+        s.iter()
+            .try_fold(0i64, |n, &b| b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0')))
+    }
+    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || s[10] != b'T' || s[13] != b':' || s[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (digits(&s[0..4])?, digits(&s[5..7])?, digits(&s[8..10])?);
+    let (hour, minute, second) = (digits(&s[11..13])?, digits(&s[14..16])?, digits(&s[17..19])?);
+    let millis = match (s[19], s.last()) {
+        (b'Z', _) if s.len() == 20 => 0,
+        (b'.', Some(b'Z')) if s.len() > 21 => {
+            // Chrono keeps nanoseconds; milliseconds truncate them.
+            let fraction = &s[20..s.len() - 1];
+            digits(fraction)?;
+            let mut ms = 0;
+            for i in 0..3 {
+                ms = ms * 10 + fraction.get(i).map_or(0, |&b| i64::from(b - b'0'));
+            }
+            ms
+        }
+        _ => return None,
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&month) || day < 1 || day > month_days[month as usize - 1] {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (the era-based
+    // day count: eras of 400 years, years starting in March).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
 }
 
 impl fmt::Display for Timestamp {
@@ -172,6 +224,69 @@ mod tests {
     fn writes_rfc3339_with_millis_only_when_needed() {
         assert_eq!(Timestamp(1_539_202_764_000).to_rfc3339(), "2018-10-10T20:19:24Z");
         assert_eq!(Timestamp(1_539_202_764_388).to_rfc3339(), "2018-10-10T20:19:24.388Z");
+    }
+
+    fn chrono_millis(s: &str) -> Option<i64> {
+        DateTime::parse_from_rfc3339(s).ok().map(|dt| dt.timestamp_millis())
+    }
+
+    #[test]
+    fn the_canonical_fast_path_leaves_other_forms_to_chrono() {
+        assert_eq!(parse_canonical(b"1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_canonical(b"2018-10-10T20:19:24.3889Z"), Some(1_539_202_764_388));
+        assert_eq!(parse_canonical(b"2018-10-10T20:19:24.3Z"), Some(1_539_202_764_300));
+        assert_eq!(parse_canonical(b"1969-12-31T23:59:59.999Z"), Some(-1));
+        assert_eq!(
+            parse_canonical(b"2024-02-29T00:00:00Z"),
+            chrono_millis("2024-02-29T00:00:00Z")
+        );
+        for other in [
+            "2023-02-29T00:00:00Z",
+            "2018-10-10T20:19:24+02:00",
+            "2018-10-10t20:19:24z",
+            "2016-12-31T23:59:60Z",
+            "2018-10-10T20:19:24.Z",
+            "2018-10-10T24:00:00Z",
+            "2018-1-10T20:19:24Z",
+        ] {
+            assert_eq!(parse_canonical(other.as_bytes()), None, "{other}");
+        }
+        // Left to chrono, they still parse as before.
+        assert_eq!(
+            Timestamp::parse("2018-10-10T22:19:24+02:00").unwrap(),
+            Timestamp(1_539_202_764_000)
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn the_fast_path_agrees_with_chrono(
+            year in 0i64..10_000, month in 0i64..14, day in 0i64..33,
+            hour in 0i64..26, minute in 0i64..62, second in 0i64..62,
+            fraction in proptest::option::of("[0-9]{0,10}"),
+        ) {
+            let mut s = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}");
+            if let Some(f) = &fraction {
+                s.push('.');
+                s.push_str(f);
+            }
+            s.push('Z');
+            if let Some(ms) = parse_canonical(s.as_bytes()) {
+                proptest::prop_assert_eq!(Some(ms), chrono_millis(&s), "{}", s);
+            } else {
+                // Only what chrono treats specially or rejects is left to it.
+                let leap_second = second == 60;
+                proptest::prop_assert!(leap_second || chrono_millis(&s).is_none(), "{}", s);
+            }
+        }
+
+        #[test]
+        fn what_we_write_takes_the_fast_path(ms in -62_000_000_000_000i64..250_000_000_000_000) {
+            let s = Timestamp(ms).to_rfc3339();
+            proptest::prop_assert_eq!(parse_canonical(s.as_bytes()), Some(ms), "{}", s);
+        }
     }
 
     #[test]

@@ -97,7 +97,7 @@ use rand_chacha::ChaCha8Rng;
 use sample::{below, chance, pareto, unit, zipf_weights, Alias};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use tidewatch_core::{Post, Timestamp};
+use tidewatch_core::{Labels, Post, Timestamp};
 
 /// Share of posts with no language tag (`lang: None`).
 pub const UNTAGGED_SHARE: f64 = 0.10;
@@ -572,13 +572,8 @@ impl Generator {
     }
 }
 
-fn topic_label(topic: &str, event: Option<&str>) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    if let Some(e) = event {
-        m.insert("event".to_string(), serde_json::Value::String(e.to_string()));
-    }
-    m.insert("topic".to_string(), serde_json::Value::String(topic.to_string()));
-    serde_json::Value::Object(m)
+fn topic_label(topic: &str, event: Option<&str>) -> Labels {
+    Labels::from_strs(event.map(|e| ("event", e)).into_iter().chain([("topic", topic)]))
 }
 
 fn gcd(a: u64, b: u64) -> u64 {

@@ -18,7 +18,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tidewatch_core::{Post, Timestamp};
+use tidewatch_core::{Labels, Post, Timestamp};
 
 const MIN: i64 = Timestamp::MINUTE;
 const HOUR: i64 = Timestamp::HOUR;
@@ -854,7 +854,7 @@ impl Builder<'_> {
                 let handle = p.author.clone().unwrap_or_default();
                 crate::accounts::write_url(&mut url, platform_from_name(&p.platform), &handle, &p.id, "news");
                 p.url = Some(url);
-                p.labels = serde_json::json!({ "event": event.id });
+                p.labels = Labels::from_strs([("event", event.id.as_str())]);
             }
             // Stable sort: equal times keep their planned order.
             posts.sort_by_key(|p| p.created_at);
@@ -893,7 +893,7 @@ fn planted_post(
         reply_to,
         repost_of,
         url: None,
-        labels: serde_json::Value::Null,
+        labels: Labels::default(),
         source: "gen".to_string(),
         ..Default::default()
     }

@@ -58,7 +58,7 @@ fn exact_count_sorted_times_unique_ids_inside_the_span() {
         assert!(all
             .iter()
             .all(|p| p.source == "gen" && p.author.is_some() && p.url.is_some()));
-        let planted_seen = all.iter().filter(|p| p.labels.get("event").is_some()).count() as u64;
+        let planted_seen = all.iter().filter(|p| p.labels.has("event")).count() as u64;
         assert_eq!(planted_seen, truth.planted_posts);
         assert!(truth.planted_posts * 2 <= posts.max(1));
     }
@@ -219,7 +219,7 @@ fn texts_exercise_redaction() {
 
 fn by_event<'a>(all: &'a [Post], id: &str) -> Vec<&'a Post> {
     all.iter()
-        .filter(|p| p.labels.get("event").and_then(|v| v.as_str()) == Some(id))
+        .filter(|p| p.labels.get_str("event").as_deref() == Some(id))
         .collect()
 }
 
@@ -240,7 +240,7 @@ fn a_planted_week_has_everything_the_truth_says() {
         assert_eq!(e.post_ids.len() as u64, e.size, "{}", e.id);
         for id in &e.post_ids {
             let p = by_id[id.as_str()];
-            assert_eq!(p.labels["event"], e.id.as_str());
+            assert_eq!(p.labels.get_str("event").as_deref(), Some(e.id.as_str()));
             assert!(e.start.0 <= ms(p) && ms(p) < e.end.0, "{} outside {}", p.id, e.id);
         }
         let accounts: BTreeSet<&str> = posts.iter().filter_map(|p| p.author.as_deref()).collect();
@@ -329,7 +329,7 @@ fn a_planted_week_has_everything_the_truth_says() {
                 assert_eq!(reposts.len(), e.windows.len() * (e.accounts.len() - 1));
                 for r in reposts {
                     let orig = by_id[r.repost_of.as_deref().unwrap()];
-                    assert_eq!(orig.labels["event"], e.id.as_str());
+                    assert_eq!(orig.labels.get_str("event").as_deref(), Some(e.id.as_str()));
                     assert!(ms(r) - ms(orig) <= 45_000 && ms(r) > ms(orig));
                 }
             }
@@ -343,7 +343,7 @@ fn a_planted_week_has_everything_the_truth_says() {
         .collect();
     assert!(all
         .iter()
-        .filter(|p| p.labels.get("event").is_none())
+        .filter(|p| !p.labels.has("event"))
         .all(|p| !planted_accounts.contains(p.author.as_deref().unwrap_or(""))));
     // Same-topic bursts never overlap.
     let bursts: Vec<&PlantedEvent> = truth.events.iter().filter(|e| e.kind == EventKind::Burst).collect();

@@ -72,8 +72,8 @@ fn evaluate(posts: u64, seed: u64) -> CoordinationScore {
         post.entities = Some(entities::extract(&post.text, &spans));
         tokenize(&post.text, &mut tokens);
         let update = narratives.observe(&post, &tokens, String::new);
-        if let (Some(event), Some(author)) = (post.labels.get("event").and_then(|v| v.as_str()), &post.author) {
-            active.entry(event.to_string()).or_default().insert(author.clone());
+        if let (Some(event), Some(author)) = (post.labels.get_str("event"), &post.author) {
+            active.entry(event).or_default().insert(author.clone());
         }
         let narrative = update.filter(|u| !u.by_repost).map(|u| u.narrative);
         if let Some(view) = CoordPost::from_post(&post, narrative) {

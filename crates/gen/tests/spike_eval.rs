@@ -68,12 +68,7 @@ fn detect(seed: u64, planted: bool) -> (Truth, Vec<SpikeEvent>) {
             }
             current = Some(minute);
         }
-        if let Some(&i) = post
-            .labels
-            .get("topic")
-            .and_then(|v| v.as_str())
-            .and_then(|n| index.get(n))
-        {
+        if let Some(&i) = post.labels.get_str("topic").and_then(|n| index.get(n.as_str())) {
             counts[i] += 1;
         }
     }

@@ -832,9 +832,9 @@ impl RunSink for EvalSink {
             let tokens = self.inner.detectors.tokens();
             self.pairs.observe(u.narrative, &m.post.text, tokens);
         }
-        if let (Some(author), Some(event)) = (&m.post.author, m.post.labels.get("event").and_then(|v| v.as_str())) {
-            if self.candidates.get(author).is_some_and(|e| e == event) {
-                self.active.entry(event.to_string()).or_default().insert(author.clone());
+        if let (Some(author), Some(event)) = (&m.post.author, m.post.labels.get_str("event")) {
+            if self.candidates.get(author).is_some_and(|e| *e == event) {
+                self.active.entry(event).or_default().insert(author.clone());
             }
         }
     }

@@ -81,12 +81,7 @@ fn eval_lang(path: &PathBuf, exclude: &[String], json: bool) -> Result<ExitCode>
         let Ok(post) = Post::from_json(line.as_bytes()) else {
             continue;
         };
-        let gold = post
-            .labels
-            .get("language")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .or(post.lang.clone());
+        let gold = post.labels.get_str("language").or(post.lang.clone());
         if let Some(code) = gold.as_deref().and_then(lang::normalise_tag) {
             samples.push((post.text, code));
         }
@@ -168,7 +163,7 @@ pub fn eval_feeds(feeds_path: &Path, data: &Path, group: &str, positive: &str, j
         let Ok(post) = Post::from_json(line.as_bytes()) else {
             continue;
         };
-        let label = |f: &str| post.labels.get(f).and_then(|v| v.as_str()).map(str::to_string);
+        let label = |f: &str| post.labels.get_str(f);
         let (Some(g), is_pos) = (label(group), label(pos_field).as_deref() == Some(pos_value)) else {
             continue;
         };

@@ -405,15 +405,12 @@ fn labelled(args: &Args) -> Result<ExitCode> {
         let Ok(post) = Post::from_json(line.as_bytes()) else {
             continue;
         };
-        let label = |f: &str| post.labels.get(f).and_then(|v| v.as_str());
+        let label = |f: &str| post.labels.get_str(f);
         let Some(group) = label(&args.group) else {
             continue;
         };
-        let positive = label(pos_field) == Some(pos_value);
-        groups
-            .entry(group.to_string())
-            .or_default()
-            .add(post.created_at, positive);
+        let positive = label(pos_field).as_deref() == Some(pos_value);
+        groups.entry(group).or_default().add(post.created_at, positive);
     }
     if groups.is_empty() {
         bail!("{}: no post carries a {:?} label", args.data.display(), args.group);

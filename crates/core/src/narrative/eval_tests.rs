@@ -32,8 +32,8 @@ fn generated(posts: u64, days: u32, seed: u64) -> (Vec<Post>, HashMap<String, Ev
     (posts, kinds)
 }
 
-fn event_of(p: &Post) -> Option<&str> {
-    p.labels.get("event").and_then(|v| v.as_str())
+fn event_of(p: &Post) -> Option<String> {
+    p.labels.get_str("event")
 }
 
 /// Runs `posts` through an [`AgreementMeter`]: the agreement, and each
@@ -77,7 +77,7 @@ fn planted_campaigns_form_narratives_and_text_pairs_agree_with_exact_jaccard() {
         let mut counts: HashMap<u64, usize> = HashMap::new();
         let mut size = 0;
         for (p, at) in posts.iter().zip(&placed) {
-            if event_of(p) == Some(event.as_str()) {
+            if event_of(p).as_ref() == Some(event) {
                 size += 1;
                 if let Some((c, _)) = at {
                     *counts.entry(*c).or_default() += 1;

@@ -44,7 +44,7 @@
 //!   post.
 
 use super::{DecodeError, DecodeOutput, Decoder, Format};
-use tidewatch_core::{Event, Post, Timestamp};
+use tidewatch_core::{Event, Labels, Post, Timestamp};
 
 /// How many lines one record may span before its open quote is an error.
 pub const MAX_RECORD_LINES: usize = 10_000;
@@ -488,14 +488,10 @@ impl CsvDecoder {
             .is_some_and(|(i, v)| row.get(*i).is_some_and(|x| x.trim().eq_ignore_ascii_case(v)));
         let repost_of = first(&c.repost_of).or_else(|| is_repost.then(|| text_placeholder(&text)));
 
-        let mut labels = serde_json::Map::new();
-        for &i in &c.labels {
-            if let (Some(k), Some(v)) = (c.names.get(i), row.get(i)) {
-                if !v.trim().is_empty() {
-                    labels.insert(k.clone(), serde_json::Value::String(v.trim().into()));
-                }
-            }
-        }
+        let labels = Labels::from_strs(c.labels.iter().filter_map(|&i| {
+            let (k, v) = (c.names.get(i)?, row.get(i)?.trim());
+            (!v.is_empty()).then_some((k.as_str(), v))
+        }));
         let one = |i: Option<usize>| i.and_then(|i| row.get(i)).map(|v| v.trim()).filter(|v| !v.is_empty());
 
         Ok(Post {
@@ -508,7 +504,7 @@ impl CsvDecoder {
             reply_to: first(&c.reply_to),
             repost_of,
             url: first(&c.url),
-            labels: serde_json::Value::Object(labels),
+            labels,
             source: one(c.source).unwrap_or(&m.source).to_string(),
             ..Post::default()
         })
@@ -812,7 +808,7 @@ mod tests {
         );
         assert_eq!(p.created_at, Some(Timestamp(1_600_000_000_000)));
         assert_eq!((p.reply_to.as_deref(), p.repost_of.as_deref()), (None, None));
-        assert_eq!(p.labels, serde_json::json!({}));
+        assert_eq!(p.labels.to_value(), serde_json::json!({}));
 
         let q = &posts[1];
         assert_eq!(q.author.as_deref(), Some("u2")); // username empty: user_id
@@ -848,7 +844,7 @@ mod tests {
         assert_eq!(p.url.as_deref(), Some("http://twitter.com/9001/statuses/555"));
         assert_eq!(p.repost_of, None);
         assert_eq!(
-            p.labels,
+            p.labels.to_value(),
             serde_json::json!({"account_category": "RightTroll", "account_type": "Right"})
         );
         assert_eq!(p.source, "ira");

@@ -133,7 +133,7 @@ fn the_author_source_and_labels_are_not_stored() {
     let mut p = post("a", 1, "storm");
     p.author = Some("u20500-authorpseudonymzz".into());
     p.source = "sourcenamezz".into();
-    p.labels = serde_json::json!({ "labelvaluezz": 1 });
+    p.labels = tidewatch_core::Labels::from_value(&serde_json::json!({ "labelvaluezz": 1 }));
     index.add(&p, &[], 1).unwrap();
     index.commit("1").unwrap();
     drop(index);
