@@ -162,13 +162,8 @@ pub fn tokenize(text: &str, out: &mut TokenizedText) {
         let byte = bytes[i];
         if is_ascii_word_byte(byte) {
             // The fast path: a run of ASCII letters and digits is copied and
-            // lower-cased in one go.
-            let run = bytes[i..]
-                .iter()
-                .position(|&b| !is_ascii_word_byte(b))
-                .map_or(bytes.len(), |n| i + n);
-            b.ascii_run(&text[i..run]);
-            i = run;
+            // lower-cased in one pass.
+            i = b.ascii_run(bytes, i);
         } else if byte < 0x80 {
             let next_is_digit = bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
             b.ascii(byte, next_is_digit);
@@ -186,9 +181,24 @@ pub fn tokenize(text: &str, out: &mut TokenizedText) {
     b.out.positions = b.pos;
 }
 
+/// Each byte's folded form if it is an ASCII word byte (letter, digit,
+/// `_`), else 0: one lookup classifies and lower-cases it.
+static ASCII_WORD_FOLD: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' {
+            table[b] = c.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    table
+};
+
 #[inline]
 fn is_ascii_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+    ASCII_WORD_FOLD[usize::from(b)] != 0
 }
 
 /// Tokenises `text` into a new [`TokenizedText`].
@@ -351,17 +361,24 @@ impl Builder<'_> {
         }
     }
 
-    /// Appends a run of ASCII letters, digits and `_` to the current word.
-    fn ascii_run(&mut self, run: &str) {
-        let start = self.len();
+    /// Appends the run of ASCII letters, digits and `_` that starts at
+    /// `bytes[from]` to the current word, lower-cased; returns where the
+    /// run ends.
+    fn ascii_run(&mut self, bytes: &[u8], from: usize) -> usize {
         if self.word_start.is_none() {
-            self.word_start = Some(start);
+            self.word_start = Some(self.len());
         }
-        self.out.folded.push_str(run);
-        if let Some(tail) = self.out.folded.get_mut(start as usize..) {
-            tail.make_ascii_lowercase();
+        let mut end = from;
+        for &byte in &bytes[from..] {
+            let f = ASCII_WORD_FOLD[usize::from(byte)];
+            if f == 0 {
+                break;
+            }
+            self.out.folded.push(char::from(f));
+            end += 1;
         }
         self.prev_blocks_sigil = true;
+        end
     }
 
     #[inline]
