@@ -80,19 +80,26 @@ pub fn scan_into(text: &str, spans: &mut Vec<Span>) {
             break;
         };
         i += off;
-        let at_boundary = char_before(text, i).is_none_or(|c| !is_word_char(c) && c != '&');
+        let at_boundary = || char_before(text, i).is_none_or(|c| !is_word_char(c) && c != '&');
         let found = match bytes[i] {
-            b'#' if at_boundary => hashtag_at(text, i),
-            b'$' if at_boundary => cashtag_at(text, i),
+            b'#' if at_boundary() => hashtag_at(text, i),
+            b'$' if at_boundary() => cashtag_at(text, i),
             b'@' => {
-                if at_boundary {
+                if at_boundary() {
                     mention_at(text, i)
                 } else {
                     email_around(text, i, spans)
                 }
             }
             b'/' => reddit_mention_at(text, i),
-            b'h' | b'H' | b'w' | b'W' if char_before(text, i).is_none_or(|c| !is_word_char(c)) => link_at(text, i),
+            // `h` and `w` are common letters: only `ht…` and `ww…` can
+            // start a link, which one byte tells before anything is decoded.
+            b'h' | b'H' | b'w' | b'W'
+                if bytes.get(i + 1).is_some_and(|b| matches!(b, b't' | b'T' | b'w' | b'W'))
+                    && char_before(text, i).is_none_or(|c| !is_word_char(c)) =>
+            {
+                link_at(text, i)
+            }
             _ => None,
         };
         match found {
