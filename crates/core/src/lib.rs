@@ -37,6 +37,7 @@ pub mod lang;
 pub mod matcher;
 pub mod narrative;
 pub mod post;
+mod prefetch;
 pub mod pseudonym;
 pub mod query;
 pub mod redact;

@@ -53,6 +53,14 @@ impl PostDetectors {
         self.narratives.sketch_config()
     }
 
+    /// Starts loading what [`Self::post`] with `sketch` will read first:
+    /// call it for the next post before feeding the current one.
+    pub fn prefetch(&self, sketch: Option<&NarrativeSketch>) {
+        if let Some(s) = sketch {
+            self.narratives.prefetch(s);
+        }
+    }
+
     /// Feeds one post, in input order, with its sketch when a worker made
     /// it.
     pub fn post(&mut self, m: &MatchedPost, sketch: Option<&NarrativeSketch>) -> Detected {

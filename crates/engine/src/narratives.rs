@@ -186,6 +186,8 @@ impl NarrativeRecord {
 /// The feeds one narrative's posts matched.
 struct FeedTally {
     last: i64,
+    /// (feed, posts), by feed id; at most [`MAX_FEEDS`] feeds, the first
+    /// ones seen.
     counts: Vec<(u32, u64)>,
 }
 
@@ -276,6 +278,12 @@ impl NarrativeWatch {
     /// the first time because of it (usually none).
     pub fn post(&mut self, m: &MatchedPost) -> Vec<NarrativeRecord> {
         self.post_sketched(m, None)
+    }
+
+    /// Starts loading what [`Self::post_sketched`] with `sketch` will
+    /// read first (see [`Narratives::prefetch`]).
+    pub fn prefetch(&self, sketch: &NarrativeSketch) {
+        self.narratives.prefetch(sketch);
     }
 
     /// [`Self::post`] with the post's sketch when a run's worker made it
@@ -403,12 +411,25 @@ impl NarrativeWatch {
             counts: Vec::new(),
         });
         tally.last = tally.last.max(t);
+        // `counts` is kept sorted by feed id, as `feeds` is: one merge finds
+        // the feeds already tallied (a post matches dozens of feeds, and a
+        // search of the list for each was a good part of the detectors'
+        // time), and the first new ones take the free places.
+        let counts = &mut tally.counts;
+        let old = counts.len();
+        let mut i = 0;
         for &f in feeds {
-            if let Some(c) = tally.counts.iter_mut().find(|(x, _)| *x == f) {
-                c.1 += 1;
-            } else if tally.counts.len() < MAX_FEEDS {
-                tally.counts.push((f, 1));
+            while i < old && counts[i].0 < f {
+                i += 1;
             }
+            if i < old && counts[i].0 == f {
+                counts[i].1 += 1;
+            } else if counts.len() < MAX_FEEDS {
+                counts.push((f, 1));
+            }
+        }
+        if counts.len() > old {
+            counts.sort_unstable_by_key(|c| c.0);
         }
     }
 
@@ -610,6 +631,21 @@ mod tests {
         let top = watch.top(5);
         assert_eq!(top.len(), 1);
         assert_eq!((top[0].posts, top[0].reposts, top[0].accounts), (9, 3, 9));
+    }
+
+    #[test]
+    fn a_narrative_tallies_the_first_sixteen_feeds_it_meets() {
+        let mut watch = NarrativeWatch::new(config()).unwrap();
+        watch.tally(1, T0, &[2, 9]);
+        // 20 feeds: 2 and 9 again, then the first 14 new ones fill the list.
+        let many: Vec<u32> = (0..20).collect();
+        watch.tally(1, T0, &many);
+        // 16 and up never got a place; 40 neither, the list being full.
+        watch.tally(1, T0, &[3, 15, 16, 40]);
+        let mut want: Vec<(u32, u64)> = vec![(2, 2), (3, 2), (9, 2), (15, 2)];
+        want.extend([0, 1, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14].map(|f| (f, 1)));
+        assert_eq!(watch.feeds_of(1), want);
+        assert_eq!(watch.feeds_of(2), vec![]);
     }
 
     #[test]

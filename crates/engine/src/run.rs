@@ -450,7 +450,12 @@ pub fn run_inputs(
                     let compiled = live.current();
                     let mut batch = Batch {
                         posts: Vec::with_capacity(decoded.events.len()),
-                        sketches: Vec::new(),
+                        // Grown by doubling, a batch's sketches cost
+                        // reallocations into fresh pages.
+                        sketches: match proc.sketcher {
+                            Some(_) => Vec::with_capacity(decoded.events.len()),
+                            None => Vec::new(),
+                        },
                         deletions: Vec::new(),
                         at: decoded.at,
                         finished: decoded.finished,
@@ -542,7 +547,12 @@ impl<'scope> DetectStage<'scope> {
                         .posts
                         .iter()
                         .enumerate()
-                        .map(|(i, m)| detectors.post(m, batch.sketches.get(i)))
+                        .map(|(i, m)| {
+                            // The next post's band lookups load while this
+                            // post is detected.
+                            detectors.prefetch(batch.sketches.get(i + 1));
+                            detectors.post(m, batch.sketches.get(i))
+                        })
                         .collect();
                     let rows = detectors.take_rows();
                     if done.send((batch, Found { posts, rows })).is_err() {

@@ -29,12 +29,15 @@
 //! emptied.
 
 /// Entries per set. Four keys are 32 bytes; a set with its narratives and
-/// times spans two cache lines.
+/// times fills two cache lines.
 pub(super) const WAYS: usize = 4;
 
 /// One set: `WAYS` entries, stored column-wise so the key compare reads
-/// only the keys.
+/// only the keys. Aligned to a cache line, a set spans exactly two, so a
+/// lookup touches two lines (not three when a set straddles) and a
+/// prefetch asks for exactly those.
 #[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
 struct Set {
     keys: [u64; WAYS],
     clusters: [u64; WAYS],
@@ -102,6 +105,14 @@ impl BandTable {
             cluster: set.clusters[w],
             last: set.last[w],
         })
+    }
+
+    /// Starts loading the set of `key` into the cache, ahead of a
+    /// [`get`](Self::get) and [`upsert`](Self::upsert) of it (a hint only).
+    pub fn prefetch(&self, key: u64) {
+        if let Some(set) = self.sets.get(self.set_of(key)) {
+            crate::prefetch::prefetch_value(set);
+        }
     }
 
     /// Points `key` at `cluster` as of `t` (keeping a later time already

@@ -81,6 +81,7 @@ pub use sketch::{BadSummary, Estimate, HeavyHitters};
 pub use stats::{push_csv_field, ClosedWindow, Ranked, Resolution, WindowRow, WindowStats, POSITIVE_THRESHOLD};
 
 use crate::post::Post;
+use crate::prefetch::{prefetch, prefetch_value};
 use crate::time::Timestamp;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -515,32 +516,6 @@ fn sample_level(n: u64, exact: u64) -> u32 {
     } else {
         (64 - ((n - 1) / exact).leading_zeros()).min(32)
     }
-}
-
-/// Asks the CPU to start loading the cache line at `p` (a hint only).
-#[inline(always)]
-pub(crate) fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and has no effect on program state,
-    // whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// Prefetches every cache line of `*v`.
-#[inline(always)]
-fn prefetch_value<T>(v: &T) {
-    let start = (v as *const T).cast::<u8>();
-    let mut off = 0;
-    while off < std::mem::size_of::<T>() {
-        prefetch(start.wrapping_add(off));
-        off += 64;
-    }
-    // The last byte, in case `v` straddles one more line.
-    prefetch(start.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
 }
 
 /// A well-mixed 64-bit hash of (post, feed) (the SplitMix64 finaliser).

@@ -289,7 +289,7 @@ impl<K: Clone + Eq> HeavyHitters<K> {
             let bytes = std::mem::size_of_val(v);
             let mut off = 0;
             while off < bytes {
-                super::prefetch(start.wrapping_add(off));
+                crate::prefetch::prefetch(start.wrapping_add(off));
                 off += 64;
             }
         }
