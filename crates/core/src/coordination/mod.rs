@@ -313,7 +313,6 @@ pub struct CoordinationStats {
 }
 
 /// A recent post under a key.
-#[derive(Clone)]
 struct Recent {
     account: u64,
     name: Arc<str>,
@@ -341,6 +340,9 @@ struct Edge {
     narratives: Vec<NarrativeId>,
 }
 
+/// Account hash → (pseudonym, number of edges holding it).
+type Accounts = HashMap<u64, (Arc<str>, u32), BuildHasherDefault<MixHasher>>;
+
 /// Most narrative ids kept per edge.
 const NARRATIVES_PER_EDGE: usize = 4;
 
@@ -350,7 +352,7 @@ pub struct Coordinator {
     keys: [Timed<KeyState, u64>; EdgeType::COUNT],
     edges: Timed<Edge, (u64, u64)>,
     /// Account hash → (pseudonym, number of edges holding it).
-    accounts: HashMap<u64, (Arc<str>, u32), BuildHasherDefault<MixHasher>>,
+    accounts: Accounts,
     rarity: TagRarity,
     now: Option<i64>,
     /// The epoch whose end [`Coordinator::close_epoch`] waits for.
@@ -358,6 +360,8 @@ pub struct Coordinator {
     stats: CoordinationStats,
     /// Accounts already paired with the current post under the current key.
     paired: Vec<u64>,
+    /// Their posts' places in the key's recent posts.
+    matched: Vec<usize>,
     tags: Vec<u64>,
 }
 
@@ -373,6 +377,7 @@ impl Coordinator {
             open_epoch: None,
             stats: CoordinationStats::default(),
             paired: Vec::new(),
+            matched: Vec::new(),
             tags: Vec::new(),
             cfg,
         })
@@ -402,9 +407,13 @@ impl Coordinator {
                 return;
             }
             keyed = true;
-            let name = name.get_or_insert_with(|| Arc::from(post.author)).clone();
-            let id = id.get_or_insert_with(|| Arc::from(post.id)).clone();
-            c.pair(kind, key, account, name, id, t, post.narrative);
+            let me = Side {
+                account,
+                name: name.get_or_insert_with(|| Arc::from(post.author)),
+                post: id.get_or_insert_with(|| Arc::from(post.id)),
+                t,
+            };
+            c.pair(kind, key, me, post.narrative);
         };
         if let Some(r) = post.repost_of {
             visit(self, EdgeType::CoRepost, hash_str(r, 1));
@@ -461,144 +470,98 @@ impl Coordinator {
     }
 
     /// Pairs the current post with the key's recent posts and records it.
-    #[allow(clippy::too_many_arguments)]
-    fn pair(
-        &mut self,
-        kind: EdgeType,
-        key: u64,
-        account: u64,
-        name: Arc<str>,
-        post: Arc<str>,
-        t: i64,
-        narrative: Option<NarrativeId>,
-    ) {
-        let window = self.cfg.window_ms[kind.index()];
-        let index = &mut self.keys[kind.index()];
-        let state = index.get_or_insert_with(key, t, || KeyState {
+    fn pair(&mut self, kind: EdgeType, key: u64, me: Side<'_>, narrative: Option<NarrativeId>) {
+        let Coordinator {
+            cfg,
+            keys,
+            edges,
+            accounts,
+            now,
+            stats,
+            paired,
+            matched,
+            ..
+        } = self;
+        let (window, t) = (cfg.window_ms[kind.index()], me.t);
+        let state = keys[kind.index()].get_or_insert_with(key, t, || KeyState {
             recent: VecDeque::new(),
             last: t,
             saturated: false,
         });
         state.last = state.last.max(t);
-        let cutoff = self.now.unwrap_or(t) - window;
+        let cutoff = now.unwrap_or(t) - window;
         while state.recent.front().is_some_and(|r| r.t < cutoff) {
             state.recent.pop_front();
         }
         // Posts within Δ bound the accounts within Δ from above: at most
         // `max_fanout` of them and the key is surely unsaturated again.
-        if state.saturated && state.recent.len() <= self.cfg.max_fanout {
+        if state.saturated && state.recent.len() <= cfg.max_fanout {
             state.saturated = false;
         }
-        self.paired.clear();
+        paired.clear();
+        // The posts paired with, as places in `recent`: borrowed where they
+        // are rather than cloned, since a clone of a post's names touches
+        // their shared counts, one cache miss each.
+        matched.clear();
         // A 256-bit filter of the paired accounts' hashes: a clear bit
         // proves an account new without scanning `paired` (a scan per
         // recent post made a busy key quadratic).
         let mut seen = [0u64; 4];
-        let mut matches: Vec<Recent> = Vec::new();
         if !state.saturated {
             // Most recent first.
-            for r in state.recent.iter().rev() {
+            for (i, r) in state.recent.iter().enumerate().rev() {
                 if (r.t - t).abs() > window {
                     continue;
                 }
-                if r.account == account {
+                if r.account == me.account {
                     // The author used this key within Δ already: every post
                     // within Δ of this one was within Δ of that one too and
                     // is paired with it, so this repeat adds no coincidence.
-                    matches.clear();
+                    matched.clear();
                     break;
                 }
                 let bit = (r.account >> 56) as usize;
                 let (word, mask) = (bit / 64, 1u64 << (bit % 64));
-                if seen[word] & mask != 0 && self.paired.contains(&r.account) {
+                if seen[word] & mask != 0 && paired.contains(&r.account) {
                     continue;
                 }
-                if self.paired.len() >= self.cfg.max_fanout {
+                if paired.len() >= cfg.max_fanout {
                     // One account more than the cap: organic virality.
                     state.saturated = true;
-                    self.stats.saturated_keys += 1;
-                    matches.clear();
+                    stats.saturated_keys += 1;
+                    matched.clear();
                     break;
                 }
-                self.paired.push(r.account);
+                paired.push(r.account);
                 seen[word] |= mask;
-                matches.push(r.clone());
+                matched.push(i);
             }
         }
         if state.saturated {
-            self.stats.saturated_posts += 1;
-            self.stats.capped_pairings += state.recent.len() as u64;
+            stats.saturated_posts += 1;
+            stats.capped_pairings += state.recent.len() as u64;
         }
-        state.recent.push_back(Recent {
-            account,
-            name: name.clone(),
-            post: post.clone(),
-            t,
-        });
-        if state.recent.len() > self.cfg.max_recent_per_key {
-            state.recent.pop_front();
-            self.stats.recent_dropped += 1;
-        }
-        self.stats.pairings[kind.index()] += matches.len() as u64;
-        for r in matches {
-            let ev = Evidence {
-                kind,
-                posts: [post.clone(), r.post.clone()],
-                times: [t, r.t],
+        stats.pairings[kind.index()] += matched.len() as u64;
+        for &i in matched.iter() {
+            let r = &state.recent[i];
+            let them = Side {
+                account: r.account,
+                name: &r.name,
+                post: &r.post,
+                t: r.t,
             };
             let gap = (t - r.t).abs() as f32 / window as f32;
-            self.add_edge(account, &name, r.account, &r.name, ev, gap, narrative);
+            add_edge(edges, accounts, cfg.evidence_cap, kind, [me, them], gap, narrative);
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn add_edge(
-        &mut self,
-        u: u64,
-        u_name: &Arc<str>,
-        v: u64,
-        v_name: &Arc<str>,
-        mut ev: Evidence,
-        gap: f32,
-        narrative: Option<NarrativeId>,
-    ) {
-        let key = if u < v { (u, v) } else { (v, u) };
-        if u > v {
-            ev.posts.swap(0, 1);
-            ev.times.swap(0, 1);
-        }
-        let t = ev.times[0].max(ev.times[1]);
-        let mut created = false;
-        let edge = self.edges.get_or_insert_with(key, t, || {
-            created = true;
-            Edge {
-                weights: [0; EdgeType::COUNT],
-                first: t,
-                last: t,
-                gap_frac_sum: 0.0,
-                evidence: Vec::new(),
-                narratives: Vec::new(),
-            }
+        state.recent.push_back(Recent {
+            account: me.account,
+            name: me.name.clone(),
+            post: me.post.clone(),
+            t,
         });
-        edge.weights[ev.kind.index()] = edge.weights[ev.kind.index()].saturating_add(1);
-        edge.first = edge.first.min(t);
-        edge.last = edge.last.max(t);
-        edge.gap_frac_sum += gap;
-        if let Some(n) = narrative.filter(|_| ev.kind == EdgeType::CoPost) {
-            if edge.narratives.len() < NARRATIVES_PER_EDGE && !edge.narratives.contains(&n) {
-                edge.narratives.push(n);
-            }
-        }
-        if edge.evidence.len() < self.cfg.evidence_cap {
-            // Most edges are organic and never see a second coincidence:
-            // room for exactly one, not the four a first push reserves.
-            edge.evidence.reserve_exact(1);
-            edge.evidence.push(ev);
-        }
-        if created {
-            for (h, n) in [(u, u_name), (v, v_name)] {
-                self.accounts.entry(h).or_insert_with(|| (n.clone(), 0)).1 += 1;
-            }
+        if state.recent.len() > cfg.max_recent_per_key {
+            state.recent.pop_front();
+            stats.recent_dropped += 1;
         }
     }
 
@@ -702,6 +665,72 @@ impl Coordinator {
             + self.accounts.capacity() * 80
             + self.rarity.bytes();
         s
+    }
+}
+
+/// One post of a coincidence: its account and pseudonym, its id and time.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    account: u64,
+    name: &'a Arc<str>,
+    post: &'a Arc<str>,
+    t: i64,
+}
+
+/// Counts one coincidence between the accounts of `sides` on their edge,
+/// creating it (and holding both pseudonyms) on the first.
+fn add_edge(
+    edges: &mut Timed<Edge, (u64, u64)>,
+    accounts: &mut Accounts,
+    evidence_cap: usize,
+    kind: EdgeType,
+    sides: [Side<'_>; 2],
+    gap: f32,
+    narrative: Option<NarrativeId>,
+) {
+    // The edge's first account has the smaller hash (never equal: an
+    // account is not paired with itself).
+    let [a, b] = if sides[0].account < sides[1].account {
+        sides
+    } else {
+        [sides[1], sides[0]]
+    };
+    let t = a.t.max(b.t);
+    let mut created = false;
+    let edge = edges.get_or_insert_with((a.account, b.account), t, || {
+        created = true;
+        Edge {
+            weights: [0; EdgeType::COUNT],
+            first: t,
+            last: t,
+            gap_frac_sum: 0.0,
+            evidence: Vec::new(),
+            narratives: Vec::new(),
+        }
+    });
+    edge.weights[kind.index()] = edge.weights[kind.index()].saturating_add(1);
+    edge.first = edge.first.min(t);
+    edge.last = edge.last.max(t);
+    edge.gap_frac_sum += gap;
+    if let Some(n) = narrative.filter(|_| kind == EdgeType::CoPost) {
+        if edge.narratives.len() < NARRATIVES_PER_EDGE && !edge.narratives.contains(&n) {
+            edge.narratives.push(n);
+        }
+    }
+    if edge.evidence.len() < evidence_cap {
+        // Most edges are organic and never see a second coincidence:
+        // room for exactly one, not the four a first push reserves.
+        edge.evidence.reserve_exact(1);
+        edge.evidence.push(Evidence {
+            kind,
+            posts: [a.post.clone(), b.post.clone()],
+            times: [a.t, b.t],
+        });
+    }
+    if created {
+        for s in [a, b] {
+            accounts.entry(s.account).or_insert_with(|| (s.name.clone(), 0)).1 += 1;
+        }
     }
 }
 
