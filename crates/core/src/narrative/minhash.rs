@@ -131,14 +131,7 @@ pub fn sketch(shingles: &[u64], out: &mut Vec<u32>) {
 /// both sets have at most [`SKETCH`] elements, otherwise the bottom-k
 /// estimate (the share of the union's smallest hashes that both hold).
 pub fn sketch_jaccard(a: &[u32], b: &[u32]) -> f64 {
-    // A full sketch stands for a larger set: beyond its largest hash the
-    // set is unknown, so the comparison stops there.
-    let limit = [a, b]
-        .iter()
-        .filter(|s| s.len() >= SKETCH)
-        .filter_map(|s| s.last().copied())
-        .min()
-        .unwrap_or(u32::MAX);
+    let limit = comparable_up_to(a, b);
     // Sketches are sorted: what is within the limit is a prefix.
     let a = &a[..a.partition_point(|&x| x <= limit)];
     let b = &b[..b.partition_point(|&y| y <= limit)];
@@ -149,6 +142,18 @@ pub fn sketch_jaccard(a: &[u32], b: &[u32]) -> f64 {
     } else {
         both as f64 / union as f64
     }
+}
+
+/// The largest hash two sketches are compared up to. A full sketch stands
+/// for a larger set: beyond its largest hash the set is unknown, so the
+/// comparison stops there.
+fn comparable_up_to(a: &[u32], b: &[u32]) -> u32 {
+    [a, b]
+        .iter()
+        .filter(|s| s.len() >= SKETCH)
+        .filter_map(|s| s.last().copied())
+        .min()
+        .unwrap_or(u32::MAX)
 }
 
 /// How many values two sorted slices share (each pair of equal values
@@ -261,12 +266,7 @@ mod tests {
     /// limit, intersected and united.
     fn reference_jaccard(a: &[u32], b: &[u32]) -> f64 {
         use std::collections::BTreeSet;
-        let limit = [a, b]
-            .iter()
-            .filter(|s| s.len() >= SKETCH)
-            .filter_map(|s| s.last().copied())
-            .min()
-            .unwrap_or(u32::MAX);
+        let limit = comparable_up_to(a, b);
         let x: BTreeSet<u32> = a.iter().copied().filter(|&v| v <= limit).collect();
         let y: BTreeSet<u32> = b.iter().copied().filter(|&v| v <= limit).collect();
         let union = x.union(&y).count();
