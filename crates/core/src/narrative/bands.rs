@@ -68,6 +68,9 @@ pub(super) struct BandTable {
     newest: i64,
     pub expired: u64,
     pub evicted: u64,
+    /// How old the entries the cap evicted were, a running mean weighting
+    /// the last thousand or so evictions most (see [`Self::evicted_age_ms`]).
+    evicted_age: f64,
 }
 
 impl BandTable {
@@ -81,7 +84,16 @@ impl BandTable {
             newest: i64::MIN,
             expired: 0,
             evicted: 0,
+            evicted_age: 0.0,
         }
+    }
+
+    /// How long entries have lately lasted before the cap evicted them
+    /// (0 before any eviction). Under a steady inflow of new texts this is
+    /// the table's reach: a near-duplicate of a one-post narrative older
+    /// than this is no longer found, whatever the window.
+    pub fn evicted_age_ms(&self) -> i64 {
+        self.evicted_age.round() as i64
     }
 
     /// Entries in use (expired ones included until they are reused).
@@ -155,9 +167,16 @@ impl BandTable {
                     }
                     None => {
                         self.evicted += 1;
-                        oldest(&|w| set.kept & (1 << w) == 0)
+                        let w = oldest(&|w| set.kept & (1 << w) == 0)
                             .or_else(|| oldest(&|_| true))
-                            .unwrap_or(0)
+                            .unwrap_or(0);
+                        let age = t.saturating_sub(set.last[w]) as f64;
+                        self.evicted_age = if self.evicted == 1 {
+                            age
+                        } else {
+                            self.evicted_age + (age - self.evicted_age) / 1024.0
+                        };
+                        w
                     }
                 }
             }
@@ -241,6 +260,22 @@ mod tests {
         assert_eq!(t.get(k[2]), None);
         assert!(t.get(k[1]).is_some() && t.get(k[4]).is_some() && t.get(k[5]).is_some());
         assert_eq!(t.len(), WAYS);
+    }
+
+    #[test]
+    fn the_age_of_evicted_entries_is_a_running_mean() {
+        let mut t = BandTable::new(WAYS);
+        let k = same_set_keys(&t, WAYS + 2);
+        assert_eq!(t.evicted_age_ms(), 0);
+        for &key in &k[..WAYS] {
+            t.upsert(key, 1, 0, false, 0);
+        }
+        // The first eviction sets the mean; later ones move it by 1/1024 of
+        // their difference: 1000 + (3024 - 1000) / 1024 = 1001.98.
+        t.upsert(k[WAYS], 2, 1000, false, 0);
+        assert_eq!(t.evicted_age_ms(), 1000);
+        t.upsert(k[WAYS + 1], 3, 3024, false, 0);
+        assert_eq!((t.evicted, t.evicted_age_ms()), (2, 1002));
     }
 
     #[test]

@@ -213,6 +213,13 @@ pub struct NarrativeStats {
     pub evicted_narratives: u64,
     pub expired_buckets: u64,
     pub evicted_buckets: u64,
+    /// How long LSH bucket entries lately lasted before `max_buckets`
+    /// evicted them (ms, a running mean; 0 before any eviction). Each
+    /// clusterable post writes one entry per band, so at a steady rate of
+    /// new texts entries last about `max_buckets / bands / rate`: a
+    /// near-duplicate of a one-post narrative older than this is not
+    /// found, whatever `window_ms` says.
+    pub evicted_bucket_age_ms: i64,
     pub expired_originals: u64,
     pub evicted_originals: u64,
     /// Approximate bytes held (maps at their capacity, queues, narratives'
@@ -610,6 +617,7 @@ impl Narratives {
         s.evicted_narratives = self.clusters.evicted;
         s.expired_buckets = self.buckets.expired;
         s.evicted_buckets = self.buckets.evicted;
+        s.evicted_bucket_age_ms = self.buckets.evicted_age_ms();
         s.expired_originals = self.originals.expired;
         s.evicted_originals = self.originals.evicted;
         s.approx_bytes = self.clusters.bytes()

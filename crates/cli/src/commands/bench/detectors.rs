@@ -197,6 +197,7 @@ pub fn bench_detectors(a: Args) -> Result<ExitCode> {
                 "founded": n.founded,
                 "joined_by_text": n.joined_by_text,
                 "joined_by_repost": n.joined_by_repost,
+                "evicted_bucket_age_s": n.evicted_bucket_age_ms as f64 / 1000.0,
                 "approx_mib": mib(n.approx_bytes),
             })),
         })

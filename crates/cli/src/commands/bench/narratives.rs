@@ -93,6 +93,7 @@ pub fn bench_narratives(args: Args) -> Result<ExitCode> {
             "narratives_live": stats.narratives,
             "joined_by_text": stats.joined_by_text,
             "joined_by_repost": stats.joined_by_repost,
+            "evicted_bucket_age_s": stats.evicted_bucket_age_ms as f64 / 1000.0,
             "approx_mib": ((stats.approx_bytes as f64 / 1048576.0) * 10.0).round() / 10.0,
         })
     );
