@@ -5,7 +5,7 @@
 use std::path::Path;
 
 mod common;
-use common::ok;
+use common::{ok, tidewatch};
 
 /// Whether `s` holds an epoch pseudonym: `u`, digits, `-`.
 fn has_pseudonym(s: &str) -> bool {
@@ -149,6 +149,29 @@ fn a_planted_campaign_is_the_top_narrative_with_its_accounts_counted() {
     );
     assert_eq!(text.get(16..16 + head.len()), Some(head.as_str()), "{text}");
     assert!(!has_pseudonym(&text) && !text.contains("_example"), "{text}");
+
+    // Twice the default memory finds the same campaign; no memory at all
+    // is refused, naming the flag.
+    let big = ok(
+        &[
+            "narratives",
+            "--input",
+            "posts.jsonl",
+            "--limit",
+            "1",
+            "--narrative-memory",
+            "256",
+        ],
+        dir,
+    );
+    assert_eq!(big.get(16..16 + head.len()), Some(head.as_str()), "{big}");
+    let zero = tidewatch(
+        &["narratives", "--input", "posts.jsonl", "--narrative-memory", "0"],
+        dir,
+    );
+    assert!(!zero.status.success());
+    let err = String::from_utf8_lossy(&zero.stderr);
+    assert!(err.contains("--narrative-memory"), "{err}");
 
     // --min-accounts above every narrative lists none.
     let none = ok(

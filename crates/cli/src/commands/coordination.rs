@@ -154,6 +154,9 @@ pub struct Args {
     /// Worker threads (default: every core); results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
+    // With --input: the near-duplicate clusterer's memory (co-post keys).
+    #[command(flatten)]
+    pub memory: crate::commands::narratives::NarrativeMemory,
 }
 
 /// `60s`, `2m`, `500ms`, `1h`, or a number of seconds → milliseconds.
@@ -217,7 +220,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => {
             let types = native_types(&args.types)?;
             let cfg = native_config(&types, window_ms, min_weight, args.k);
-            let mut sink = GroupSink::new(cfg)?;
+            let mut sink = GroupSink::new(cfg, args.memory.config())?;
             run_pipeline(&args.input, keyring, threads, &mut sink)?;
             let groups = sink.finish();
             write_groups(&mut out, &groups, args.format, args.k)
@@ -333,9 +336,9 @@ pub struct Detectors {
 }
 
 impl Detectors {
-    pub fn new(cfg: CoordinationConfig) -> Result<Detectors> {
+    pub fn new(cfg: CoordinationConfig, narratives: NarrativeConfig) -> Result<Detectors> {
         Ok(Detectors {
-            narratives: Narratives::new(NarrativeConfig::default())?,
+            narratives: Narratives::new(narratives)?,
             tokens: TokenizedText::new(),
             watch: CoordinationWatch::new(cfg)?,
         })
@@ -376,9 +379,9 @@ struct GroupSink {
 }
 
 impl GroupSink {
-    fn new(cfg: CoordinationConfig) -> Result<GroupSink> {
+    fn new(cfg: CoordinationConfig, narratives: NarrativeConfig) -> Result<GroupSink> {
         Ok(GroupSink {
-            detectors: Detectors::new(cfg)?,
+            detectors: Detectors::new(cfg, narratives)?,
             groups: BTreeMap::new(),
             seen: 0,
         })
@@ -906,7 +909,7 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
 
     let narrative_cfg = NarrativeConfig::default();
     let mut sink = EvalSink {
-        inner: GroupSink::new(CoordinationConfig::default())?,
+        inner: GroupSink::new(CoordinationConfig::default(), narrative_cfg.clone())?,
         candidates,
         active: HashMap::new(),
         pairs: PairSample {

@@ -165,6 +165,7 @@ pub fn run_args(p: &Prepared, port: u16, clock: Arc<ReplayClock>, keep_serving: 
         until_idle: None,
         narratives: true,
         coordination: true,
+        narrative_memory: Default::default(),
         serve: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
         anonymous_read: true,
         allow_private_webhooks: false,

@@ -41,7 +41,7 @@ use tidewatch_engine::decode::{DecodeOptions, Position, Resume};
 use tidewatch_engine::detectors::{Detected, DetectedRows, PostDetectors};
 use tidewatch_engine::feeds::{load_feeds, FeedDef, FeedSet};
 use tidewatch_engine::live::LiveFeeds;
-use tidewatch_engine::narratives::{NarrativeRecord, NarrativeWatch, WatchConfig as NarrativeWatchConfig};
+use tidewatch_engine::narratives::{NarrativeRecord, NarrativeWatch};
 use tidewatch_engine::persist::{open_for_run, resume_points, CommitPolicy, Opened, Persister};
 use tidewatch_engine::replay::ReplayClock;
 use tidewatch_engine::run::{self, Inputs, MatchedPost, RunConfig, RunProgress, RunSink, SinkError};
@@ -124,6 +124,8 @@ pub struct Args {
     /// --narratives; see `tidewatch coordination --help`).
     #[arg(long)]
     pub coordination: bool,
+    #[command(flatten)]
+    pub narrative_memory: crate::commands::narratives::NarrativeMemory,
     /// Also serve the JSON API and live event stream (`tidewatch serve`)
     /// over this run's data directory while it runs, e.g. 127.0.0.1:8080.
     #[arg(long, value_name = "ADDR")]
@@ -852,7 +854,7 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     persist.alerts(alerts.take_pending());
     let topics = TopicWatch::open(EmergingConfig::default(), persist.store().db())?;
     let narratives = (args.narratives || args.coordination)
-        .then(|| NarrativeWatch::open(NarrativeWatchConfig::default(), persist.store().db()))
+        .then(|| NarrativeWatch::open(args.narrative_memory.watch_config(), persist.store().db()))
         .transpose()?;
     let coordination = args
         .coordination

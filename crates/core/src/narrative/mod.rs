@@ -95,6 +95,11 @@ const SEED_ACCOUNT: u64 = 0x4143_4354;
 /// Distinct language tags remembered; rarer ones are not tallied.
 const MAX_LANGS: usize = 256;
 
+/// About what the default caps hold at most, in MiB: the band table 32,
+/// narratives about 60, reposted originals about 25, and the maps' spare
+/// capacity (see [`NarrativeConfig::with_memory_mib`]).
+pub const DEFAULT_MEMORY_MIB: usize = 128;
+
 /// Settings of a [`Narratives`] clusterer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NarrativeConfig {
@@ -175,6 +180,24 @@ impl NarrativeConfig {
             return Err(ConfigError::Caps);
         }
         Ok(())
+    }
+
+    /// This configuration with its three caps (`max_buckets`,
+    /// `max_narratives`, `max_originals`) set to their defaults scaled
+    /// from [`DEFAULT_MEMORY_MIB`] to `mib` (at least 1). At high rates the
+    /// caps bound how far back a first copy is found
+    /// ([`NarrativeStats::evicted_bucket_age_ms`]), and that reach grows
+    /// in proportion.
+    pub fn with_memory_mib(mut self, mib: usize) -> NarrativeConfig {
+        let d = NarrativeConfig::default();
+        let scale = |cap: usize| {
+            let scaled = cap as u128 * mib.max(1) as u128 / DEFAULT_MEMORY_MIB as u128;
+            usize::try_from(scaled).unwrap_or(usize::MAX).max(1)
+        };
+        self.max_buckets = scale(d.max_buckets);
+        self.max_narratives = scale(d.max_narratives);
+        self.max_originals = scale(d.max_originals);
+        self
     }
 }
 

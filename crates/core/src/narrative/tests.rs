@@ -369,6 +369,40 @@ proptest! {
 }
 
 #[test]
+fn the_memory_setting_scales_the_caps_and_with_them_the_reach() {
+    let d = NarrativeConfig::default();
+    assert_eq!(d.clone().with_memory_mib(DEFAULT_MEMORY_MIB), d);
+    let big = d.clone().with_memory_mib(2 * DEFAULT_MEMORY_MIB);
+    assert_eq!(
+        (big.max_buckets, big.max_narratives, big.max_originals),
+        (2_000_000, 400_000, 1_000_000)
+    );
+    assert_eq!(big.window_ms, d.window_ms);
+    let tiny = d.clone().with_memory_mib(0);
+    assert_eq!(
+        (tiny.max_buckets, tiny.max_narratives, tiny.max_originals),
+        (7_812, 1_562, 3_906)
+    );
+    assert!(tiny.validate().is_ok());
+
+    // Distinct texts, 10 a second: how long band entries last before the
+    // cap evicts them doubles with the memory (1M / 128 / 16 ≈ 488 posts,
+    // 49 s, at 1 MiB, under a 4-way set's own eviction order).
+    let reach = |mib: usize| {
+        let mut n = Narratives::new(NarrativeConfig::default().with_memory_mib(mib)).expect("valid");
+        for k in 0..20_000i64 {
+            let text = format!("a{k} b{k} c{k} d{k} e{k} f{k}");
+            obs(&mut n, &post(&format!("p{k}"), &format!("u{k}"), T0 + k * 100, &text));
+        }
+        n.stats().evicted_bucket_age_ms
+    };
+    let (one, two) = (reach(1), reach(2));
+    assert!((30_000..50_000).contains(&one), "{one}");
+    let ratio = two as f64 / one as f64;
+    assert!((1.8..2.2).contains(&ratio), "{one} {two}");
+}
+
+#[test]
 fn memory_stays_flat_over_a_long_stream() {
     // 200 000 posts of mixed near-duplicates and noise, 10 per second of
     // event time: past the caps, the byte estimate stops growing.

@@ -229,7 +229,7 @@ fn memory(posts: u64, days: u32, seed: u64, every: u64) -> Result<()> {
     });
     let keyring = Arc::new(Keyring::new(PseudonymConfig::default()));
     let mut ps = Pseudonymiser::new(keyring.clone(), Timestamp(0));
-    let mut det = Detectors::new(CoordinationConfig::default())?;
+    let mut det = Detectors::new(CoordinationConfig::default(), Default::default())?;
     let mut spans = Vec::new();
     let start = Instant::now();
     let mut n = 0u64;
