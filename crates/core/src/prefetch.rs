@@ -18,15 +18,27 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// Prefetches one line for every 64 bytes from `start` on, `len` bytes.
+#[inline(always)]
+fn prefetch_lines(start: *const u8, len: usize) {
+    let mut off = 0;
+    while off < len {
+        prefetch(start.wrapping_add(off));
+        off += 64;
+    }
+}
+
 /// Prefetches every cache line of `*v`.
 #[inline(always)]
 pub(crate) fn prefetch_value<T>(v: &T) {
     let start = (v as *const T).cast::<u8>();
-    let mut off = 0;
-    while off < std::mem::size_of::<T>() {
-        prefetch(start.wrapping_add(off));
-        off += 64;
-    }
+    prefetch_lines(start, std::mem::size_of::<T>());
     // The last byte, in case `v` straddles one more line.
     prefetch(start.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
+}
+
+/// Prefetches the lines a slice starts on, one per 64 bytes of it.
+#[inline(always)]
+pub(crate) fn prefetch_slice<T>(v: &[T]) {
+    prefetch_lines(v.as_ptr().cast(), std::mem::size_of_val(v));
 }

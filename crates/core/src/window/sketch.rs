@@ -284,17 +284,8 @@ impl<K: Clone + Eq> HeavyHitters<K> {
     /// Starts loading the stored keys and counts into the cache, ahead of
     /// an [`add`](Self::add) (a hint only).
     pub(crate) fn prefetch(&self) {
-        fn lines<T>(v: &[T]) {
-            let start = v.as_ptr().cast::<u8>();
-            let bytes = std::mem::size_of_val(v);
-            let mut off = 0;
-            while off < bytes {
-                crate::prefetch::prefetch(start.wrapping_add(off));
-                off += 64;
-            }
-        }
-        lines(&self.keys);
-        lines(&self.counts);
+        crate::prefetch::prefetch_slice(&self.keys);
+        crate::prefetch::prefetch_slice(&self.counts);
     }
 
     /// Empties the summary, keeping its allocations for reuse.
