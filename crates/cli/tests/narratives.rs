@@ -243,6 +243,101 @@ fn run_with_coordination_records_the_campaigns_narrative_and_group() {
     assert!(shares.iter().all(|s| (0.8..=1.0).contains(s)), "{shares:?}");
 }
 
+/// Narratives as `tidewatch narratives --data` lists them, and groups as
+/// `coordination --data` does, each sorted: what a stopped and resumed run
+/// must agree on with an uninterrupted one. Left out: a narrative's recent
+/// activity (`recent_10m`, `previous_60m`, `growth`), which is as of the
+/// end of the batch that stored it, and batches fall elsewhere in a resumed
+/// run; and the id and epoch a group was first recorded under.
+fn findings(dir: &Path, data: &str) -> (Vec<String>, Vec<String>) {
+    let without = |line: &str, fields: &[&str]| {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let object = v.as_object_mut().unwrap();
+        for f in fields {
+            assert!(object.remove(*f).is_some(), "{f} in {line}");
+        }
+        serde_json::to_string(object).unwrap()
+    };
+    let mut narratives: Vec<String> = ok(
+        &["narratives", "--data", data, "--format", "json", "--limit", "100000"],
+        dir,
+    )
+    .lines()
+    .map(|l| without(l, &["recent_10m", "previous_60m", "growth"]))
+    .collect();
+    narratives.sort();
+    let mut groups: Vec<String> = ok(&["coordination", "--data", data, "--format", "json"], dir)
+        .lines()
+        .map(|l| without(l, &["id", "epoch"]))
+        .collect();
+    groups.sort();
+    (narratives, groups)
+}
+
+/// A run stopped in the middle of the campaign (its input ends there) and
+/// run again once the input has grown goes on with the narratives and the
+/// coordination network it had: it stores what one run over the whole
+/// input stores. Without the saved state the second run would found the
+/// campaign's narrative again under another id and count its edges from
+/// zero.
+#[test]
+fn a_stopped_run_goes_on_with_its_narratives_and_groups() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_posts(dir);
+    std::fs::write(
+        dir.join("feeds.toml"),
+        "[[feed]]\nname = \"rent\"\nquery = \"rents OR petition\"\n",
+    )
+    .unwrap();
+    let run = |data: &str, input: &str| {
+        let out = tidewatch(
+            &["run", "--coordination", "--feeds", "feeds.toml", "--data", data, input],
+            dir,
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    run("whole", "posts.jsonl");
+
+    // The same keys, so that both stores hold the same pseudonyms and ids.
+    std::fs::create_dir_all(dir.join("parts")).unwrap();
+    std::fs::copy(dir.join("whole/keyring.json"), dir.join("parts/keyring.json")).unwrap();
+    let all = std::fs::read_to_string(dir.join("posts.jsonl")).unwrap();
+    let lines: Vec<&str> = all.lines().collect();
+    // Stop halfway through the campaign's second wave.
+    let stop = lines.iter().position(|l| l.contains("\"id\":\"91030\"")).unwrap();
+    std::fs::write(dir.join("growing.jsonl"), lines[..stop].join("\n") + "\n").unwrap();
+    let first = run("parts", "growing.jsonl");
+    assert!(!first.contains("resumed"), "{first}");
+    assert!(dir.join("parts/detectors.state").exists());
+    std::fs::write(dir.join("growing.jsonl"), all).unwrap();
+    let second = run("parts", "growing.jsonl");
+    assert!(second.contains("resumed where the last run stopped"), "{second}");
+
+    let (narratives, groups) = findings(dir, "parts");
+    let (whole_narratives, whole_groups) = findings(dir, "whole");
+    assert!(narratives
+        .iter()
+        .any(|n| n.contains(&format!("\"accounts\":{}", ACCOUNTS + REPOSTERS))));
+    let differ = |a: &[String], b: &[String]| {
+        let only: Vec<&String> = a.iter().filter(|x| !b.contains(x)).take(3).collect();
+        let missing: Vec<&String> = b.iter().filter(|x| !a.contains(x)).take(3).collect();
+        format!(
+            "{} against {}; only here: {only:?}; missing: {missing:?}",
+            a.len(),
+            b.len()
+        )
+    };
+    assert!(
+        narratives == whole_narratives,
+        "narratives: {}",
+        differ(&narratives, &whole_narratives)
+    );
+    assert!(!groups.is_empty());
+    assert!(groups == whole_groups, "groups: {}", differ(&groups, &whole_groups));
+}
+
 #[test]
 fn the_pseudonym_check_recognises_pseudonyms() {
     assert!(has_pseudonym("by u20514-0123456789abcdef0123"));

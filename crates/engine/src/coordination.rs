@@ -166,7 +166,9 @@ impl GroupRecord {
 }
 
 /// The coordination network of a run and the group records it produced;
-/// see the module docs.
+/// see the module docs. It serialises to its state (see
+/// [`crate::detectors::PostDetectors::save`]).
+#[derive(Serialize, Deserialize)]
 pub struct CoordinationWatch {
     coordinator: Coordinator,
     k: usize,
@@ -182,7 +184,9 @@ pub struct CoordinationWatch {
     /// earlier one), with its epoch: a group is announced once. Ids of a
     /// closed epoch are forgotten (its pseudonyms, hence ids, never recur).
     known: HashMap<String, i64>,
-    /// Records changed since the last [`Self::take_pending`], by id.
+    /// Records changed since the last [`Self::take_pending`], by id (not
+    /// saved: a run takes them before it saves).
+    #[serde(skip)]
     pending: BTreeMap<String, GroupRecord>,
 }
 
@@ -214,6 +218,10 @@ impl CoordinationWatch {
             .map(|r| (r.id, r.epoch))
             .collect();
         Ok(watch)
+    }
+
+    pub fn config(&self) -> &CoordinationConfig {
+        self.coordinator.config()
     }
 
     /// The network's counters and sizes.
@@ -255,17 +263,13 @@ impl CoordinationWatch {
         }
     }
 
-    /// Reports the network as it stands at the end of a run (closing its
-    /// last epoch); returns the groups recorded for the first time.
+    /// Reports the network as it stands at the end of a run, under its
+    /// open epoch; returns the groups recorded for the first time. The
+    /// network is kept, so a run that saves it afterwards
+    /// ([`crate::detectors::PostDetectors::save`]) can be continued.
     pub fn finish(&mut self) -> Vec<GroupRecord> {
-        match self.coordinator.close_epoch(true) {
-            Some((epoch, groups)) => {
-                let new = self.record(&groups, Some(epoch));
-                self.member_of.clear();
-                new
-            }
-            None => Vec::new(),
-        }
+        let groups = self.coordinator.groups();
+        self.record(&groups, self.coordinator.open_epoch())
     }
 
     /// Records `groups` (best score first, as the core sorts them) under

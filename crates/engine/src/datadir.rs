@@ -1,13 +1,17 @@
 //! The data directory: where a tidewatch installation keeps its state.
 //!
-//! For now it holds the pseudonymisation keyring (`keyring.json`, readable
-//! only by its owner). The file is replaced atomically (write, sync,
-//! rename), so a crash leaves either the old or the new keyring, and a
-//! deleted epoch key is gone from the file as soon as [`DataDir::save_keyring`]
-//! returns.
+//! Besides the store, it holds the pseudonymisation keyring
+//! (`keyring.json`) and the detectors' state saved by a run that stopped
+//! cleanly (`detectors.state`, see [`crate::detectors`]), both readable
+//! only by their owner. Files are replaced atomically (write, sync,
+//! rename), so a crash leaves either the old or the new one, and a deleted
+//! epoch key is gone from the keyring as soon as [`DataDir::save_keyring`]
+//! returns. Saved detector state is deleted when it is read: it is of use
+//! only to the next run, and holds pseudonyms.
 
+use crate::detectors::{PostDetectors, StateError};
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use tidewatch_core::pseudonym::{Keyring, KeyringState, PseudonymConfig};
 
@@ -21,6 +25,20 @@ pub enum DataDirError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: not a keyring: {source}")]
     BadKeyring { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: {source}")]
+    BadDetectors { path: PathBuf, source: StateError },
+}
+
+/// What [`DataDir::take_detectors`] found.
+pub enum SavedDetectors {
+    /// No saved state.
+    None,
+    /// State saved with commit `saved`, not the store's: posts were
+    /// committed since (by a run killed before it could save, or one
+    /// without these detectors) that it never saw.
+    Stale { saved: u64 },
+    /// The state saved with the store's current commit.
+    Current(Box<PostDetectors>),
 }
 
 /// An opened data directory.
@@ -74,22 +92,83 @@ impl DataDir {
     /// Writes the keyring atomically.
     pub fn save_keyring(&self, ring: &Keyring) -> Result<(), DataDirError> {
         let path = self.keyring_path();
-        let tmp = self.root.join("keyring.json.tmp");
-        let io_err = |source| DataDirError::Io {
+        let json = serde_json::to_vec_pretty(&ring.snapshot()).map_err(|e| DataDirError::Io {
+            path: path.clone(),
+            source: io::Error::other(e),
+        })?;
+        self.replace(&path, |f| f.write_all(&json).map_err(StateError::Io))
+    }
+
+    fn detectors_path(&self) -> PathBuf {
+        self.root.join("detectors.state")
+    }
+
+    /// Saves the detectors' state atomically, tagged with `commit` (the
+    /// store's last commit); returns the file's size in bytes.
+    pub fn save_detectors(&self, commit: u64, detectors: &PostDetectors) -> Result<u64, DataDirError> {
+        let path = self.detectors_path();
+        self.replace(&path, |f| detectors.save(commit, f))?;
+        fs::metadata(&path)
+            .map(|m| m.len())
+            .map_err(|source| DataDirError::Io { path, source })
+    }
+
+    /// Reads and deletes the saved detector state; it is loaded only when
+    /// it was saved with the store's commit `commit`.
+    pub fn take_detectors(&self, commit: u64) -> Result<SavedDetectors, DataDirError> {
+        let path = self.detectors_path();
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SavedDetectors::None),
+            Err(source) => return Err(DataDirError::Io { path, source }),
+        };
+        let read = || {
+            let mut input = BufReader::new(file);
+            let saved = PostDetectors::saved_commit(&mut input)?;
+            if saved != commit {
+                return Ok(SavedDetectors::Stale { saved });
+            }
+            Ok(SavedDetectors::Current(Box::new(PostDetectors::load(input)?)))
+        };
+        let found = read();
+        fs::remove_file(&path).map_err(|source| DataDirError::Io {
             path: path.clone(),
             source,
+        })?;
+        found.map_err(|source| DataDirError::BadDetectors { path, source })
+    }
+
+    /// Replaces `path` atomically with what `write` writes: a temporary
+    /// file, readable only by its owner, synced, then renamed.
+    fn replace(
+        &self,
+        path: &Path,
+        write: impl FnOnce(&mut BufWriter<fs::File>) -> Result<(), StateError>,
+    ) -> Result<(), DataDirError> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let err = |source: StateError| match source {
+            StateError::Io(source) => DataDirError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            source => DataDirError::BadDetectors {
+                path: path.to_path_buf(),
+                source,
+            },
         };
-        let json = serde_json::to_vec_pretty(&ring.snapshot()).map_err(|e| io_err(io::Error::other(e)))?;
         {
             let mut opts = fs::OpenOptions::new();
             opts.write(true).create(true).truncate(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(&tmp).map_err(io_err)?;
-            f.write_all(&json).map_err(io_err)?;
-            f.sync_all().map_err(io_err)?;
+            let mut f = BufWriter::new(opts.open(&tmp).map_err(|e| err(e.into()))?);
+            write(&mut f).map_err(err)?;
+            let f = f.into_inner().map_err(|e| err(e.into_error().into()))?;
+            f.sync_all().map_err(|e| err(e.into()))?;
         }
-        fs::rename(&tmp, &path).map_err(io_err)?;
+        fs::rename(&tmp, path).map_err(|e| err(e.into()))?;
         if let Ok(dir) = fs::File::open(&self.root) {
             let _ = dir.sync_all();
         }
@@ -129,5 +208,36 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o077, 0);
         }
+    }
+
+    #[test]
+    fn saved_detectors_are_read_once_and_only_with_their_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let dd = DataDir::open(dir.path()).unwrap();
+        let file = dir.path().join("detectors.state");
+        let detectors = || PostDetectors {
+            narratives: crate::narratives::NarrativeWatch::new(Default::default()).unwrap(),
+            coordination: None,
+        };
+        assert!(matches!(dd.take_detectors(3), Ok(SavedDetectors::None)));
+
+        let bytes = dd.save_detectors(3, &detectors()).unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), bytes);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o077, 0);
+        }
+        assert!(matches!(dd.take_detectors(3), Ok(SavedDetectors::Current(_))));
+        assert!(!file.exists(), "read once: it holds pseudonyms");
+
+        dd.save_detectors(3, &detectors()).unwrap();
+        assert!(matches!(dd.take_detectors(4), Ok(SavedDetectors::Stale { saved: 3 })));
+        assert!(!file.exists());
+
+        std::fs::write(&file, b"twdetect\x01\0\0\0\x03\0\0\0\0\0\0\0garbage").unwrap();
+        let err = dd.take_detectors(3).err().expect("damaged");
+        assert!(err.to_string().contains("detectors.state"), "{err}");
+        assert!(!file.exists());
     }
 }

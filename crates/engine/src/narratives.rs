@@ -62,7 +62,7 @@ const SWEEP_MINUTES: i64 = 10;
 const SUMMARY_CHARS: usize = 100;
 
 /// When a narrative is reported and stored.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WatchConfig {
     pub narratives: NarrativeConfig,
     /// Fewest distinct accounts for a narrative to be reported (default 5).
@@ -184,6 +184,7 @@ impl NarrativeRecord {
 }
 
 /// The feeds one narrative's posts matched.
+#[derive(Serialize, Deserialize)]
 struct FeedTally {
     last: i64,
     /// (feed, posts), by feed id; at most [`MAX_FEEDS`] feeds, the first
@@ -192,10 +193,12 @@ struct FeedTally {
 }
 
 /// The narrative clusterer of a run, and what it reported; see the module
-/// docs.
+/// docs. It serialises to its state (see [`crate::detectors::PostDetectors::save`]).
+#[derive(Serialize, Deserialize)]
 pub struct NarrativeWatch {
     cfg: WatchConfig,
     narratives: Narratives,
+    #[serde(skip)]
     tokens: TokenizedText,
     tallies: HashMap<u64, FeedTally>,
     /// The minute (unix minutes) of the last feed-tally sweep.
@@ -209,10 +212,13 @@ pub struct NarrativeWatch {
     /// large enough to store.
     dirty: BTreeSet<u64>,
     /// What the clusterer did with the last post observed.
+    #[serde(skip)]
     last: Option<NarrativeUpdate>,
     /// Every narrative id that grew fast, like `reported`.
     grown: HashMap<u64, i64>,
-    /// Narratives that grew fast since the last [`Self::take_grown`].
+    /// Narratives that grew fast since the last [`Self::take_grown`]
+    /// (not saved: a run takes them before it saves).
+    #[serde(skip)]
     grown_pending: Vec<NarrativeRecord>,
 }
 
@@ -265,6 +271,10 @@ impl NarrativeWatch {
     /// network's co-post edges key on, so it need not cluster again.
     pub fn last_update(&self) -> Option<NarrativeUpdate> {
         self.last
+    }
+
+    pub fn config(&self) -> &WatchConfig {
+        &self.cfg
     }
 
     /// The clusterer's settings: what a run's workers need to make the

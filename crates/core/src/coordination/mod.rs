@@ -66,7 +66,7 @@ pub use groups::{Group, GroupEdge};
 use crate::narrative::NarrativeId;
 use crate::post::Post;
 use rarity::TagRarity;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
@@ -75,7 +75,7 @@ use std::sync::Arc;
 pub const MIN_K: usize = 5;
 
 /// The kinds of coincidence that tie two accounts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EdgeType {
     /// Near-identical text (the same narrative), not a repost.
@@ -122,7 +122,7 @@ impl EdgeType {
 }
 
 /// Settings of a [`Coordinator`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CoordinationConfig {
     /// Window Δ per type, indexed by [`EdgeType::index`] (default 60 s each).
     pub window_ms: [i64; EdgeType::COUNT],
@@ -269,7 +269,7 @@ impl<'a> CoordPost<'a> {
 /// One coincidence kept as evidence: the two posts that tie an edge's
 /// accounts (`posts[0]` by the edge's first account, in [`GroupEdge`]
 /// order), their times, and the type.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     #[serde(rename = "type")]
     pub kind: EdgeType,
@@ -283,7 +283,7 @@ fn posts_as_strs<S: serde::Serializer>(p: &[Arc<str>; 2], s: S) -> Result<S::Ok,
 }
 
 /// Counters and sizes, for metrics and memory checks.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoordinationStats {
     pub observed: u64,
     /// Posts without author or time, or without any key.
@@ -313,6 +313,7 @@ pub struct CoordinationStats {
 }
 
 /// A recent post under a key.
+#[derive(Serialize, Deserialize)]
 struct Recent {
     account: u64,
     name: Arc<str>,
@@ -321,6 +322,7 @@ struct Recent {
 }
 
 /// The recent posts of one key.
+#[derive(Serialize, Deserialize)]
 struct KeyState {
     recent: VecDeque<Recent>,
     last: i64,
@@ -330,6 +332,7 @@ struct KeyState {
 }
 
 /// An undirected edge; `a < b` by account hash.
+#[derive(Serialize, Deserialize)]
 struct Edge {
     weights: [u32; EdgeType::COUNT],
     first: i64,
@@ -347,6 +350,10 @@ type Accounts = HashMap<u64, (Arc<str>, u32), BuildHasherDefault<MixHasher>>;
 const NARRATIVES_PER_EDGE: usize = 4;
 
 /// The streaming coordination network. See the module doc.
+///
+/// It serialises (serde) to its whole state, so a run that stops can save
+/// it and the next one go on from it; the scratch buffers are not saved.
+#[derive(Serialize, Deserialize)]
 pub struct Coordinator {
     cfg: CoordinationConfig,
     keys: [Timed<KeyState, u64>; EdgeType::COUNT],
@@ -359,9 +366,12 @@ pub struct Coordinator {
     open_epoch: Option<i64>,
     stats: CoordinationStats,
     /// Accounts already paired with the current post under the current key.
+    #[serde(skip)]
     paired: Vec<u64>,
     /// Their posts' places in the key's recent posts.
+    #[serde(skip)]
     matched: Vec<usize>,
+    #[serde(skip)]
     tags: Vec<u64>,
 }
 
@@ -629,6 +639,12 @@ impl Coordinator {
         Some((epoch, groups))
     }
 
+    /// The epoch [`Coordinator::close_epoch`] waits for the end of (`None`
+    /// before the first post).
+    pub fn open_epoch(&self) -> Option<i64> {
+        self.open_epoch
+    }
+
     /// The coordinated groups in the current network: components of the
     /// edges with total weight ≥ `min_weight`, with at least `k` accounts,
     /// best score first. Scans every edge: meant for periodic reports.
@@ -773,6 +789,11 @@ impl Hasher for MixHasher {
 /// clusterer's: each key has one entry in `queue`, stamped with its time
 /// when queued; an entry found stale at the front is queued again with
 /// the newer time.
+#[derive(Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize, V: Serialize",
+    deserialize = "K: Deserialize<'de> + Eq + Hash, V: Deserialize<'de>"
+))]
 struct Timed<V, K> {
     map: HashMap<K, V, BuildHasherDefault<MixHasher>>,
     queue: VecDeque<(i64, K)>,

@@ -23,6 +23,7 @@ const WIDTH: usize = 1 << 14;
 const RESCALE_AT: f64 = 1.0995e12;
 
 /// A decayed count-min sketch of hashtag uses.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct TagRarity {
     counters: Vec<f64>,
     half_life_ms: f64,

@@ -28,6 +28,8 @@
 //! expired at once (the stream paused for a whole window), the table is
 //! emptied.
 
+use serde::{Deserialize, Serialize};
+
 /// Entries per set. Four keys are 32 bytes; a set with its narratives and
 /// times fills two cache lines.
 pub(super) const WAYS: usize = 4;
@@ -36,7 +38,7 @@ pub(super) const WAYS: usize = 4;
 /// only the keys. Aligned to a cache line, a set spans exactly two, so a
 /// lookup touches two lines (not three when a set straddles) and a
 /// prefetch asks for exactly those.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, Serialize, Deserialize)]
 #[repr(C, align(64))]
 struct Set {
     keys: [u64; WAYS],
@@ -55,6 +57,7 @@ pub(super) struct Band {
     pub last: i64,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(super) struct BandTable {
     /// Allocated at the first write: a clusterer that never sees a long
     /// text holds nothing.

@@ -8,7 +8,7 @@
 
 use super::minhash::sketch_jaccard;
 use crate::time::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Distinct accounts are counted exactly up to this many, then estimated.
 pub const EXACT_ACCOUNTS: usize = 128;
@@ -43,6 +43,15 @@ impl std::fmt::Display for NarrativeId {
 impl Serialize for NarrativeId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for NarrativeId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let hex = String::deserialize(d)?;
+        u64::from_str_radix(&hex, 16)
+            .map(NarrativeId)
+            .map_err(|_| serde::de::Error::invalid_value(serde::de::Unexpected::Str(&hex), &"16 hex digits"))
     }
 }
 
@@ -81,7 +90,7 @@ pub struct Narrative {
 }
 
 /// The internal state of a narrative.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Cluster {
     /// The founding post's sketch ([`super::minhash::sketch`]); `None` for
     /// a narrative founded by a repost without text. New posts are compared
@@ -100,7 +109,7 @@ pub(crate) struct Cluster {
     pub details: Option<Box<Details>>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Details {
     accounts: Accounts,
     langs: Tally<u16>,
@@ -328,10 +337,29 @@ fn truncate_chars(s: &str, n: usize) -> &str {
 }
 
 /// Distinct accounts: an exact small set, then a HyperLogLog.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum Accounts {
     Exact(Vec<u64>),
-    Sketch(Box<[u8; HLL_REGISTERS]>),
+    Sketch(#[serde(with = "registers")] Box<[u8; HLL_REGISTERS]>),
+}
+
+/// The HyperLogLog registers as bytes (serde derives arrays of at most 32).
+mod registers {
+    use super::HLL_REGISTERS;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(regs: &[u8; HLL_REGISTERS], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(regs.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<[u8; HLL_REGISTERS]>, D::Error> {
+        let bytes = Vec::<u8>::deserialize(d)?;
+        let len = bytes.len();
+        bytes
+            .into_boxed_slice()
+            .try_into()
+            .map_err(|_| serde::de::Error::invalid_length(len, &"256 HyperLogLog registers"))
+    }
 }
 
 impl Default for Accounts {
@@ -404,7 +432,7 @@ fn hll_insert(regs: &mut [u8; HLL_REGISTERS], h: u64) {
 }
 
 /// A Misra–Gries summary of the most frequent values.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Tally<T> {
     items: Vec<(T, u64)>,
 }
@@ -449,7 +477,7 @@ impl Tally<Box<str>> {
 }
 
 /// Posts per 5-minute slot over the last 70 minutes of a narrative.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Activity {
     counts: [u32; SLOTS],
     /// The newest slot number (`t / SLOT_MS`) counted.

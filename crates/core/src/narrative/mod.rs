@@ -87,6 +87,7 @@ use crate::text::{tokenize, TokenizedText};
 use bands::BandTable;
 use cluster::Cluster;
 use minhash::{band_keys, hash_bytes, signature, sketch, sketch_jaccard};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -101,7 +102,7 @@ const MAX_LANGS: usize = 256;
 pub const DEFAULT_MEMORY_MIB: usize = 128;
 
 /// Settings of a [`Narratives`] clusterer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NarrativeConfig {
     /// Event-time window (ms) within which posts can meet (default 24 h).
     pub window_ms: i64,
@@ -221,7 +222,7 @@ pub enum Rank {
 }
 
 /// Counters and sizes, for metrics and memory checks.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NarrativeStats {
     pub observed: u64,
     /// Posts whose text was too short to cluster (and not reposts).
@@ -251,6 +252,10 @@ pub struct NarrativeStats {
 }
 
 /// The streaming near-duplicate clusterer. See the module doc.
+///
+/// It serialises (serde) to its whole state, so a run that stops can save
+/// it and the next one go on from it; the scratch buffers are not saved.
+#[derive(Serialize, Deserialize)]
 pub struct Narratives {
     cfg: NarrativeConfig,
     clusters: TimedMap<Cluster>,
@@ -262,16 +267,19 @@ pub struct Narratives {
     now: Option<i64>,
     sketcher: Sketcher,
     /// The current post's sketch, when [`Narratives::observe`] makes it.
+    #[serde(skip)]
     current: NarrativeSketch,
     /// Scratch tokens, for a sketch made with other settings.
+    #[serde(skip)]
     tokens: TokenizedText,
+    #[serde(skip)]
     candidates: Vec<u64>,
     stats: NarrativeStats,
 }
 
 /// Shingle settings a [`NarrativeSketch`] was made with: a sketch is used
 /// only by a clusterer with the same.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct SketchShape {
     shingle_words: usize,
     min_shingles: usize,
@@ -315,10 +323,11 @@ impl NarrativeSketch {
 
 /// Makes [`NarrativeSketch`]es for one clusterer configuration; holds
 /// reusable buffers (one per thread).
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Sketcher {
     shape: SketchShape,
     rows: usize,
+    #[serde(skip)]
     shingler: Shingler,
 }
 
@@ -652,7 +661,7 @@ impl Narratives {
 }
 
 /// A map entry pointing at a narrative, refreshed at `last`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Pointer {
     cluster: u64,
     last: i64,
@@ -710,6 +719,7 @@ impl Hasher for IdHasher {
 /// stamped with the key's last time when queued; an entry found stale at
 /// the front (its key refreshed since) is queued again with the newer
 /// time, so refreshing costs nothing until the entry reaches the front.
+#[derive(Serialize, Deserialize)]
 struct TimedMap<V> {
     map: FastMap<V>,
     queue: VecDeque<(i64, u64)>,
