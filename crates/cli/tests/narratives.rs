@@ -6,6 +6,7 @@ use std::path::Path;
 
 mod common;
 use common::{ok, tidewatch};
+use tidewatch_engine::detectors::PostDetectors;
 
 /// Whether `s` holds an epoch pseudonym: `u`, digits, `-`.
 fn has_pseudonym(s: &str) -> bool {
@@ -310,7 +311,13 @@ fn a_stopped_run_goes_on_with_its_narratives_and_groups() {
     std::fs::write(dir.join("growing.jsonl"), lines[..stop].join("\n") + "\n").unwrap();
     let first = run("parts", "growing.jsonl");
     assert!(!first.contains("resumed"), "{first}");
-    assert!(dir.join("parts/detectors.state").exists());
+    // The saved state holds pseudonyms and redacted text, never a handle.
+    let state = std::fs::read(dir.join("parts/detectors.state")).unwrap();
+    let mut input = state.as_slice();
+    PostDetectors::saved_commit(&mut input).unwrap();
+    let state = String::from_utf8_lossy(&zstd::decode_all(input).unwrap()).into_owned();
+    assert!(has_pseudonym(&state) && state.contains("Rents in the harbour district"));
+    assert!(!state.contains("_example"), "a handle in the saved state");
     std::fs::write(dir.join("growing.jsonl"), all).unwrap();
     let second = run("parts", "growing.jsonl");
     assert!(second.contains("resumed where the last run stopped"), "{second}");
