@@ -105,6 +105,19 @@ fn write_posts(dir: &Path) {
     std::fs::write(dir.join("posts.jsonl"), lines.join("\n") + "\n").unwrap();
 }
 
+/// A directory with `posts.jsonl` and `feeds.toml`, one feed on the
+/// campaign's words.
+fn with_posts_and_feeds() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    write_posts(tmp.path());
+    std::fs::write(
+        tmp.path().join("feeds.toml"),
+        "[[feed]]\nname = \"rent\"\nquery = \"rents OR petition\"\n",
+    )
+    .unwrap();
+    tmp
+}
+
 #[test]
 fn a_planted_campaign_is_the_top_narrative_with_its_accounts_counted() {
     let tmp = tempfile::tempdir().unwrap();
@@ -195,14 +208,8 @@ fn a_planted_campaign_is_the_top_narrative_with_its_accounts_counted() {
 /// `coordination` list them.
 #[test]
 fn run_with_coordination_records_the_campaigns_narrative_and_group() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = with_posts_and_feeds();
     let dir = tmp.path();
-    write_posts(dir);
-    std::fs::write(
-        dir.join("feeds.toml"),
-        "[[feed]]\nname = \"rent\"\nquery = \"rents OR petition\"\n",
-    )
-    .unwrap();
     ok(
         &[
             "run",
@@ -283,14 +290,8 @@ fn findings(dir: &Path, data: &str) -> (Vec<String>, Vec<String>) {
 /// zero.
 #[test]
 fn a_stopped_run_goes_on_with_its_narratives_and_groups() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = with_posts_and_feeds();
     let dir = tmp.path();
-    write_posts(dir);
-    std::fs::write(
-        dir.join("feeds.toml"),
-        "[[feed]]\nname = \"rent\"\nquery = \"rents OR petition\"\n",
-    )
-    .unwrap();
     let run = |data: &str, input: &str| {
         let out = tidewatch(
             &["run", "--coordination", "--feeds", "feeds.toml", "--data", data, input],

@@ -179,7 +179,7 @@ mod tests {
     use super::*;
     use crate::coordination::CoordinationWatch;
     use crate::narratives::WatchConfig;
-    use crate::run::testing::matched;
+    use crate::run::testing::{describe, matched};
     use tidewatch_core::text::TokenizedText;
     use tidewatch_gen::{GenConfig, Generator};
 
@@ -216,18 +216,7 @@ mod tests {
     fn feed(d: &mut PostDetectors, posts: &[MatchedPost], log: &mut Vec<String>) {
         for (i, m) in posts.iter().enumerate() {
             let f = d.post(m, None);
-            let ids = |v: &[NarrativeRecord]| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
-            log.push(format!(
-                "{} {:?} {:?} {:?} {:?}",
-                m.post.id,
-                f.update.map(|u| (u.narrative.0, u.is_new, u.by_repost, u.size)),
-                ids(&f.reported),
-                ids(&f.grown),
-                f.groups
-                    .iter()
-                    .map(|g| (g.id.clone(), g.accounts.clone(), g.total_weight))
-                    .collect::<Vec<_>>()
-            ));
+            log.push(describe(m, &f));
             if i % 1_000 == 999 {
                 log.push(rows(d));
             }

@@ -623,6 +623,23 @@ pub(crate) mod testing {
     /// A post with its entities extracted and its content terms listed
     /// (the pipeline's rule, without redaction: test texts hold no handle
     /// a test looks at), matched by no feed.
+    /// One line saying what the detectors found in a post, for logs two
+    /// runs must agree on.
+    pub(crate) fn describe(m: &MatchedPost, f: &crate::detectors::Detected) -> String {
+        let ids = |v: &[crate::narratives::NarrativeRecord]| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+        format!(
+            "post {} {:?} {:?} {:?} {:?}",
+            m.post.id,
+            f.update.map(|u| (u.narrative.0, u.is_new, u.by_repost, u.size)),
+            ids(&f.reported),
+            ids(&f.grown),
+            f.groups
+                .iter()
+                .map(|g| (g.id.clone(), g.accounts.clone(), g.total_weight))
+                .collect::<Vec<_>>()
+        )
+    }
+
     pub(crate) fn matched(mut post: Post, tokens: &mut TokenizedText) -> MatchedPost {
         let mut spans = Vec::new();
         entities::scan_into(&post.text, &mut spans);
@@ -910,18 +927,7 @@ mod tests {
         }
 
         fn found(&mut self, m: &MatchedPost, f: &Detected) {
-            let ids = |v: &[crate::narratives::NarrativeRecord]| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
-            self.log.push(format!(
-                "post {} {:?} {:?} {:?} {:?}",
-                m.post.id,
-                f.update.map(|u| (u.narrative.0, u.is_new, u.by_repost, u.size)),
-                ids(&f.reported),
-                ids(&f.grown),
-                f.groups
-                    .iter()
-                    .map(|g| (g.id.clone(), g.accounts.len()))
-                    .collect::<Vec<_>>()
-            ));
+            self.log.push(super::testing::describe(m, f));
         }
 
         fn rows(&mut self, rows: DetectedRows) {
