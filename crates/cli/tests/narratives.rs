@@ -6,7 +6,6 @@ use std::path::Path;
 
 mod common;
 use common::{ok, tidewatch};
-use tidewatch_engine::detectors::PostDetectors;
 
 /// Whether `s` holds an epoch pseudonym: `u`, digits, `-`.
 fn has_pseudonym(s: &str) -> bool {
@@ -251,13 +250,14 @@ fn run_with_coordination_records_the_campaigns_narrative_and_group() {
     assert!(shares.iter().all(|s| (0.8..=1.0).contains(s)), "{shares:?}");
 }
 
-/// Narratives as `tidewatch narratives --data` lists them, and groups as
-/// `coordination --data` does, each sorted: what a stopped and resumed run
-/// must agree on with an uninterrupted one. Left out: a narrative's recent
+/// Narratives as `tidewatch narratives --data` lists them, groups as
+/// `coordination --data` does and emerging topics as `topics --data` does,
+/// each sorted: what a stopped and resumed run must agree on with an
+/// uninterrupted one. Left out: a narrative's recent
 /// activity (`recent_10m`, `previous_60m`, `growth`), which is as of the
 /// end of the batch that stored it, and batches fall elsewhere in a resumed
 /// run; and the id and epoch a group was first recorded under.
-fn findings(dir: &Path, data: &str) -> (Vec<String>, Vec<String>) {
+fn findings(dir: &Path, data: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
     let without = |line: &str, fields: &[&str]| {
         let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
         let object = v.as_object_mut().unwrap();
@@ -279,13 +279,18 @@ fn findings(dir: &Path, data: &str) -> (Vec<String>, Vec<String>) {
         .map(|l| without(l, &["id", "epoch"]))
         .collect();
     groups.sort();
-    (narratives, groups)
+    let mut topics: Vec<String> = ok(&["topics", "--data", data, "--format", "json"], dir)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    topics.sort();
+    (narratives, groups, topics)
 }
 
 /// A run stopped in the middle of the campaign (its input ends there) and
-/// run again once the input has grown goes on with the narratives and the
-/// coordination network it had: it stores what one run over the whole
-/// input stores. Without the saved state the second run would found the
+/// run again once the input has grown goes on with the emerging topics,
+/// narratives and coordination network it had: it stores what one run over
+/// the whole input stores. Without the saved state the second run would found the
 /// campaign's narrative again under another id and count its edges from
 /// zero.
 #[test]
@@ -315,7 +320,7 @@ fn a_stopped_run_goes_on_with_its_narratives_and_groups() {
     // The saved state holds pseudonyms and redacted text, never a handle.
     let state = std::fs::read(dir.join("parts/detectors.state")).unwrap();
     let mut input = state.as_slice();
-    PostDetectors::saved_commit(&mut input).unwrap();
+    tidewatch_engine::state::saved_commit(&mut input).unwrap();
     let state = String::from_utf8_lossy(&zstd::decode_all(input).unwrap()).into_owned();
     assert!(has_pseudonym(&state) && state.contains("Rents in the harbour district"));
     assert!(!state.contains("_example"), "a handle in the saved state");
@@ -323,8 +328,8 @@ fn a_stopped_run_goes_on_with_its_narratives_and_groups() {
     let second = run("parts", "growing.jsonl");
     assert!(second.contains("resumed where the last run stopped"), "{second}");
 
-    let (narratives, groups) = findings(dir, "parts");
-    let (whole_narratives, whole_groups) = findings(dir, "whole");
+    let (narratives, groups, topics) = findings(dir, "parts");
+    let (whole_narratives, whole_groups, whole_topics) = findings(dir, "whole");
     assert!(narratives
         .iter()
         .any(|n| n.contains(&format!("\"accounts\":{}", ACCOUNTS + REPOSTERS))));
@@ -344,6 +349,7 @@ fn a_stopped_run_goes_on_with_its_narratives_and_groups() {
     );
     assert!(!groups.is_empty());
     assert!(groups == whole_groups, "groups: {}", differ(&groups, &whole_groups));
+    assert!(topics == whole_topics, "topics: {}", differ(&topics, &whole_topics));
 }
 
 #[test]

@@ -2,14 +2,16 @@
 //!
 //! Besides the store, it holds the pseudonymisation keyring
 //! (`keyring.json`) and the detectors' state saved by a run that stopped
-//! cleanly (`detectors.state`, see [`crate::detectors`]), both readable
+//! cleanly (`detectors.state`, see [`crate::state`]), both readable
 //! only by their owner. Files are replaced atomically (write, sync,
 //! rename), so a crash leaves either the old or the new one, and a deleted
 //! epoch key is gone from the keyring as soon as [`DataDir::save_keyring`]
 //! returns. Saved detector state is deleted when it is read: it is of use
 //! only to the next run, and holds pseudonyms.
 
-use crate::detectors::{PostDetectors, StateError};
+use crate::detectors::PostDetectors;
+use crate::state::{RunState, StateError};
+use crate::topics::TopicWatch;
 use std::fs;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -29,8 +31,8 @@ pub enum DataDirError {
     BadDetectors { path: PathBuf, source: StateError },
 }
 
-/// What [`DataDir::take_detectors`] found.
-pub enum SavedDetectors {
+/// What [`DataDir::take_state`] found.
+pub enum SavedState {
     /// No saved state.
     None,
     /// State saved with commit `saved`, not the store's: posts were
@@ -38,7 +40,7 @@ pub enum SavedDetectors {
     /// without these detectors) that it never saw.
     Stale { saved: u64 },
     /// The state saved with the store's current commit.
-    Current(Box<PostDetectors>),
+    Current(Box<RunState>),
 }
 
 /// An opened data directory.
@@ -105,9 +107,14 @@ impl DataDir {
 
     /// Saves the detectors' state atomically, tagged with `commit` (the
     /// store's last commit); returns the file's size in bytes.
-    pub fn save_detectors(&self, commit: u64, detectors: &PostDetectors) -> Result<u64, DataDirError> {
+    pub fn save_state(
+        &self,
+        commit: u64,
+        topics: &TopicWatch,
+        detectors: Option<&PostDetectors>,
+    ) -> Result<u64, DataDirError> {
         let path = self.detectors_path();
-        self.replace(&path, |f| detectors.save(commit, f))?;
+        self.replace(&path, |f| crate::state::save(commit, topics, detectors, f))?;
         fs::metadata(&path)
             .map(|m| m.len())
             .map_err(|source| DataDirError::Io { path, source })
@@ -115,20 +122,20 @@ impl DataDir {
 
     /// Reads and deletes the saved detector state; it is loaded only when
     /// it was saved with the store's commit `commit`.
-    pub fn take_detectors(&self, commit: u64) -> Result<SavedDetectors, DataDirError> {
+    pub fn take_state(&self, commit: u64) -> Result<SavedState, DataDirError> {
         let path = self.detectors_path();
         let file = match fs::File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SavedDetectors::None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SavedState::None),
             Err(source) => return Err(DataDirError::Io { path, source }),
         };
         let read = || {
             let mut input = BufReader::new(file);
-            let saved = PostDetectors::saved_commit(&mut input)?;
+            let saved = crate::state::saved_commit(&mut input)?;
             if saved != commit {
-                return Ok(SavedDetectors::Stale { saved });
+                return Ok(SavedState::Stale { saved });
             }
-            Ok(SavedDetectors::Current(Box::new(PostDetectors::load(input)?)))
+            Ok(SavedState::Current(Box::new(crate::state::load(input)?)))
         };
         let found = read();
         fs::remove_file(&path).map_err(|source| DataDirError::Io {
@@ -211,32 +218,29 @@ mod tests {
     }
 
     #[test]
-    fn saved_detectors_are_read_once_and_only_with_their_commit() {
+    fn saved_state_is_read_once_and_only_with_its_commit() {
         let dir = tempfile::tempdir().unwrap();
         let dd = DataDir::open(dir.path()).unwrap();
         let file = dir.path().join("detectors.state");
-        let detectors = || PostDetectors {
-            narratives: crate::narratives::NarrativeWatch::new(Default::default()).unwrap(),
-            coordination: None,
-        };
-        assert!(matches!(dd.take_detectors(3), Ok(SavedDetectors::None)));
+        let topics = TopicWatch::new(Default::default());
+        assert!(matches!(dd.take_state(3), Ok(SavedState::None)));
 
-        let bytes = dd.save_detectors(3, &detectors()).unwrap();
+        let bytes = dd.save_state(3, &topics, None).unwrap();
         assert_eq!(std::fs::metadata(&file).unwrap().len(), bytes);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o077, 0);
         }
-        assert!(matches!(dd.take_detectors(3), Ok(SavedDetectors::Current(_))));
+        assert!(matches!(dd.take_state(3), Ok(SavedState::Current(_))));
         assert!(!file.exists(), "read once: it holds pseudonyms");
 
-        dd.save_detectors(3, &detectors()).unwrap();
-        assert!(matches!(dd.take_detectors(4), Ok(SavedDetectors::Stale { saved: 3 })));
+        dd.save_state(3, &topics, None).unwrap();
+        assert!(matches!(dd.take_state(4), Ok(SavedState::Stale { saved: 3 })));
         assert!(!file.exists());
 
         std::fs::write(&file, b"twdetect\x01\0\0\0\x03\0\0\0\0\0\0\0garbage").unwrap();
-        let err = dd.take_detectors(3).err().expect("damaged");
+        let err = dd.take_state(3).err().expect("damaged");
         assert!(err.to_string().contains("detectors.state"), "{err}");
         assert!(!file.exists());
     }

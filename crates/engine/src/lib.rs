@@ -49,4 +49,5 @@ pub mod replay;
 pub mod run;
 pub mod series;
 pub mod sources;
+pub mod state;
 pub mod topics;

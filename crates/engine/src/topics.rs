@@ -219,7 +219,26 @@ impl TopicEntry {
     }
 }
 
+/// Records are written for JSON (optional fields left out, times as
+/// text), which a saved state's compact encoding cannot read back: there
+/// they are kept as their JSON.
+mod as_json {
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        let json = serde_json::to_string(value).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&json)
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        let json = String::deserialize(d)?;
+        serde_json::from_str(&json).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A topic's record in memory, with what decides when to suggest again.
+#[derive(Serialize, Deserialize)]
 struct Live {
     record: TopicRecord,
     /// Its leading terms when the feed was last suggested, sorted.
@@ -234,7 +253,8 @@ fn leading_terms(terms: &[TopicTerm]) -> Vec<String> {
 }
 
 /// The emerging-topic detector of a run, and the records it produced; see
-/// the module docs.
+/// the module docs. It serialises to its state (see [`crate::state`]).
+#[derive(Serialize, Deserialize)]
 pub struct TopicWatch {
     detector: EmergingTopics,
     /// The minute (unix minutes) of the newest event time seen.
@@ -243,10 +263,13 @@ pub struct TopicWatch {
     /// earlier one): a topic is announced once.
     known: HashSet<String>,
     /// Topics listed within [`KEEP_MS`], by id.
+    #[serde(with = "as_json")]
     live: HashMap<String, Live>,
     /// Ids whose record changed since the last [`Self::take_pending`].
     dirty: BTreeSet<String>,
-    /// Narrative topics recorded since the last [`Self::take_pending`].
+    /// Narrative topics recorded since the last [`Self::take_pending`]
+    /// (not saved: a run takes them before it saves).
+    #[serde(skip)]
     narratives: Vec<TopicEntry>,
 }
 

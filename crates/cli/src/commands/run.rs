@@ -36,7 +36,7 @@ use tidewatch_core::Timestamp;
 use tidewatch_engine::alerts::{AlertLog, SpikeAlerts};
 use tidewatch_engine::config::{Config, Feeds};
 use tidewatch_engine::coordination::CoordinationWatch;
-use tidewatch_engine::datadir::{DataDir, SavedDetectors, DEFAULT_DATA_DIR};
+use tidewatch_engine::datadir::{DataDir, SavedState, DEFAULT_DATA_DIR};
 use tidewatch_engine::decode::{DecodeOptions, Position, Resume};
 use tidewatch_engine::detectors::{Detected, DetectedRows, PostDetectors};
 use tidewatch_engine::feeds::{load_feeds, FeedDef, FeedSet};
@@ -573,43 +573,73 @@ fn write_status(
 /// was committed stays; the rest is read again by the next run).
 /// The detectors to run with: those the last run on `data` saved when it
 /// stopped, when the store is still at that run's last commit (`seq`) and
-/// the settings are the same; else `fresh`. Says which on stderr.
-fn resume_detectors(data: &DataDir, seq: u64, fresh: PostDetectors) -> PostDetectors {
+/// the settings are the same; else the fresh ones. Says which on stderr.
+fn resume_detectors(
+    data: &DataDir,
+    seq: u64,
+    topics: TopicWatch,
+    detectors: Option<PostDetectors>,
+) -> (TopicWatch, Option<PostDetectors>) {
     let started = std::time::Instant::now();
-    let saved = match data.take_detectors(seq) {
-        Ok(SavedDetectors::None) => return fresh,
-        Ok(SavedDetectors::Stale { saved }) => {
+    let saved = match data.take_state(seq) {
+        Ok(SavedState::None) => return (topics, detectors),
+        Ok(SavedState::Stale { saved }) => {
             eprintln!(
-                "narratives and coordination start empty: their saved state is of commit {saved}, the store is at {seq} \
-                 (the last run did not stop cleanly)"
+                "emerging topics, narratives and coordination start empty: their saved state is of commit {saved}, \
+                 the store is at {seq} (the last run did not stop cleanly)"
             );
-            return fresh;
+            return (topics, detectors);
         }
-        Ok(SavedDetectors::Current(saved)) => saved,
+        Ok(SavedState::Current(saved)) => *saved,
         Err(e) => {
-            eprintln!("narratives and coordination start empty: {e}");
-            return fresh;
+            eprintln!("emerging topics, narratives and coordination start empty: {e}");
+            return (topics, detectors);
         }
     };
-    let PostDetectors {
-        narratives,
-        coordination,
-    } = *saved;
     let mut resumed = Vec::new();
-    let narratives = if narratives.config() == fresh.narratives.config() {
-        resumed.push(format!("{} narratives", narratives.narratives().stats().narratives));
-        narratives
+    let mut other = Vec::new();
+    let topics = if saved.topics.detector().config() == topics.detector().config() {
+        resumed.push(format!(
+            "emerging topics ({} keys tracked)",
+            saved.topics.detector().tracked()
+        ));
+        saved.topics
     } else {
-        eprintln!("narratives start empty: the saved ones were made with other settings");
-        fresh.narratives
+        other.push("emerging topics");
+        topics
     };
-    let coordination = match (fresh.coordination, coordination) {
-        (Some(fresh), Some(saved)) if saved.config() == fresh.config() => {
-            resumed.push(format!("{} coordination edges", saved.stats().edges));
-            Some(saved)
+    let detectors = detectors.map(|fresh| {
+        let (narratives, coordination) = match saved.detectors {
+            Some(d) => (Some(d.narratives), d.coordination),
+            None => (None, None),
+        };
+        let narratives = match narratives {
+            Some(n) if n.config() == fresh.narratives.config() => {
+                resumed.push(format!("{} narratives", n.narratives().stats().narratives));
+                n
+            }
+            Some(_) => {
+                other.push("narratives");
+                fresh.narratives
+            }
+            None => fresh.narratives,
+        };
+        let coordination = match (fresh.coordination, coordination) {
+            (Some(fresh), Some(saved)) if saved.config() == fresh.config() => {
+                resumed.push(format!("{} coordination edges", saved.stats().edges));
+                Some(saved)
+            }
+            (Some(fresh), Some(_)) => {
+                other.push("coordination");
+                Some(fresh)
+            }
+            (fresh, _) => fresh,
+        };
+        PostDetectors {
+            narratives,
+            coordination,
         }
-        (fresh, _) => fresh,
-    };
+    });
     if !resumed.is_empty() {
         eprintln!(
             "resumed where the last run stopped: {} (read in {:.2} s)",
@@ -617,10 +647,13 @@ fn resume_detectors(data: &DataDir, seq: u64, fresh: PostDetectors) -> PostDetec
             started.elapsed().as_secs_f64()
         );
     }
-    PostDetectors {
-        narratives,
-        coordination,
+    if !other.is_empty() {
+        eprintln!(
+            "{} start empty: the saved state was made with other settings",
+            other.join(", ")
+        );
     }
+    (topics, detectors)
 }
 
 pub(crate) fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
@@ -916,7 +949,7 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
         narratives,
         coordination,
     });
-    let detectors = detectors.map(|fresh| resume_detectors(&data, persist.store().seq(), fresh));
+    let (topics, detectors) = resume_detectors(&data, persist.store().seq(), topics, detectors);
     let mut sink = TerminalSink {
         series,
         alerts,
@@ -969,18 +1002,16 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("writing to the store")?;
     let committed = committed.context("committing to the store")?;
-    if let Some(d) = &sink.detectors {
-        // The next run on this directory goes on from here (a failed save
-        // costs only that).
-        let started = std::time::Instant::now();
-        match data.save_detectors(committed.seq, d) {
-            Ok(bytes) => eprintln!(
-                "narratives and coordination saved for the next run ({:.1} MB in {:.2} s)",
-                bytes as f64 / 1e6,
-                started.elapsed().as_secs_f64()
-            ),
-            Err(e) => eprintln!("warning: narratives and coordination not saved for the next run: {e}"),
-        }
+    // The next run on this directory goes on from here (a failed save
+    // costs only that).
+    let started = std::time::Instant::now();
+    match data.save_state(committed.seq, &sink.topics, sink.detectors.as_ref()) {
+        Ok(bytes) => eprintln!(
+            "detectors' state saved for the next run ({:.1} MB in {:.2} s)",
+            bytes as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        ),
+        Err(e) => eprintln!("warning: the detectors' state was not saved for the next run: {e}"),
     }
     if let Some(e) = reject_error {
         return Err(e).with_context(|| format!("writing {}", rejects_path.display()));

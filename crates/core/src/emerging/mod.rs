@@ -272,7 +272,7 @@ pub struct Topic {
 }
 
 /// A key tracked exactly.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Candidate {
     hash: u64,
     kind: KeyKind,
@@ -292,7 +292,7 @@ struct Candidate {
 }
 
 /// A decayed co-occurrence count of two candidate slots.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct PairCount {
     /// Stored with the short forward-decay weight (see `sketch`).
     value: f64,
@@ -381,7 +381,10 @@ struct Figures {
 }
 
 /// The streaming detector; see the module docs.
-#[derive(Clone, Debug)]
+///
+/// It serialises (serde) to its whole state, so a run that stops can save
+/// it and the next one go on from it; the scratch buffers are not saved.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EmergingTopics {
     cfg: EmergingConfig,
     sketch: DecayedSketch,
@@ -394,9 +397,13 @@ pub struct EmergingTopics {
     pairs: FastMap<(u32, u32), PairCount>,
     next_generation: u32,
     // Scratch buffers reused across posts.
+    #[serde(skip)]
     keys: Vec<PostKey>,
+    #[serde(skip)]
     text: String,
+    #[serde(skip)]
     bigram: String,
+    #[serde(skip)]
     hot: Vec<u32>,
 }
 
@@ -781,7 +788,7 @@ impl EmergingTopics {
     /// move the sketch's origin.
     fn maintain(&mut self, now: i64) {
         let stale_ms = (3.0 * self.cfg.window_minutes * 60_000.0) as i64;
-        let faded: Vec<u32> = self
+        let mut faded: Vec<u32> = self
             .index
             .values()
             .copied()
@@ -793,6 +800,11 @@ impl EmergingTopics {
                 })
             })
             .collect();
+        // Freed in slot order, not the map's: slots are reused from the
+        // free list, and which key gets which slot must not depend on how
+        // the map happens to be laid out (a detector loaded from saved
+        // state has the same keys in another layout).
+        faded.sort_unstable();
         for s in faded {
             self.release(s);
         }

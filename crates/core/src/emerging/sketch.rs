@@ -27,7 +27,7 @@ pub(crate) const RESCALE_MS: i64 = 30 * 60 * 1000;
 pub(crate) type Pair = [f64; 2];
 
 /// The sketch; see the module docs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DecayedSketch {
     width_mask: usize,
     depth: usize,
