@@ -167,7 +167,7 @@ impl GroupRecord {
 
 /// The coordination network of a run and the group records it produced;
 /// see the module docs. It serialises to its state (see
-/// [`crate::detectors::PostDetectors::save`]).
+/// [`crate::state`]).
 #[derive(Serialize, Deserialize)]
 pub struct CoordinationWatch {
     coordinator: Coordinator,
@@ -266,7 +266,7 @@ impl CoordinationWatch {
     /// Reports the network as it stands at the end of a run, under its
     /// open epoch; returns the groups recorded for the first time. The
     /// network is kept, so a run that saves it afterwards
-    /// ([`crate::detectors::PostDetectors::save`]) can be continued.
+    /// ([`crate::state`]) can be continued.
     pub fn finish(&mut self) -> Vec<GroupRecord> {
         let groups = self.coordinator.groups();
         self.record(&groups, self.coordinator.open_epoch())

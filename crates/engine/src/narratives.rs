@@ -193,7 +193,7 @@ struct FeedTally {
 }
 
 /// The narrative clusterer of a run, and what it reported; see the module
-/// docs. It serialises to its state (see [`crate::detectors::PostDetectors::save`]).
+/// docs. It serialises to its state (see [`crate::state`]).
 #[derive(Serialize, Deserialize)]
 pub struct NarrativeWatch {
     cfg: WatchConfig,
