@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::ok;
+use common::{ok, tidewatch};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -235,16 +235,10 @@ fn assert_aggregates_equal_single(dir: &Path) {
 
 #[test]
 fn detection_over_a_cluster_finds_what_a_single_run_finds() {
-    if !nats_server_available("detection_over_a_cluster_finds_what_a_single_run_finds") {
+    let Some((tmp, _server, args)) = published("detection_over_a_cluster_finds_what_a_single_run_finds") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    };
     let dir = tmp.path();
-    prepare(dir);
-    let server = NatsServer::start().expect("starting nats-server");
-    let url = server.url();
-    publish(dir, &url);
-    let args = detect_args(&url);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = ok(&args, dir);
     assert!(
@@ -323,51 +317,69 @@ fn detection_over_a_cluster_finds_what_a_single_run_finds() {
     assert_aggregates_equal_single(dir);
 }
 
-#[test]
-fn a_killed_detection_run_resumes_without_doubling() {
-    if !nats_server_available("a_killed_detection_run_resumes_without_doubling") {
-        return;
+/// A directory prepared with the single run's reference, and the input
+/// published to a fresh nats-server (kept running while the guard lives);
+/// returns them with the detection run's arguments. `None` when there is
+/// no server and none is required (see `nats_server_available`).
+fn published(test: &str) -> Option<(tempfile::TempDir, NatsServer, Vec<String>)> {
+    if !nats_server_available(test) {
+        return None;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    prepare(dir);
+    prepare(tmp.path());
     let server = NatsServer::start().expect("starting nats-server");
-    let url = server.url();
-    publish(dir, &url);
-    let args = detect_args(&url);
+    publish(tmp.path(), &server.url());
+    let args = detect_args(&server.url());
+    Some((tmp, server, args))
+}
+
+/// Posts the detection run's store has counted so far.
+fn counted(dir: &Path) -> u64 {
+    let path = Store::db_path(&dir.join("view"));
+    if !path.exists() {
+        return 0;
+    }
+    let Ok(db) = Db::open(&path) else { return 0 };
+    db.aggregates_dump()
+        .unwrap_or_default()
+        .iter()
+        .filter(|l| l.starts_with("v "))
+        .map(|l| l.split(' ').nth(2).unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// Starts a detection run and returns it once some commits are in and
+/// before the stream is done.
+fn started_mid_stream(dir: &Path, args: &[String]) -> std::process::Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
-        .args(&args)
+        .args(args)
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Killed once some commits are in and before the stream is done.
-    let counted = || -> u64 {
-        let path = Store::db_path(&dir.join("view"));
-        if !path.exists() {
-            return 0;
-        }
-        let Ok(db) = Db::open(&path) else { return 0 };
-        db.aggregates_dump()
-            .unwrap_or_default()
-            .iter()
-            .filter(|l| l.starts_with("v "))
-            .map(|l| l.split(' ').nth(2).unwrap().parse::<u64>().unwrap())
-            .sum()
-    };
     let deadline = Instant::now() + Duration::from_secs(120);
-    while counted() < 5_000 {
+    while counted(dir) < 5_000 {
         assert!(Instant::now() < deadline, "no commit within 120 s");
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the run ended before it was killed"
+            "the run ended before it was stopped"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    child
+}
+
+#[test]
+fn a_killed_detection_run_resumes_without_doubling() {
+    let Some((tmp, _server, args)) = published("a_killed_detection_run_resumes_without_doubling") else {
+        return;
+    };
+    let dir = tmp.path();
+    let mut child = started_mid_stream(dir, &args);
     child.kill().unwrap();
     child.wait().unwrap();
-    let at_kill = counted();
+    let at_kill = counted(dir);
     assert!(at_kill < 60_000, "killed mid-stream ({at_kill} posts committed)");
 
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -378,4 +390,34 @@ fn a_killed_detection_run_resumes_without_doubling() {
     // restart clusters from its checkpoint on).
     assert!(!group_shapes(dir, "view").is_empty());
     assert!(!narrative_shapes(dir, "view", 10).is_empty());
+}
+
+/// Stopped with Ctrl-C mid-stream, the detection run saves its detectors;
+/// started again, it goes on from them and ends with the groups and
+/// narratives of a single run over the whole input.
+#[test]
+fn a_detection_run_stopped_with_ctrl_c_goes_on_with_what_it_found() {
+    let Some((tmp, _server, args)) = published("a_detection_run_stopped_with_ctrl_c_goes_on_with_what_it_found") else {
+        return;
+    };
+    let dir = tmp.path();
+    let mut child = started_mid_stream(dir, &args);
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    assert!(child.wait().unwrap().success(), "a clean stop");
+    let at_stop = counted(dir);
+    assert!(at_stop < 60_000, "stopped mid-stream ({at_stop} posts committed)");
+    assert!(dir.join("view/detectors.state").exists());
+
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tidewatch(&args, dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("resumed where the last run stopped"), "{err}");
+    assert_aggregates_equal_single(dir);
+    assert_eq!(group_shapes(dir, "view"), group_shapes(dir, "single"));
+    assert_eq!(narrative_shapes(dir, "view", 10), narrative_shapes(dir, "single", 10));
 }
