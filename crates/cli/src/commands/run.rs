@@ -569,8 +569,6 @@ fn write_status(
     })
 }
 
-/// Sets `flag` on Ctrl-C; a second Ctrl-C ends the process at once (what
-/// was committed stays; the rest is read again by the next run).
 /// The detectors to run with: those the last run on `data` saved when it
 /// stopped, when the store is still at that run's last commit (`seq`) and
 /// the settings are the same; else the fresh ones. Says which on stderr.
@@ -656,6 +654,8 @@ fn resume_detectors(
     (topics, detectors)
 }
 
+/// Sets `flag` on Ctrl-C; a second Ctrl-C ends the process at once (what
+/// was committed stays; the rest is read again by the next run).
 pub(crate) fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
     let installed = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::Relaxed) {
