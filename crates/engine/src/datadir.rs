@@ -20,6 +20,9 @@ use tidewatch_core::pseudonym::{Keyring, KeyringState, PseudonymConfig};
 /// The default location, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "tidewatch-data";
 
+/// The detectors' state a run that stopped cleanly left for the next one.
+pub const DETECTOR_STATE_FILE: &str = "detectors.state";
+
 /// Errors opening or writing the data directory.
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -102,7 +105,7 @@ impl DataDir {
     }
 
     fn detectors_path(&self) -> PathBuf {
-        self.root.join("detectors.state")
+        self.root.join(DETECTOR_STATE_FILE)
     }
 
     /// Saves the detectors' state atomically, tagged with `commit` (the

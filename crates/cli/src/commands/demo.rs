@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use tidewatch_core::Timestamp;
 use tidewatch_engine::alerts::{current_alerts, AlertRecord};
+use tidewatch_engine::datadir::DETECTOR_STATE_FILE;
 use tidewatch_engine::feeds::{feeds_toml, FeedDef};
 use tidewatch_engine::persist::Persister;
 use tidewatch_engine::replay::ReplayClock;
@@ -68,11 +69,14 @@ pub struct Prepared {
     pub feeds: PathBuf,
     pub public_accounts: PathBuf,
     pub truth: Truth,
+    /// The data directory is deleted when the demo ends.
+    pub data_is_temporary: bool,
 }
 
 /// Generates the stream and writes the feeds for a demo.
 pub fn prepare(data: Option<&Path>, posts: u64, days: u32, seed: u64) -> Result<Prepared> {
     let mut temp = Vec::new();
+    let data_is_temporary = data.is_none();
     let data = match data {
         Some(d) => {
             clear_demo_store(d)?;
@@ -118,6 +122,7 @@ pub fn prepare(data: Option<&Path>, posts: u64, days: u32, seed: u64) -> Result<
         feeds,
         public_accounts,
         truth,
+        data_is_temporary,
     })
 }
 
@@ -174,6 +179,7 @@ pub fn run_args(p: &Prepared, port: u16, clock: Arc<ReplayClock>, keep_serving: 
         replay: Some(clock),
         served: Some(Arc::new(OnceLock::new())),
         cluster: Default::default(),
+        discard_state: p.data_is_temporary,
     }
 }
 
@@ -286,6 +292,7 @@ fn clear_demo_store(dir: &Path) -> Result<()> {
         "keyring.json",
         "status.json",
         "feeds.toml",
+        DETECTOR_STATE_FILE,
     ] {
         let p = dir.join(name);
         if p.exists() {
@@ -298,4 +305,37 @@ fn clear_demo_store(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_earlier_demo_store_is_cleared_state_included_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for name in ["tidewatch.db", "keyring.json", DETECTOR_STATE_FILE, "notes.txt"] {
+            std::fs::write(d.join(name), b"x").unwrap();
+        }
+        std::fs::create_dir_all(Store::index_dir(d)).unwrap();
+        std::fs::create_dir_all(d.join("series")).unwrap();
+        clear_demo_store(d).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        // The saved state of the earlier demo would otherwise meet the new
+        // store and be refused with a warning on the next run.
+        assert_eq!(left, ["notes.txt"]);
+    }
+
+    #[test]
+    fn a_directory_without_a_store_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DETECTOR_STATE_FILE), b"x").unwrap();
+        clear_demo_store(dir.path()).unwrap();
+        assert!(dir.path().join(DETECTOR_STATE_FILE).exists());
+    }
 }

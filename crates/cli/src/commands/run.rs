@@ -153,6 +153,11 @@ pub struct Args {
     /// Set to the server's address once it listens (with --serve).
     #[arg(skip)]
     pub served: Option<Arc<OnceLock<SocketAddr>>>,
+    /// Do not save the detectors' state at the end (set by `demo` when its
+    /// data directory is deleted right after: the save would cost seconds
+    /// for nothing).
+    #[arg(skip)]
+    pub discard_state: bool,
     /// The cluster to detect over (`--nats`), instead of files.
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -825,6 +830,7 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     let mut hub = None;
     let server_stop = Arc::new(AtomicBool::new(false));
     let served_at = args.served.clone().unwrap_or_default();
+    let discard_state = args.discard_state;
     let server = match args.serve {
         Some(addr) => {
             if args.anonymous_read && !addr.ip().is_loopback() {
@@ -1005,13 +1011,18 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     // The next run on this directory goes on from here (a failed save
     // costs only that).
     let started = std::time::Instant::now();
-    match data.save_state(committed.seq, &sink.topics, sink.detectors.as_ref()) {
-        Ok(bytes) => eprintln!(
+    let saved = match discard_state {
+        true => None,
+        false => Some(data.save_state(committed.seq, &sink.topics, sink.detectors.as_ref())),
+    };
+    match saved {
+        None => {}
+        Some(Ok(bytes)) => eprintln!(
             "detectors' state saved for the next run ({:.1} MB in {:.2} s)",
             bytes as f64 / 1e6,
             started.elapsed().as_secs_f64()
         ),
-        Err(e) => eprintln!("warning: the detectors' state was not saved for the next run: {e}"),
+        Some(Err(e)) => eprintln!("warning: the detectors' state was not saved for the next run: {e}"),
     }
     if let Some(e) = reject_error {
         return Err(e).with_context(|| format!("writing {}", rejects_path.display()));
