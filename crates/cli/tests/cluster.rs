@@ -129,10 +129,11 @@ fn logs(dir: &Path) -> String {
     out
 }
 
-/// Ends a worker as Ctrl-C does (it commits every shard) and waits.
+/// Ends a worker or `serve` the way a service manager does, with SIGTERM
+/// (a worker then commits every shard, as on Ctrl-C), and waits.
 fn stop(mut running: Running) {
     let child = running.0.as_mut().expect("a running process");
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().unwrap() {

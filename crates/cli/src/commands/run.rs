@@ -659,8 +659,10 @@ fn resume_detectors(
     (topics, detectors)
 }
 
-/// Sets `flag` on Ctrl-C; a second Ctrl-C ends the process at once (what
-/// was committed stays; the rest is read again by the next run).
+/// Sets `flag` on Ctrl-C (SIGINT), SIGTERM (what `kill`, systemd and
+/// container runtimes send to stop a service) or SIGHUP; a second signal
+/// ends the process at once (what was committed stays; the rest is read
+/// again by the next run).
 pub(crate) fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
     let installed = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::Relaxed) {
@@ -669,7 +671,7 @@ pub(crate) fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
         eprintln!("stopping: the sources are closed and what they delivered is committed (Ctrl-C again to quit now)");
     });
     if let Err(e) = installed {
-        eprintln!("Ctrl-C will not stop the run cleanly: {e}");
+        eprintln!("Ctrl-C and SIGTERM will not stop the run cleanly: {e}");
     }
 }
 

@@ -1,8 +1,8 @@
 //! `tidewatch worker`: one worker of a cluster. It leases partitions of
 //! the posts stream that `tidewatch publish` fills, and keeps each one's
 //! shard of the store under the data directory (see
-//! `tidewatch_cluster::worker`). It runs until Ctrl-C (SIGINT), then
-//! commits every shard and gives its partitions back.
+//! `tidewatch_cluster::worker`). It runs until Ctrl-C (SIGINT) or SIGTERM,
+//! then commits every shard and gives its partitions back.
 
 use crate::commands::ingest::default_threads;
 use anyhow::{Context, Result};
