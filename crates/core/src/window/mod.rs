@@ -553,13 +553,31 @@ fn content_hash(post: &WindowInput<'_>, micros: i64) -> u64 {
 }
 
 /// One feed's open windows.
+// `repr(C)`: `newest` and the deque's header come first, on the line the
+// per-post loop prefetches.
+#[repr(C)]
 #[derive(Debug, Default)]
 struct FeedState {
+    /// The start of `minutes.back()` when there is one (meaningless when
+    /// `minutes` is empty). Most posts fall in their feeds' newest minute;
+    /// this copy lets the per-post check read the state it has already
+    /// loaded instead of waiting for the deque's buffer, another cache
+    /// miss per (post, feed) that the slot's prefetch could not overlap.
+    newest: i64,
     /// Open minutes, sorted by start.
     minutes: VecDeque<MinuteSlot>,
     hour: Option<Box<OpenWindow>>,
     day: Option<Box<OpenWindow>>,
     metrics: FeedMetrics,
+}
+
+impl FeedState {
+    /// Sets `newest` after `minutes` changed.
+    fn note_newest(&mut self) {
+        if let Some(w) = self.minutes.back() {
+            self.newest = w.start;
+        }
+    }
 }
 
 /// Strings to dense ids, so open sketches hold 4-byte keys.
@@ -732,7 +750,10 @@ impl FeedWindows {
             self.feed(max);
         }
         for &f in feeds {
-            prefetch(&self.feeds[f as usize]);
+            // What the next pass reads: `newest` and the deque's header.
+            let state = &self.feeds[f as usize];
+            prefetch(&state.newest);
+            prefetch_value(&state.minutes);
         }
         slots.clear();
         for &f in feeds {
@@ -855,9 +876,9 @@ impl FeedWindows {
     fn minute_index(&mut self, f: u32, minute: i64) -> usize {
         // Most posts fall in the feed's newest open minute: that check is
         // inlined into the per-feed loop, the rest is a call.
-        if let Some(minutes) = self.feeds.get(f as usize).map(|s| &s.minutes) {
-            if minutes.back().is_some_and(|w| w.start == minute) {
-                return minutes.len() - 1;
+        if let Some(state) = self.feeds.get(f as usize) {
+            if state.newest == minute && !state.minutes.is_empty() {
+                return state.minutes.len() - 1;
             }
         }
         self.open_minute_index(f, minute)
@@ -894,7 +915,9 @@ impl FeedWindows {
                     langs: [(0, 0); 2],
                     cold,
                 };
-                self.feeds[i].minutes.insert(at, fresh);
+                let state = &mut self.feeds[i];
+                state.minutes.insert(at, fresh);
+                state.note_newest();
                 self.metrics.open_minutes += 1;
                 let end = minute.saturating_add(Timestamp::MINUTE);
                 self.pending.entry((end, Resolution::Minute)).or_default().push(f);
@@ -937,7 +960,9 @@ impl FeedWindows {
                 match state.minutes.iter().position(|w| w.start == start) {
                     Some(p) => {
                         self.metrics.open_minutes = self.metrics.open_minutes.saturating_sub(1);
-                        state.minutes.remove(p).map(MinuteSlot::into_window)
+                        let window = state.minutes.remove(p).map(MinuteSlot::into_window);
+                        state.note_newest();
+                        window
                     }
                     None => None,
                 }
