@@ -60,7 +60,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         max_partitions: args.max_partitions,
     };
     let stop = Arc::new(AtomicBool::new(false));
-    crate::commands::run::stop_on_ctrl_c(stop.clone());
+    crate::commands::run::stop_on_signal(stop.clone());
     let worker = Worker::start(cluster, opts).with_context(|| format!("joining the cluster at {}", args.nats))?;
     eprintln!("worker {worker_id}: shards in {}", args.data.display());
     let mut said = String::new();
