@@ -305,3 +305,57 @@ fn a_run_stopped_and_resumed_raises_the_alerts_of_one_run() {
         assert_eq!(without_posts(&resumed[id]), without_posts(&whole[id]), "alert {id}");
     }
 }
+
+/// A service manager stops `run` with SIGTERM: it commits what it read,
+/// saves the detectors' state and exits with success. SIGHUP keeps the
+/// disposition the parent gave it: under `nohup` (ignored) the run
+/// outlives its terminal.
+#[test]
+fn sigterm_stops_a_run_cleanly_and_a_hangup_under_nohup_does_not() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let gen = tidewatch(&["gen", "--posts", "20000", "--out", "in.jsonl"], dir);
+    assert!(gen.status.success());
+    std::fs::write(
+        dir.join("feeds.toml"),
+        "[[feed]]\nname = \"all\"\nquery = \"the OR a\"\n",
+    )
+    .unwrap();
+    // Paced at 200x, the generated day takes 7 minutes: it is still
+    // running when the signals come.
+    let mut child = Command::new("nohup")
+        .arg(env!("CARGO_BIN_EXE_tidewatch"))
+        .args(["run", "--feeds", "feeds.toml", "--data", "data", "--narratives"])
+        .args(["--speed", "200", "in.jsonl"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let signal = |name: &str| {
+        let sent = Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(sent.success());
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.join("data/tidewatch.db").exists() {
+        assert!(Instant::now() < deadline, "no store within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    signal("-HUP");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "a hangup under nohup stopped the run"
+    );
+    signal("-TERM");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stopping:"), "{err}");
+    assert!(err.contains("detectors' state saved for the next run"), "{err}");
+    assert!(dir.join("data/detectors.state").exists());
+}
