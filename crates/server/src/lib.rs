@@ -20,6 +20,7 @@
 //! - [`tokens`]: bearer tokens with a role, stored hashed; [`auth`] checks
 //!   them.
 //! - [`problem`]: every error as an RFC 7807 problem document.
+//! - [`signals`]: the signals that stop a service (Ctrl-C, SIGTERM).
 //! - [`dashboard`]: the web pages (server-rendered HTML and SVG) over the
 //!   same readers, mounted beside the API in [`app`].
 //!
@@ -32,6 +33,7 @@ pub mod dashboard;
 pub mod hub;
 pub mod poll;
 pub mod problem;
+pub mod signals;
 pub mod state;
 pub mod tokens;
 pub mod webhooks;
@@ -149,24 +151,14 @@ pub fn serve_until_stopped(
     })
 }
 
+/// Resolves at the first Ctrl-C or SIGTERM (see [`signals`]); never,
+/// when the handlers cannot be installed.
 async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    match signals::StopSignals::register() {
+        Ok(mut s) => s.next().await,
+        Err(e) => {
+            eprintln!("Ctrl-C and SIGTERM will not stop the server cleanly: {e}");
+            std::future::pending::<()>().await
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -659,75 +659,13 @@ fn resume_detectors(
     (topics, detectors)
 }
 
-/// Sets `flag` on Ctrl-C (SIGINT) or SIGTERM (what `kill`, systemd and
-/// container runtimes send to stop a service); a second signal ends the
-/// process at once (what was committed stays; the rest is read again by
-/// the next run). SIGHUP keeps its disposition, so a run under `nohup`
-/// outlives its terminal.
-///
-/// The handlers are in place when this returns; a thread of its own waits
-/// for them, with the signal handling `serve` uses.
+/// Sets `flag` on Ctrl-C or SIGTERM ([`tidewatch_server::signals`]); a
+/// second one ends the process at once (what was committed stays; the rest
+/// is read again by the next run).
 pub(crate) fn stop_on_signal(flag: Arc<AtomicBool>) {
-    let registered = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .and_then(|rt| {
-            let signals = rt.block_on(async { StopSignals::register() })?;
-            Ok((rt, signals))
-        });
-    let waiting = registered.and_then(|(rt, mut signals)| {
-        std::thread::Builder::new().name("tw-signals".into()).spawn(move || {
-            rt.block_on(async move {
-                loop {
-                    signals.next().await;
-                    if flag.swap(true, Ordering::Relaxed) {
-                        std::process::exit(130);
-                    }
-                    eprintln!(
-                        "stopping: the sources are closed and what they delivered is committed (Ctrl-C again to quit now)"
-                    );
-                }
-            })
-        })
-    });
-    if let Err(e) = waiting {
+    let stopping = "stopping: the sources are closed and what they delivered is committed (Ctrl-C again to quit now)";
+    if let Err(e) = tidewatch_server::signals::stop_on_signal(flag, stopping) {
         eprintln!("Ctrl-C and SIGTERM will not stop the run cleanly: {e}");
-    }
-}
-
-/// The signals that stop a run, registered with the runtime they were
-/// made in.
-struct StopSignals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    /// Installs the handlers; called inside a runtime.
-    fn register() -> std::io::Result<StopSignals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok(StopSignals {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(StopSignals {})
-    }
-
-    /// The next stop signal.
-    async fn next(&mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
