@@ -13,7 +13,7 @@
 //!
 //! - [`store`]: `DATA/webhooks.db`, a SQLite file of its own (mode 0600:
 //!   it holds the HMAC keys), with the webhooks and their deliveries.
-//! - [`sign`]: the `Tidewatch-Signature` header and how a receiver
+//! - [`sign`](mod@sign): the `Tidewatch-Signature` header and how a receiver
 //!   checks it ([`verify`]).
 //! - [`deliver`]: the deliverer that follows the store's `alerts` table,
 //!   sends, retries with backoff and gives up after a bound.
