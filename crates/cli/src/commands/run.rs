@@ -1006,19 +1006,16 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     let committed = committed.context("committing to the store")?;
     // The next run on this directory goes on from here (a failed save
     // costs only that).
-    let started = std::time::Instant::now();
-    let saved = match discard_state {
-        true => None,
-        false => Some(data.save_state(committed.seq, &sink.topics, sink.detectors.as_ref())),
-    };
-    match saved {
-        None => {}
-        Some(Ok(bytes)) => eprintln!(
-            "detectors' state saved for the next run ({:.1} MB in {:.2} s)",
-            bytes as f64 / 1e6,
-            started.elapsed().as_secs_f64()
-        ),
-        Some(Err(e)) => eprintln!("warning: the detectors' state was not saved for the next run: {e}"),
+    if !discard_state {
+        let started = std::time::Instant::now();
+        match data.save_state(committed.seq, &sink.topics, sink.detectors.as_ref()) {
+            Ok(bytes) => eprintln!(
+                "detectors' state saved for the next run ({:.1} MB in {:.2} s)",
+                bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => eprintln!("warning: the detectors' state was not saved for the next run: {e}"),
+        }
     }
     if let Some(e) = reject_error {
         return Err(e).with_context(|| format!("writing {}", rejects_path.display()));
