@@ -173,25 +173,34 @@ pub(super) fn find(c: &Coordinator) -> Vec<Group> {
             continue;
         }
         let pos: HashMap<usize, usize> = named.iter().enumerate().map(|(i, &(_, m))| (m, i)).collect();
-        let mut g_edges = Vec::new();
+        // The group's edges in member order: the edge map's iteration
+        // order changes with its layout (a restored network is laid out
+        // differently), and float sums and ties must not.
+        let mut inside: Vec<(usize, usize, u32, &super::Edge)> = edges_of
+            .get(&root)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|&ei| {
+                let (a, b, total, e) = strong[ei];
+                let (&pa, &pb) = (pos.get(&a)?, pos.get(&b)?);
+                Some((pa.min(pb), pa.max(pb), total, e))
+            })
+            .collect();
+        inside.sort_unstable_by_key(|&(a, b, _, _)| (a, b));
+        let mut g_edges = Vec::with_capacity(inside.len());
         let mut weight_by_type = [0u64; EdgeType::COUNT];
         let (mut gap_sum, mut events) = (0f64, 0u64);
         let (mut first, mut last) = (i64::MAX, i64::MIN);
         let mut narratives = BTreeSet::new();
-        let mut heaviest: Vec<(u32, &super::Edge)> = Vec::new();
-        for &ei in edges_of.get(&root).map(Vec::as_slice).unwrap_or(&[]) {
-            let (a, b, total, e) = strong[ei];
-            let (Some(&pa), Some(&pb)) = (pos.get(&a), pos.get(&b)) else {
-                continue;
-            };
-            let (pa, pb, weights) = (pa.min(pb), pa.max(pb), e.weights);
+        for &(a, b, total, e) in &inside {
             g_edges.push(GroupEdge {
-                a: pa,
-                b: pb,
-                weights,
+                a,
+                b,
+                weights: e.weights,
                 total,
             });
-            for (w, &x) in weight_by_type.iter_mut().zip(&weights) {
+            for (w, &x) in weight_by_type.iter_mut().zip(&e.weights) {
                 *w += u64::from(x);
             }
             gap_sum += f64::from(e.gap_frac_sum);
@@ -199,9 +208,10 @@ pub(super) fn find(c: &Coordinator) -> Vec<Group> {
             first = first.min(e.first);
             last = last.max(e.last);
             narratives.extend(e.narratives.iter().copied());
-            heaviest.push((total, e));
         }
-        g_edges.sort_by_key(|e| (e.a, e.b));
+        // Heaviest first, then earliest; a stable sort keeps member order
+        // among equals.
+        let mut heaviest: Vec<(u32, &super::Edge)> = inside.iter().map(|&(_, _, total, e)| (total, e)).collect();
         heaviest.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.first.cmp(&y.1.first)));
         let evidence: Vec<Evidence> = heaviest
             .iter()

@@ -543,3 +543,31 @@ proptest! {
         }
     }
 }
+
+/// A network restored from saved state holds the same edges in a map laid
+/// out differently (another capacity, another insertion order). The groups
+/// must not depend on that layout: their floats are summed, and their
+/// evidence ranked, in an order of the members, not of the map.
+#[test]
+fn groups_do_not_depend_on_the_edge_maps_layout() {
+    let mut posts = organic_stream(5);
+    posts.extend(campaign(9));
+    posts.extend(campaign(10).into_iter().map(|mut p| {
+        p.author = p.author.replace("campaign", "second");
+        p.id = format!("s{}", p.id);
+        p
+    }));
+    posts.sort_by_key(|p| p.t);
+    let mut c = run(CoordinationConfig::default(), &posts);
+    let before = c.groups();
+    assert!(!before.is_empty());
+    for capacity in [0, 4 * c.edges.map.capacity(), 16 * c.edges.map.capacity()] {
+        let mut entries: Vec<_> = c.edges.map.drain().collect();
+        entries.reverse();
+        let mut map = HashMap::with_capacity_and_hasher(capacity, Default::default());
+        map.extend(entries);
+        c.edges.map = map;
+        let after = c.groups();
+        assert_eq!(after, before, "with capacity {capacity}");
+    }
+}
