@@ -359,3 +359,98 @@ fn sigterm_stops_a_run_cleanly_and_a_hangup_under_nohup_does_not() {
     assert!(err.contains("detectors' state saved for the next run"), "{err}");
     assert!(dir.join("data/detectors.state").exists());
 }
+
+/// A run killed with SIGKILL cannot save its detectors' state, but its
+/// last checkpoint can: the next run goes on from that checkpoint (its
+/// narratives and emerging topics), saying which commits it did not see,
+/// instead of starting empty.
+#[test]
+fn a_run_killed_after_a_checkpoint_goes_on_from_it() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let gen = tidewatch(&["gen", "--posts", "20000", "--out", "in.jsonl"], dir);
+    assert!(gen.status.success());
+    std::fs::write(
+        dir.join("feeds.toml"),
+        "[[feed]]\nname = \"all\"\nquery = \"the OR a\"\n",
+    )
+    .unwrap();
+    // Paced at 200x, the generated day takes 7 minutes; commits every
+    // 200 ms and a checkpoint every 3 s.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+        .args(["run", "--feeds", "feeds.toml", "--data", "data", "--narratives"])
+        .args([
+            "--commit-ms",
+            "200",
+            "--checkpoint-secs",
+            "3",
+            "--speed",
+            "200",
+            "in.jsonl",
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let checkpointed = |line: &str| -> Option<u64> {
+        let rest = line.split("checkpointed with commit ").nth(1)?;
+        rest.split(' ').next()?.parse().ok()
+    };
+    let mut seen = Vec::new();
+    let first = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no checkpoint within 60 s: {seen:?}"));
+        assert!(!line.contains("warning"), "{line}");
+        seen.push(line.clone());
+        if let Some(commit) = checkpointed(&line) {
+            break commit;
+        }
+    };
+    // Commits go on after the checkpoint; the next one is 3 s away.
+    std::thread::sleep(Duration::from_secs(1));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reader.join().unwrap();
+
+    let again = tidewatch(
+        &[
+            "run",
+            "--feeds",
+            "feeds.toml",
+            "--data",
+            "data",
+            "--narratives",
+            "in.jsonl",
+        ],
+        dir,
+    );
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{err}");
+    assert!(!err.contains("start empty"), "{err}");
+    let resumed = err
+        .lines()
+        .find(|l| l.starts_with("resumed from the checkpoint of commit "))
+        .unwrap_or_else(|| panic!("not resumed from a checkpoint: {err}"));
+    let commit: u64 = resumed["resumed from the checkpoint of commit ".len()..]
+        .split(',')
+        .next()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{resumed}"));
+    // That one, or a later one written as the kill came.
+    assert!(commit >= first, "{commit} before {first}: {resumed}");
+    assert!(resumed.contains("the last run did not stop cleanly"), "{resumed}");
+    assert!(resumed.contains(" narratives"), "{resumed}");
+    assert!(err.contains("detectors' state saved for the next run"), "{err}");
+}

@@ -1,16 +1,14 @@
 //! The data directory: where a tidewatch installation keeps its state.
 //!
 //! Besides the store, it holds the pseudonymisation keyring
-//! (`keyring.json`) and the detectors' state saved by a run that stopped
-//! cleanly (`detectors.state`, see [`crate::state`]), both readable
+//! (`keyring.json`) and the detectors' state a run saves when it stops and
+//! at checkpoints (`detectors.state`, see [`crate::state`]), both readable
 //! only by their owner. Files are replaced atomically (write, sync,
 //! rename), so a crash leaves either the old or the new one, and a deleted
 //! epoch key is gone from the keyring as soon as [`DataDir::save_keyring`]
-//! returns. Saved detector state is deleted when it is read: it is of use
-//! only to the next run, and holds pseudonyms.
+//! returns. The saved state holds pseudonyms, never handles.
 
-use crate::detectors::PostDetectors;
-use crate::state::{RunState, StateError};
+use crate::state::{DetectorsSnapshot, RunState, StateError};
 use crate::topics::TopicWatch;
 use std::fs;
 use std::io::{self, BufReader, BufWriter, Write};
@@ -20,7 +18,7 @@ use tidewatch_core::pseudonym::{Keyring, KeyringState, PseudonymConfig};
 /// The default location, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "tidewatch-data";
 
-/// The detectors' state a run that stopped cleanly left for the next one.
+/// The detectors' state a run left for the next one (see [`crate::state`]).
 pub const DETECTOR_STATE_FILE: &str = "detectors.state";
 
 /// Errors opening or writing the data directory.
@@ -34,16 +32,20 @@ pub enum DataDirError {
     BadDetectors { path: PathBuf, source: StateError },
 }
 
-/// What [`DataDir::take_state`] found.
+/// What [`DataDir::load_state`] found.
 pub enum SavedState {
     /// No saved state.
     None,
-    /// State saved with commit `saved`, not the store's: posts were
-    /// committed since (by a run killed before it could save, or one
-    /// without these detectors) that it never saw.
-    Stale { saved: u64 },
-    /// The state saved with the store's current commit.
+    /// State saved with the store's current commit: it has seen exactly
+    /// the posts the store holds.
     Current(Box<RunState>),
+    /// State saved with the earlier commit `saved`: a checkpoint of a run
+    /// killed later, or the state of a run that could not save when it
+    /// stopped. It has not seen the posts committed since.
+    Behind { saved: u64, state: Box<RunState> },
+    /// State saved with a later commit than the store's (the store was
+    /// replaced or rolled back since): refused.
+    Ahead { saved: u64 },
 }
 
 /// An opened data directory.
@@ -114,7 +116,7 @@ impl DataDir {
         &self,
         commit: u64,
         topics: &TopicWatch,
-        detectors: Option<&PostDetectors>,
+        detectors: &DetectorsSnapshot,
     ) -> Result<u64, DataDirError> {
         let path = self.detectors_path();
         self.replace(&path, |f| crate::state::save(commit, topics, detectors, f))?;
@@ -123,9 +125,10 @@ impl DataDir {
             .map_err(|source| DataDirError::Io { path, source })
     }
 
-    /// Reads and deletes the saved detector state; it is loaded only when
-    /// it was saved with the store's commit `commit`.
-    pub fn take_state(&self, commit: u64) -> Result<SavedState, DataDirError> {
+    /// Reads the saved detector state, given the store's commit `commit`.
+    /// The file stays: a run killed before its first checkpoint leaves the
+    /// next one this state to go on from (it is replaced at every save).
+    pub fn load_state(&self, commit: u64) -> Result<SavedState, DataDirError> {
         let path = self.detectors_path();
         let file = match fs::File::open(&path) {
             Ok(f) => f,
@@ -135,17 +138,17 @@ impl DataDir {
         let read = || {
             let mut input = BufReader::new(file);
             let saved = crate::state::saved_commit(&mut input)?;
-            if saved != commit {
-                return Ok(SavedState::Stale { saved });
+            if saved > commit {
+                return Ok(SavedState::Ahead { saved });
             }
-            Ok(SavedState::Current(Box::new(crate::state::load(input)?)))
+            let state = Box::new(crate::state::load(input)?);
+            Ok(if saved == commit {
+                SavedState::Current(state)
+            } else {
+                SavedState::Behind { saved, state }
+            })
         };
-        let found = read();
-        fs::remove_file(&path).map_err(|source| DataDirError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        found.map_err(|source| DataDirError::BadDetectors { path, source })
+        read().map_err(|source| DataDirError::BadDetectors { path, source })
     }
 
     /// Replaces `path` atomically with what `write` writes: a temporary
@@ -221,30 +224,31 @@ mod tests {
     }
 
     #[test]
-    fn saved_state_is_read_once_and_only_with_its_commit() {
+    fn saved_state_is_read_with_its_commit_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let dd = DataDir::open(dir.path()).unwrap();
         let file = dir.path().join("detectors.state");
         let topics = TopicWatch::new(Default::default());
-        assert!(matches!(dd.take_state(3), Ok(SavedState::None)));
+        let none = DetectorsSnapshot::of(None).unwrap();
+        assert!(matches!(dd.load_state(3), Ok(SavedState::None)));
 
-        let bytes = dd.save_state(3, &topics, None).unwrap();
+        let bytes = dd.save_state(3, &topics, &none).unwrap();
         assert_eq!(std::fs::metadata(&file).unwrap().len(), bytes);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o077, 0);
         }
-        assert!(matches!(dd.take_state(3), Ok(SavedState::Current(_))));
-        assert!(!file.exists(), "read once: it holds pseudonyms");
+        assert!(matches!(dd.load_state(3), Ok(SavedState::Current(_))));
+        // Kept, for a run killed before it saves again.
+        assert!(matches!(dd.load_state(4), Ok(SavedState::Behind { saved: 3, .. })));
+        assert!(matches!(dd.load_state(2), Ok(SavedState::Ahead { saved: 3 })));
 
-        dd.save_state(3, &topics, None).unwrap();
-        assert!(matches!(dd.take_state(4), Ok(SavedState::Stale { saved: 3 })));
-        assert!(!file.exists());
+        dd.save_state(5, &topics, &none).unwrap();
+        assert!(matches!(dd.load_state(5), Ok(SavedState::Current(_))));
 
-        std::fs::write(&file, b"twdetect\x01\0\0\0\x03\0\0\0\0\0\0\0garbage").unwrap();
-        let err = dd.take_state(3).err().expect("damaged");
+        std::fs::write(&file, b"twdetect\x02\0\0\0\x03\0\0\0\0\0\0\0garbage").unwrap();
+        let err = dd.load_state(3).err().expect("damaged");
         assert!(err.to_string().contains("detectors.state"), "{err}");
-        assert!(!file.exists());
     }
 }

@@ -12,8 +12,10 @@
 //! in the same order as if it had called them itself, so a run's output
 //! does not depend on this.
 //!
-//! A run that stops cleanly saves them, with the emerging-topic detector,
-//! for the next run on its data directory ([`crate::state`]).
+//! A run saves them, with the emerging-topic detector, for the next run
+//! on its data directory when it stops and at checkpoints
+//! ([`crate::state`]); the thread snapshots them at the batch a checkpoint
+//! asks for ([`crate::state::DetectorsSnapshot`]).
 
 use crate::coordination::{CoordinationWatch, GroupRecord};
 use crate::narratives::{NarrativeRecord, NarrativeWatch};

@@ -32,8 +32,9 @@ use crate::detectors::{Detected, DetectedRows, PostDetectors};
 use crate::live::LiveFeeds;
 use crate::ordered;
 use crate::sources::LiveSources;
+use crate::state::{DetectorsSnapshot, StateError};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -120,6 +121,21 @@ pub trait RunSink {
     fn batch_end(&mut self, _at: &Position, _finished: &[Position]) -> Result<(), SinkError> {
         Ok(())
     }
+    /// Whether the sink wants a checkpoint of the detectors' state; asked
+    /// after each batch, and true once per checkpoint wanted. The default
+    /// wants none.
+    fn checkpoint_due(&mut self) -> bool {
+        false
+    }
+    /// A checkpoint asked for by [`RunSink::checkpoint_due`], right after
+    /// the [`RunSink::batch_end`] of the batch it is taken at (the next
+    /// batch, or the one after when the taken detectors already hold it):
+    /// `taken` is the snapshot of the taken detectors as of this batch's
+    /// end, `None` when the sink kept its detectors. A sink commits here
+    /// and saves the state with the commit (see [`crate::state`]).
+    fn checkpoint(&mut self, _taken: Option<Result<DetectorsSnapshot, StateError>>) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Why a sink stopped a run (a full disk, a failed commit).
@@ -158,6 +174,8 @@ struct Batch {
     deletions: Vec<(usize, Deletion)>,
     at: Position,
     finished: Vec<Position>,
+    /// Snapshot the taken detectors after this batch (a checkpoint).
+    checkpoint: bool,
 }
 
 /// The work done on each post by a worker, outside the ordered section.
@@ -390,6 +408,10 @@ pub fn run_inputs(
         None => sink.narrative_sketches(),
     };
     let (spent_tx, spent_rx) = crossbeam_channel::bounded::<Batch>(SPENT_BATCHES);
+    let detect_apart = detectors.is_some();
+    // A checkpoint the sink asked for, to take at the next batch handed
+    // to the detectors' thread.
+    let checkpoint_wanted = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let mut stage = detectors.map(|d| DetectStage::spawn(scope, d));
         // Everything the ordered consumer does with one batch, given the
@@ -398,9 +420,9 @@ pub fn run_inputs(
             let mut adapter = SinkAdapter(&mut *sink);
             let mut deletions = batch.deletions.iter().peekable();
             let mut terms: Vec<&str> = Vec::new();
-            let (detected, rows) = match found {
-                Some(f) => (f.posts, Some(f.rows)),
-                None => (Vec::new(), None),
+            let (detected, rows, snapshot) = match found {
+                Some(f) => (f.posts, Some(f.rows), f.snapshot),
+                None => (Vec::new(), None, None),
             };
             for (i, m) in batch.posts.iter().enumerate() {
                 while let Some((_, d)) = deletions.next_if(|(at, _)| *at == i) {
@@ -430,7 +452,17 @@ pub fn run_inputs(
             totals.watermark = windows.watermark();
             totals.elapsed = start.elapsed();
             adapter.0.progress(&totals);
-            let end = adapter.0.batch_end(&batch.at, &batch.finished);
+            let mut end = adapter.0.batch_end(&batch.at, &batch.finished);
+            if let (Ok(()), Some(snapshot)) = (&end, snapshot) {
+                end = adapter.0.checkpoint(Some(snapshot));
+            }
+            if end.is_ok() && adapter.0.checkpoint_due() {
+                if detect_apart {
+                    checkpoint_wanted.store(true, Ordering::Relaxed);
+                } else {
+                    end = adapter.0.checkpoint(None);
+                }
+            }
             // To a worker to free; if none keeps up, freed here.
             drop(spent_tx.try_send(batch));
             end
@@ -459,6 +491,7 @@ pub fn run_inputs(
                         deletions: Vec::new(),
                         at: decoded.at,
                         finished: decoded.finished,
+                        checkpoint: false,
                     };
                     for ev in decoded.events {
                         match ev {
@@ -482,11 +515,14 @@ pub fn run_inputs(
                     on_reject(r);
                 })
             },
-            |batch: Batch| match &mut stage {
+            |mut batch: Batch| match &mut stage {
                 None => consume(batch, None),
                 // The detectors take this batch while the consumer does
                 // the one before, which they have finished.
-                Some(stage) => match stage.pass(batch)? {
+                Some(stage) => match stage.pass({
+                    batch.checkpoint = checkpoint_wanted.swap(false, Ordering::Relaxed);
+                    batch
+                })? {
                     Some((done, found)) => consume(done, Some(found)),
                     None => Ok(()),
                 },
@@ -522,6 +558,8 @@ struct Found {
     /// Per post, in the batch's order.
     posts: Vec<Detected>,
     rows: DetectedRows,
+    /// The detectors' state after the batch, when it was a checkpoint's.
+    snapshot: Option<Result<DetectorsSnapshot, StateError>>,
 }
 
 /// The `tw-detect` thread and the two channels to it: batches go in, and
@@ -555,7 +593,8 @@ impl<'scope> DetectStage<'scope> {
                         })
                         .collect();
                     let rows = detectors.take_rows();
-                    if done.send((batch, Found { posts, rows })).is_err() {
+                    let snapshot = batch.checkpoint.then(|| DetectorsSnapshot::of(Some(&detectors)));
+                    if done.send((batch, Found { posts, rows, snapshot })).is_err() {
                         break;
                     }
                 }
@@ -904,6 +943,11 @@ mod tests {
         log: Vec<String>,
         batches: usize,
         fail_at: Option<usize>,
+        /// Asks for a checkpoint after every this many batches.
+        checkpoint_every: Option<usize>,
+        /// Per checkpoint: the posts the sink had seen, and the detectors'
+        /// state then (read back from the snapshot).
+        checkpoints: Vec<(usize, String)>,
     }
 
     impl DetectSink {
@@ -923,7 +967,18 @@ mod tests {
                 log: Vec::new(),
                 batches: 0,
                 fail_at: None,
+                checkpoint_every: None,
+                checkpoints: Vec::new(),
             }
+        }
+
+        /// The figures of `d` that do not depend on its maps' capacity.
+        fn figures(d: &PostDetectors) -> String {
+            let mut n = d.narratives.narratives().stats();
+            n.approx_bytes = 0;
+            let mut c = d.coordination.as_ref().map(|c| c.stats()).unwrap_or_default();
+            c.approx_bytes = 0;
+            format!("{n:?} {c:?}")
         }
 
         fn found(&mut self, m: &MatchedPost, f: &Detected) {
@@ -993,6 +1048,29 @@ mod tests {
                 _ => Ok(()),
             }
         }
+
+        fn checkpoint_due(&mut self) -> bool {
+            self.checkpoint_every.is_some_and(|k| self.batches.is_multiple_of(k))
+        }
+
+        fn checkpoint(&mut self, taken: Option<Result<DetectorsSnapshot, StateError>>) -> Result<(), SinkError> {
+            let snapshot = match taken {
+                Some(taken) => taken?,
+                None => DetectorsSnapshot::of(self.detectors.as_ref())?,
+            };
+            // Through the saved file's format, as a restarted run reads it.
+            let mut file = Vec::new();
+            let topics = crate::topics::TopicWatch::new(Default::default());
+            crate::state::save(1, &topics, &snapshot, &mut file)?;
+            let mut input = file.as_slice();
+            crate::state::saved_commit(&mut input)?;
+            let state = crate::state::load(input)?;
+            let seen = self.log.iter().filter(|l| l.starts_with("post")).count();
+            let detectors = state.detectors.ok_or("a snapshot without detectors")?;
+            self.checkpoints.push((seen, Self::figures(&detectors)));
+            self.log.push("checkpoint".into());
+            Ok(())
+        }
     }
 
     #[test]
@@ -1027,6 +1105,40 @@ mod tests {
         assert_eq!(inline, log(true, 2));
         assert_eq!(inline, log(true, 1));
         assert_eq!(inline, log(true, 3));
+    }
+
+    /// A checkpoint of detectors lent to the run holds exactly the posts
+    /// the sink has seen when it is taken, like one of detectors the sink
+    /// keeps, and taking it changes nothing the run finds.
+    #[test]
+    fn a_checkpoint_holds_the_detectors_as_of_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write_input(dir.path(), 13);
+        let live = LiveFeeds::new(&feed_defs(0, 50)).unwrap();
+        let checkpoints = |lend: bool, every: Option<usize>| {
+            let mut sink = DetectSink::new(lend);
+            sink.checkpoint_every = every;
+            run(std::slice::from_ref(&input), &config(2), &live, &mut sink, &mut |_| {}).unwrap();
+            let log: Vec<String> = sink.log.into_iter().filter(|l| l != "checkpoint").collect();
+            (log, sink.checkpoints)
+        };
+        let (plain, none) = checkpoints(true, None);
+        assert!(none.is_empty());
+        let (kept_log, kept) = checkpoints(false, Some(40));
+        let (lent_log, lent) = checkpoints(true, Some(40));
+        assert_eq!(kept_log, plain);
+        assert_eq!(lent_log, plain);
+        // 30,000 posts in batches of 256: 118 batches, a checkpoint asked
+        // for after every 40th.
+        assert_eq!(kept.len(), 2);
+        assert_eq!(lent.len(), 2);
+        for ((seen, figures), (kept_seen, kept_figures)) in lent.iter().zip(&kept) {
+            assert!(figures.contains(&format!("observed: {seen},")), "{seen}: {figures}");
+            assert!(kept_figures.contains(&format!("observed: {kept_seen},")));
+            // Lent detectors are one batch ahead: their checkpoint comes a
+            // batch later, at the batch the request reached them with.
+            assert!(seen > kept_seen, "{seen} {kept_seen}");
+        }
     }
 
     #[test]

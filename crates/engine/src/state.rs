@@ -1,5 +1,5 @@
-//! What a run saves when it stops, so that the next run on its data
-//! directory goes on where it stopped.
+//! What a run saves so that the next run on its data directory goes on
+//! where it stopped.
 //!
 //! The detectors that learn from the stream keep hours of it in memory:
 //! the emerging-topic baseline (6 h), narratives and coordination edges
@@ -8,20 +8,28 @@
 //! until the baseline had relearnt what is usual. (Spike detection needs
 //! none of this: it relearns from the minute counts the store keeps.)
 //!
-//! So a run that stops cleanly (input read, Ctrl-C) writes their whole
-//! state ([`save`]) after its last store commit, tagged with that commit's
-//! sequence number, into the data directory
-//! ([`crate::datadir::DataDir::save_state`]). The next run reads it
-//! ([`load`]) and goes on from it only when the store is still at that
-//! commit: then the state has seen exactly the posts the store holds and
-//! the inputs resume right after them. A run killed before it could save
-//! leaves state older than the store's commit, which is refused; so is
-//! state of another format.
+//! So a run writes their whole state ([`save`]) into the data directory
+//! ([`crate::datadir::DataDir::save_state`]), tagged with the store commit
+//! it goes with: after its last commit when it stops cleanly (input read,
+//! Ctrl-C, SIGTERM), and every few minutes while it runs, at a commit made
+//! for the purpose (a checkpoint: see [`crate::run::RunSink::checkpoint`]).
+//! The next run reads it ([`load`]):
+//!
+//! - state of the store's current commit has seen exactly the posts the
+//!   store holds, and the inputs resume right after them: the detectors
+//!   go on as if never stopped;
+//! - state of an earlier commit is a checkpoint of a run that was killed
+//!   (or failed to save) later: the detectors go on from it, blind to the
+//!   posts committed since, which is far better than starting empty;
+//! - state of a later commit than the store's, or of another format, is
+//!   refused.
 //!
 //! The format: 8 magic bytes, the format number and the commit (little
-//! endian), then a zstd stream, with a checksum, of the state in postcard
-//! (serde). Scratch buffers and what a run takes before it saves (pending
-//! rows) are not in it.
+//! endian), then two zstd frames, with checksums: the emerging topics in
+//! postcard (serde), and the narratives and coordination network in
+//! postcard ([`DetectorsSnapshot`]), which the detectors' own thread makes
+//! so that a checkpoint does not wait for them. Scratch buffers and what a
+//! run takes before it saves (pending rows) are not in it.
 
 use crate::coordination::CoordinationWatch;
 use crate::detectors::PostDetectors;
@@ -34,7 +42,7 @@ use std::io::{Read, Write};
 const MAGIC: &[u8; 8] = b"twdetect";
 /// Bumped whenever a saved type changes: older state is refused, not
 /// misread.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// Why saved state could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -56,34 +64,60 @@ pub struct RunState {
     pub detectors: Option<PostDetectors>,
 }
 
-/// What is written, borrowed when written and owned when read.
+/// What is written of narratives and coordination, borrowed when written
+/// and owned when read.
 #[derive(Serialize, Deserialize)]
-struct Saved<T, N, C> {
-    topics: T,
+struct SavedDetectors<N, C> {
     narratives: N,
     coordination: C,
 }
 
-/// Writes the state of `topics` and `detectors`, tagged with `commit`: the
-/// store commit it goes with.
+/// The narratives and coordination network at one point of a run, as the
+/// compressed frame [`save`] writes: made where the detectors live (their
+/// own thread while a run goes on), written by whoever holds the topics.
+pub struct DetectorsSnapshot(Vec<u8>);
+
+impl DetectorsSnapshot {
+    /// The state of `detectors` (none: a run without them).
+    pub fn of(detectors: Option<&PostDetectors>) -> Result<DetectorsSnapshot, StateError> {
+        let saved = detectors.map(|d| SavedDetectors {
+            narratives: &d.narratives,
+            coordination: d.coordination.as_ref(),
+        });
+        frame(&saved).map(DetectorsSnapshot)
+    }
+
+    /// Its size, compressed.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `value` in postcard, as one zstd frame with a checksum.
+fn frame<T: Serialize>(value: &T) -> Result<Vec<u8>, StateError> {
+    let mut z = zstd::Encoder::new(Vec::new(), 1)?;
+    z.include_checksum(true)?;
+    let z = postcard::to_io(value, z)?;
+    Ok(z.finish()?)
+}
+
+/// Writes the state of `topics` and the `detectors` snapshot, tagged with
+/// `commit`: the store commit it goes with.
 pub fn save(
     commit: u64,
     topics: &TopicWatch,
-    detectors: Option<&PostDetectors>,
+    detectors: &DetectorsSnapshot,
     out: &mut impl Write,
 ) -> Result<(), StateError> {
     out.write_all(MAGIC)?;
     out.write_all(&FORMAT.to_le_bytes())?;
     out.write_all(&commit.to_le_bytes())?;
-    let mut z = zstd::Encoder::new(out, 1)?;
-    z.include_checksum(true)?;
-    let saved = Saved {
-        topics,
-        narratives: detectors.map(|d| &d.narratives),
-        coordination: detectors.and_then(|d| d.coordination.as_ref()),
-    };
-    let z = postcard::to_io(&saved, z)?;
-    z.finish()?;
+    out.write_all(&frame(topics)?)?;
+    out.write_all(&detectors.0)?;
     Ok(())
 }
 
@@ -109,13 +143,15 @@ pub fn saved_commit(input: &mut impl Read) -> Result<u64, StateError> {
 
 /// Reads the state [`save`] wrote, after its header (see [`saved_commit`]).
 pub fn load(input: impl Read) -> Result<RunState, StateError> {
+    // The two frames decode as one stream.
     let bytes = zstd::decode_all(input)?;
-    let saved: Saved<TopicWatch, Option<NarrativeWatch>, Option<CoordinationWatch>> = postcard::from_bytes(&bytes)?;
+    let (topics, rest): (TopicWatch, _) = postcard::take_from_bytes(&bytes)?;
+    let saved: Option<SavedDetectors<NarrativeWatch, Option<CoordinationWatch>>> = postcard::from_bytes(rest)?;
     Ok(RunState {
-        topics: saved.topics,
-        detectors: saved.narratives.map(|narratives| PostDetectors {
-            narratives,
-            coordination: saved.coordination,
+        topics,
+        detectors: saved.map(|s| PostDetectors {
+            narratives: s.narratives,
+            coordination: s.coordination,
         }),
     })
 }
@@ -209,7 +245,7 @@ mod tests {
         feed(&mut topics, &mut stopped, first, &mut log);
         assert_eq!(log, reference[..at_stop], "the same detectors before the stop");
         let mut saved = Vec::new();
-        save(42, &topics, Some(&stopped), &mut saved).unwrap();
+        save(42, &topics, &DetectorsSnapshot::of(Some(&stopped)).unwrap(), &mut saved).unwrap();
         let mut input = saved.as_slice();
         assert_eq!(saved_commit(&mut input).unwrap(), 42);
         let state = load(input).unwrap();
@@ -249,7 +285,7 @@ mod tests {
         let (mut topics, mut d) = detectors();
         feed(&mut topics, &mut d, &posts()[..5_000], &mut Vec::new());
         let mut saved = Vec::new();
-        save(1, &topics, None, &mut saved).unwrap();
+        save(1, &topics, &DetectorsSnapshot::of(None).unwrap(), &mut saved).unwrap();
         let mut input = saved.as_slice();
         saved_commit(&mut input).unwrap();
         let state = load(input).unwrap();
@@ -262,7 +298,7 @@ mod tests {
         let (mut topics, mut d) = detectors();
         feed(&mut topics, &mut d, &posts()[..2_000], &mut Vec::new());
         let mut saved = Vec::new();
-        save(7, &topics, Some(&d), &mut saved).unwrap();
+        save(7, &topics, &DetectorsSnapshot::of(Some(&d)).unwrap(), &mut saved).unwrap();
 
         let mut flipped = saved.clone();
         let at = flipped.len() - 40;

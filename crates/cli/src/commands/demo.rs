@@ -167,6 +167,8 @@ pub fn run_args(p: &Prepared, port: u16, clock: Arc<ReplayClock>, keep_serving: 
         // each commit makes an index segment to merge later, and at the
         // 1 s interval that cost 10-20% of the demo's throughput.
         commit_ms: Some(3000),
+        // The default (set aside when the store is temporary).
+        checkpoint_secs: None,
         until_idle: None,
         narratives: true,
         coordination: true,

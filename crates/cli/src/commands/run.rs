@@ -49,6 +49,7 @@ use tidewatch_engine::series::SeriesWriter;
 use tidewatch_engine::sources::{
     checkpoint_name, LiveOptions, LiveSources, RunStatus, SourceSpec, SourceStats, StatusWriter, STATUS_FILE,
 };
+use tidewatch_engine::state::{DetectorsSnapshot, StateError};
 use tidewatch_engine::topics::TopicWatch;
 use tidewatch_server::hub::EventHub;
 use tidewatch_server::state::IngestHandler;
@@ -61,6 +62,11 @@ const SHARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a run without `--serve` keeps sending webhooks after its final
 /// commit (see [`tidewatch_server::webhooks::DeliveryOptions::drain`]).
 const WEBHOOK_DRAIN: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Seconds between checkpoints of the detectors' state (`--checkpoint-secs`):
+/// a checkpoint pauses the detectors for about a second per 100 MB of
+/// state, and a run killed later loses at most this much of what they saw.
+const DEFAULT_CHECKPOINT_SECS: u64 = 600;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -107,6 +113,13 @@ pub struct Args {
     /// much input) [default: 5000].
     #[arg(long)]
     pub commit_ms: Option<u64>,
+    /// Seconds between checkpoints of the detectors' state (emerging
+    /// topics, narratives, coordination), each saved with a commit made
+    /// for it: a run killed later goes on from the last one instead of
+    /// starting them empty. 0: saved only when the run stops cleanly
+    /// [default: 600].
+    #[arg(long, value_name = "SECS")]
+    pub checkpoint_secs: Option<u64>,
     /// End the run once the live sources have delivered nothing for this
     /// many seconds (for scripts and tests); without it a run with live
     /// sources goes on until Ctrl-C.
@@ -341,6 +354,16 @@ struct TerminalSink {
     /// The served live stream, which gets each alert the moment it is
     /// raised (the store has it at the next commit).
     hub: Option<Arc<EventHub>>,
+    /// Where and how often the detectors' state is checkpointed (`None`:
+    /// never while the run goes on).
+    checkpoints: Option<Checkpoints>,
+}
+
+/// The detectors' checkpoints of a run (see [`tidewatch_engine::state`]).
+struct Checkpoints {
+    data: DataDir,
+    every: Duration,
+    last: std::time::Instant,
 }
 
 impl RunSink for TerminalSink {
@@ -407,6 +430,46 @@ impl RunSink for TerminalSink {
             self.rows_detected(rows);
         }
         self.persist.batch_end(at, finished)
+    }
+
+    fn checkpoint_due(&mut self) -> bool {
+        match &mut self.checkpoints {
+            Some(c) if c.last.elapsed() >= c.every => {
+                c.last = std::time::Instant::now();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Commits, then saves the state with that commit. A failed save
+    /// costs only the checkpoint; a failed commit stops the run.
+    fn checkpoint(&mut self, taken: Option<Result<DetectorsSnapshot, StateError>>) -> Result<(), SinkError> {
+        let Some(c) = &self.checkpoints else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        let snapshot = match taken {
+            Some(taken) => taken,
+            None => DetectorsSnapshot::of(self.detectors.as_ref()),
+        };
+        let committed = self.persist.commit().map_err(Box::new)?;
+        let saved = snapshot.map_err(Into::into).and_then(|s| {
+            c.data
+                .save_state(committed.seq, &self.topics, &s)
+                .map_err(anyhow::Error::from)
+        });
+        let line = match saved {
+            Ok(bytes) => format!(
+                "detectors' state checkpointed with commit {} ({:.1} MB in {:.2} s)",
+                committed.seq,
+                bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => format!("warning: the detectors' state was not checkpointed: {e:#}"),
+        };
+        self.bar.suspend(|| eprintln!("{line}"));
+        Ok(())
     }
 
     fn progress(&mut self, p: &RunProgress) {
@@ -574,9 +637,10 @@ fn write_status(
     })
 }
 
-/// The detectors to run with: those the last run on `data` saved when it
-/// stopped, when the store is still at that run's last commit (`seq`) and
-/// the settings are the same; else the fresh ones. Says which on stderr.
+/// The detectors to run with: those the last run on `data` saved (when it
+/// stopped, or at its last checkpoint), when the store is at or after that
+/// commit (`seq`) and the settings are the same; else the fresh ones. Says
+/// which on stderr.
 fn resume_detectors(
     data: &DataDir,
     seq: u64,
@@ -584,16 +648,24 @@ fn resume_detectors(
     detectors: Option<PostDetectors>,
 ) -> (TopicWatch, Option<PostDetectors>) {
     let started = std::time::Instant::now();
-    let saved = match data.take_state(seq) {
+    let (saved, from) = match data.load_state(seq) {
         Ok(SavedState::None) => return (topics, detectors),
-        Ok(SavedState::Stale { saved }) => {
+        Ok(SavedState::Ahead { saved }) => {
             eprintln!(
                 "emerging topics, narratives and coordination start empty: their saved state is of commit {saved}, \
-                 the store is at {seq} (the last run did not stop cleanly)"
+                 later than the store's {seq} (the store was replaced or rolled back)"
             );
             return (topics, detectors);
         }
-        Ok(SavedState::Current(saved)) => *saved,
+        Ok(SavedState::Current(saved)) => (*saved, "where the last run stopped".to_string()),
+        Ok(SavedState::Behind { saved, state }) => (
+            *state,
+            format!(
+                "from the checkpoint of commit {saved}, blind to the posts of commits {}..={seq} \
+                 (the last run did not stop cleanly)",
+                saved + 1
+            ),
+        ),
         Err(e) => {
             eprintln!("emerging topics, narratives and coordination start empty: {e}");
             return (topics, detectors);
@@ -645,7 +717,7 @@ fn resume_detectors(
     });
     if !resumed.is_empty() {
         eprintln!(
-            "resumed where the last run stopped: {} (read in {:.2} s)",
+            "resumed {from}: {} (read in {:.2} s)",
             resumed.join(", "),
             started.elapsed().as_secs_f64()
         );
@@ -964,6 +1036,15 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
         sources: source_stats.clone(),
         shared_progress: shared_progress.clone(),
         hub,
+        checkpoints: match args.checkpoint_secs.unwrap_or(DEFAULT_CHECKPOINT_SECS) {
+            0 => None,
+            _ if discard_state => None,
+            secs => Some(Checkpoints {
+                data: data.clone(),
+                every: Duration::from_secs(secs),
+                last: std::time::Instant::now(),
+            }),
+        },
     };
     let mut reject_error = None;
     let inputs = match sources.as_mut() {
@@ -1008,13 +1089,16 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     // costs only that).
     if !discard_state {
         let started = std::time::Instant::now();
-        match data.save_state(committed.seq, &sink.topics, sink.detectors.as_ref()) {
+        let saved = DetectorsSnapshot::of(sink.detectors.as_ref())
+            .map_err(anyhow::Error::from)
+            .and_then(|s| Ok(data.save_state(committed.seq, &sink.topics, &s)?));
+        match saved {
             Ok(bytes) => eprintln!(
                 "detectors' state saved for the next run ({:.1} MB in {:.2} s)",
                 bytes as f64 / 1e6,
                 started.elapsed().as_secs_f64()
             ),
-            Err(e) => eprintln!("warning: the detectors' state was not saved for the next run: {e}"),
+            Err(e) => eprintln!("warning: the detectors' state was not saved for the next run: {e:#}"),
         }
     }
     if let Some(e) = reject_error {
