@@ -5,6 +5,7 @@
 //! ```toml
 //! data = "tidewatch-data"          # the data directory
 //! commit_ms = 5000                 # at most this long between commits
+//! checkpoint_secs = 600            # between checkpoints of the detectors' state (0: none)
 //!
 //! [feeds]
 //! path = "feeds.toml"              # or inline [[feed]] tables
@@ -61,6 +62,9 @@ pub struct Config {
     pub path: PathBuf,
     pub data: Option<PathBuf>,
     pub commit_ms: Option<u64>,
+    /// Seconds between checkpoints of the detectors' state (see
+    /// [`crate::state`]); 0 takes none.
+    pub checkpoint_secs: Option<u64>,
     pub feeds: Feeds,
     pub privacy: Privacy,
     pub server: Server,
@@ -200,6 +204,7 @@ impl<'de> Deserialize<'de> for Dur {
 struct Raw {
     data: Option<PathBuf>,
     commit_ms: Option<u64>,
+    checkpoint_secs: Option<u64>,
     feeds: Option<RawFeeds>,
     #[serde(default)]
     feed: Vec<FeedDef>,
@@ -384,6 +389,7 @@ impl Config {
             path: path.to_path_buf(),
             data: raw.data.as_deref().map(resolve),
             commit_ms: raw.commit_ms,
+            checkpoint_secs: raw.checkpoint_secs,
             feeds,
             privacy,
             server,
@@ -743,6 +749,7 @@ mod tests {
             r##"
 data = "data"
 commit_ms = 1000
+checkpoint_secs = 120
 [[feed]]
 name = "tides"
 query = "tide"
@@ -783,6 +790,7 @@ kind = "push"
         )
         .unwrap();
         assert_eq!(c.data, Some(PathBuf::from("/etc/tw/data")));
+        assert_eq!((c.commit_ms, c.checkpoint_secs), (Some(1000), Some(120)));
         assert_eq!(c.privacy.k, 7);
         assert_eq!(c.privacy.retention_days, 0);
         assert!(matches!(&c.feeds, Feeds::Inline(f) if f.len() == 1));

@@ -1036,7 +1036,11 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
         sources: source_stats.clone(),
         shared_progress: shared_progress.clone(),
         hub,
-        checkpoints: match args.checkpoint_secs.unwrap_or(DEFAULT_CHECKPOINT_SECS) {
+        checkpoints: match args
+            .checkpoint_secs
+            .or_else(|| config.as_ref().and_then(|c| c.checkpoint_secs))
+            .unwrap_or(DEFAULT_CHECKPOINT_SECS)
+        {
             0 => None,
             _ if discard_state => None,
             secs => Some(Checkpoints {
