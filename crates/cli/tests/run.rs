@@ -306,6 +306,21 @@ fn a_run_stopped_and_resumed_raises_the_alerts_of_one_run() {
     }
 }
 
+/// A directory with a generated day of 20,000 posts (`in.jsonl`) and one
+/// feed that matches most of them (`feeds.toml`): paced at 200x, a run
+/// over it takes 7 minutes, long enough to signal or kill it mid-way.
+fn paced_day() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let gen = tidewatch(&["gen", "--posts", "20000", "--out", "in.jsonl"], tmp.path());
+    assert!(gen.status.success());
+    std::fs::write(
+        tmp.path().join("feeds.toml"),
+        "[[feed]]\nname = \"all\"\nquery = \"the OR a\"\n",
+    )
+    .unwrap();
+    tmp
+}
+
 /// A service manager stops `run` with SIGTERM: it commits what it read,
 /// saves the detectors' state and exits with success. SIGHUP keeps the
 /// disposition the parent gave it: under `nohup` (ignored) the run
@@ -314,15 +329,8 @@ fn a_run_stopped_and_resumed_raises_the_alerts_of_one_run() {
 fn sigterm_stops_a_run_cleanly_and_a_hangup_under_nohup_does_not() {
     use std::process::Stdio;
     use std::time::{Duration, Instant};
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = paced_day();
     let dir = tmp.path();
-    let gen = tidewatch(&["gen", "--posts", "20000", "--out", "in.jsonl"], dir);
-    assert!(gen.status.success());
-    std::fs::write(
-        dir.join("feeds.toml"),
-        "[[feed]]\nname = \"all\"\nquery = \"the OR a\"\n",
-    )
-    .unwrap();
     // Paced at 200x, the generated day takes 7 minutes: it is still
     // running when the signals come.
     let mut child = Command::new("nohup")
@@ -369,15 +377,8 @@ fn a_run_killed_after_a_checkpoint_goes_on_from_it() {
     use std::io::BufRead;
     use std::process::Stdio;
     use std::time::Duration;
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = paced_day();
     let dir = tmp.path();
-    let gen = tidewatch(&["gen", "--posts", "20000", "--out", "in.jsonl"], dir);
-    assert!(gen.status.success());
-    std::fs::write(
-        dir.join("feeds.toml"),
-        "[[feed]]\nname = \"all\"\nquery = \"the OR a\"\n",
-    )
-    .unwrap();
     // Paced at 200x, the generated day takes 7 minutes; commits every
     // 200 ms and a checkpoint every 3 s.
     let mut child = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
