@@ -352,6 +352,97 @@ fn a_stopped_run_goes_on_with_its_narratives_and_groups() {
     assert!(topics == whole_topics, "topics: {}", differ(&topics, &whole_topics));
 }
 
+/// A run killed with SIGKILL after a checkpoint cannot save its state;
+/// the next run goes on from the checkpoint and reads the input again from
+/// there to where the store stands, for the detectors only: it stores what
+/// one uninterrupted run stores.
+#[test]
+fn a_killed_run_goes_on_from_its_checkpoint_with_nothing_missed() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    let tmp = with_posts_and_feeds();
+    let dir = tmp.path();
+    let whole = tidewatch(
+        &[
+            "run",
+            "--coordination",
+            "--feeds",
+            "feeds.toml",
+            "--data",
+            "whole",
+            "posts.jsonl",
+        ],
+        dir,
+    );
+    assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
+    std::fs::create_dir_all(dir.join("killed")).unwrap();
+    std::fs::copy(dir.join("whole/keyring.json"), dir.join("killed/keyring.json")).unwrap();
+
+    // Paced at 200x the day takes 7 minutes: commits every 200 ms, a
+    // checkpoint every 2 s, killed a second after the second one.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+        .args(["run", "--coordination", "--feeds", "feeds.toml", "--data", "killed"])
+        .args([
+            "--commit-ms",
+            "200",
+            "--checkpoint-secs",
+            "2",
+            "--speed",
+            "200",
+            "posts.jsonl",
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut checkpoints = 0;
+    let mut seen = Vec::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        assert!(!line.contains("warning"), "{line}");
+        checkpoints += line.contains("checkpointed with commit") as usize;
+        seen.push(line);
+        if checkpoints == 2 {
+            break;
+        }
+    }
+    assert_eq!(checkpoints, 2, "{seen:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let again = tidewatch(
+        &[
+            "run",
+            "--coordination",
+            "--feeds",
+            "feeds.toml",
+            "--data",
+            "killed",
+            "posts.jsonl",
+        ],
+        dir,
+    );
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{err}");
+    assert!(err.contains("resumed from the checkpoint of commit"), "{err}");
+    assert!(err.contains("reading again what commits"), "{err}");
+    assert!(
+        err.contains("committed after the checkpoint, for the detectors"),
+        "{err}"
+    );
+
+    let (narratives, groups, topics) = findings(dir, "killed");
+    let (whole_narratives, whole_groups, whole_topics) = findings(dir, "whole");
+    assert!(!groups.is_empty());
+    assert_eq!(narratives.len(), whole_narratives.len());
+    assert!(narratives == whole_narratives, "narratives differ");
+    assert_eq!(groups, whole_groups);
+    assert_eq!(topics, whole_topics);
+}
+
 #[test]
 fn the_pseudonym_check_recognises_pseudonyms() {
     assert!(has_pseudonym("by u20514-0123456789abcdef0123"));

@@ -8,7 +8,7 @@
 //! epoch key is gone from the keyring as soon as [`DataDir::save_keyring`]
 //! returns. The saved state holds pseudonyms, never handles.
 
-use crate::state::{DetectorsSnapshot, RunState, StateError};
+use crate::state::{DetectorsSnapshot, InputEvents, RunState, StateError};
 use crate::topics::TopicWatch;
 use std::fs;
 use std::io::{self, BufReader, BufWriter, Write};
@@ -41,7 +41,8 @@ pub enum SavedState {
     Current(Box<RunState>),
     /// State saved with the earlier commit `saved`: a checkpoint of a run
     /// killed later, or the state of a run that could not save when it
-    /// stopped. It has not seen the posts committed since.
+    /// stopped. It has not seen the posts committed since; its
+    /// [`RunState::inputs`] say where to read them again.
     Behind { saved: u64, state: Box<RunState> },
     /// State saved with a later commit than the store's (the store was
     /// replaced or rolled back since): refused.
@@ -115,11 +116,12 @@ impl DataDir {
     pub fn save_state(
         &self,
         commit: u64,
+        inputs: &InputEvents,
         topics: &TopicWatch,
         detectors: &DetectorsSnapshot,
     ) -> Result<u64, DataDirError> {
         let path = self.detectors_path();
-        self.replace(&path, |f| crate::state::save(commit, topics, detectors, f))?;
+        self.replace(&path, |f| crate::state::save(commit, inputs, topics, detectors, f))?;
         fs::metadata(&path)
             .map(|m| m.len())
             .map_err(|source| DataDirError::Io { path, source })
@@ -232,7 +234,7 @@ mod tests {
         let none = DetectorsSnapshot::of(None).unwrap();
         assert!(matches!(dd.load_state(3), Ok(SavedState::None)));
 
-        let bytes = dd.save_state(3, &topics, &none).unwrap();
+        let bytes = dd.save_state(3, &InputEvents::new(), &topics, &none).unwrap();
         assert_eq!(std::fs::metadata(&file).unwrap().len(), bytes);
         #[cfg(unix)]
         {
@@ -244,7 +246,7 @@ mod tests {
         assert!(matches!(dd.load_state(4), Ok(SavedState::Behind { saved: 3, .. })));
         assert!(matches!(dd.load_state(2), Ok(SavedState::Ahead { saved: 3 })));
 
-        dd.save_state(5, &topics, &none).unwrap();
+        dd.save_state(5, &InputEvents::new(), &topics, &none).unwrap();
         assert!(matches!(dd.load_state(5), Ok(SavedState::Current(_))));
 
         std::fs::write(&file, b"twdetect\x02\0\0\0\x03\0\0\0\0\0\0\0garbage").unwrap();

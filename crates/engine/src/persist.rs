@@ -337,6 +337,17 @@ impl Persister {
         Ok(())
     }
 
+    /// The events each input had given at the last commit, by checkpoint
+    /// name (saved with the detectors' state, see [`crate::state`]).
+    pub fn input_events(&self) -> Result<crate::state::InputEvents, StoreError> {
+        Ok(self
+            .store
+            .checkpoints()?
+            .into_iter()
+            .map(|(name, c)| (name, c.events))
+            .collect())
+    }
+
     /// Commits now: the keyring first (posts in the commit were hashed with
     /// its keys), then the store.
     pub fn commit(&mut self) -> Result<CommitStats, StoreError> {

@@ -48,6 +48,7 @@ use tidewatch_core::window::{FeedWindows, WindowConfig, WindowInput, WindowSink,
 use tidewatch_core::{stopwords, Deletion, Event, Post, Timestamp};
 
 /// Everything a run needs besides its inputs, feeds and sink.
+#[derive(Clone)]
 pub struct RunConfig {
     pub decode: DecodeOptions,
     pub threads: usize,
@@ -1061,7 +1062,7 @@ mod tests {
             // Through the saved file's format, as a restarted run reads it.
             let mut file = Vec::new();
             let topics = crate::topics::TopicWatch::new(Default::default());
-            crate::state::save(1, &topics, &snapshot, &mut file)?;
+            crate::state::save(1, &Default::default(), &topics, &snapshot, &mut file)?;
             let mut input = file.as_slice();
             crate::state::saved_commit(&mut input)?;
             let state = crate::state::load(input)?;

@@ -19,14 +19,18 @@
 //!   store holds, and the inputs resume right after them: the detectors
 //!   go on as if never stopped;
 //! - state of an earlier commit is a checkpoint of a run that was killed
-//!   (or failed to save) later: the detectors go on from it, blind to the
-//!   posts committed since, which is far better than starting empty;
+//!   (or failed to save) later. It records where each input stood
+//!   ([`RunState::inputs`]), so the next run reads the files again from
+//!   there to where the store stands, into the detectors only, and they
+//!   stand where an uninterrupted run's would. Posts of live sources
+//!   cannot be read again: the detectors are blind to those committed
+//!   after the checkpoint, which is still far better than starting empty;
 //! - state of a later commit than the store's, or of another format, is
 //!   refused.
 //!
 //! The format: 8 magic bytes, the format number and the commit (little
-//! endian), then two zstd frames, with checksums: the emerging topics in
-//! postcard (serde), and the narratives and coordination network in
+//! endian), then two zstd frames, with checksums: the emerging topics and
+//! the inputs' positions in postcard (serde), and the narratives and coordination network in
 //! postcard ([`DetectorsSnapshot`]), which the detectors' own thread makes
 //! so that a checkpoint does not wait for them. Scratch buffers and what a
 //! run takes before it saves (pending rows) are not in it.
@@ -62,7 +66,13 @@ pub struct RunState {
     pub topics: TopicWatch,
     /// Narratives and coordination, when the run had them.
     pub detectors: Option<PostDetectors>,
+    /// The events each input (by checkpoint name) had given at the saved
+    /// commit: where a run reads again what was committed after it.
+    pub inputs: InputEvents,
 }
+
+/// Events consumed per input, by the input's checkpoint name.
+pub type InputEvents = std::collections::BTreeMap<String, u64>;
 
 /// What is written of narratives and coordination, borrowed when written
 /// and owned when read.
@@ -106,9 +116,11 @@ fn frame<T: Serialize>(value: &T) -> Result<Vec<u8>, StateError> {
 }
 
 /// Writes the state of `topics` and the `detectors` snapshot, tagged with
-/// `commit`: the store commit it goes with.
+/// `commit`: the store commit it goes with, when the inputs stood at
+/// `inputs`.
 pub fn save(
     commit: u64,
+    inputs: &InputEvents,
     topics: &TopicWatch,
     detectors: &DetectorsSnapshot,
     out: &mut impl Write,
@@ -116,7 +128,7 @@ pub fn save(
     out.write_all(MAGIC)?;
     out.write_all(&FORMAT.to_le_bytes())?;
     out.write_all(&commit.to_le_bytes())?;
-    out.write_all(&frame(topics)?)?;
+    out.write_all(&frame(&(topics, inputs))?)?;
     out.write_all(&detectors.0)?;
     Ok(())
 }
@@ -145,10 +157,11 @@ pub fn saved_commit(input: &mut impl Read) -> Result<u64, StateError> {
 pub fn load(input: impl Read) -> Result<RunState, StateError> {
     // The two frames decode as one stream.
     let bytes = zstd::decode_all(input)?;
-    let (topics, rest): (TopicWatch, _) = postcard::take_from_bytes(&bytes)?;
+    let ((topics, inputs), rest): ((TopicWatch, InputEvents), _) = postcard::take_from_bytes(&bytes)?;
     let saved: Option<SavedDetectors<NarrativeWatch, Option<CoordinationWatch>>> = postcard::from_bytes(rest)?;
     Ok(RunState {
         topics,
+        inputs,
         detectors: saved.map(|s| PostDetectors {
             narratives: s.narratives,
             coordination: s.coordination,
@@ -245,7 +258,14 @@ mod tests {
         feed(&mut topics, &mut stopped, first, &mut log);
         assert_eq!(log, reference[..at_stop], "the same detectors before the stop");
         let mut saved = Vec::new();
-        save(42, &topics, &DetectorsSnapshot::of(Some(&stopped)).unwrap(), &mut saved).unwrap();
+        save(
+            42,
+            &InputEvents::new(),
+            &topics,
+            &DetectorsSnapshot::of(Some(&stopped)).unwrap(),
+            &mut saved,
+        )
+        .unwrap();
         let mut input = saved.as_slice();
         assert_eq!(saved_commit(&mut input).unwrap(), 42);
         let state = load(input).unwrap();
@@ -285,11 +305,19 @@ mod tests {
         let (mut topics, mut d) = detectors();
         feed(&mut topics, &mut d, &posts()[..5_000], &mut Vec::new());
         let mut saved = Vec::new();
-        save(1, &topics, &DetectorsSnapshot::of(None).unwrap(), &mut saved).unwrap();
+        save(
+            1,
+            &InputEvents::from([("a.jsonl".to_string(), 5)]),
+            &topics,
+            &DetectorsSnapshot::of(None).unwrap(),
+            &mut saved,
+        )
+        .unwrap();
         let mut input = saved.as_slice();
         saved_commit(&mut input).unwrap();
         let state = load(input).unwrap();
         assert!(state.detectors.is_none());
+        assert_eq!(state.inputs, InputEvents::from([("a.jsonl".to_string(), 5)]));
         assert_eq!(state.topics.detector().tracked(), topics.detector().tracked());
     }
 
@@ -298,7 +326,14 @@ mod tests {
         let (mut topics, mut d) = detectors();
         feed(&mut topics, &mut d, &posts()[..2_000], &mut Vec::new());
         let mut saved = Vec::new();
-        save(7, &topics, &DetectorsSnapshot::of(Some(&d)).unwrap(), &mut saved).unwrap();
+        save(
+            7,
+            &InputEvents::new(),
+            &topics,
+            &DetectorsSnapshot::of(Some(&d)).unwrap(),
+            &mut saved,
+        )
+        .unwrap();
 
         let mut flipped = saved.clone();
         let at = flipped.len() - 40;

@@ -49,7 +49,7 @@ use tidewatch_engine::series::SeriesWriter;
 use tidewatch_engine::sources::{
     checkpoint_name, LiveOptions, LiveSources, RunStatus, SourceSpec, SourceStats, StatusWriter, STATUS_FILE,
 };
-use tidewatch_engine::state::{DetectorsSnapshot, StateError};
+use tidewatch_engine::state::{DetectorsSnapshot, InputEvents, StateError};
 use tidewatch_engine::topics::TopicWatch;
 use tidewatch_server::hub::EventHub;
 use tidewatch_server::state::IngestHandler;
@@ -454,9 +454,10 @@ impl RunSink for TerminalSink {
             None => DetectorsSnapshot::of(self.detectors.as_ref()),
         };
         let committed = self.persist.commit().map_err(Box::new)?;
+        let inputs = self.persist.input_events().map_err(Box::new)?;
         let saved = snapshot.map_err(Into::into).and_then(|s| {
             c.data
-                .save_state(committed.seq, &self.topics, &s)
+                .save_state(committed.seq, &inputs, &self.topics, &s)
                 .map_err(anyhow::Error::from)
         });
         let line = match saved {
@@ -640,35 +641,49 @@ fn write_status(
 /// The detectors to run with: those the last run on `data` saved (when it
 /// stopped, or at its last checkpoint), when the store is at or after that
 /// commit (`seq`) and the settings are the same; else the fresh ones. Says
-/// which on stderr.
+/// which on stderr. State of a checkpoint comes with what to read again
+/// for it ([`Replay`]): the posts of `files` committed since; those of
+/// live sources cannot be read again.
 fn resume_detectors(
     data: &DataDir,
-    seq: u64,
+    (seq, resume): (u64, &HashMap<String, Resume>),
+    files: &[Option<String>],
     topics: TopicWatch,
     detectors: Option<PostDetectors>,
-) -> (TopicWatch, Option<PostDetectors>) {
+) -> (TopicWatch, Option<PostDetectors>, Option<Replay>) {
     let started = std::time::Instant::now();
-    let (saved, from) = match data.load_state(seq) {
-        Ok(SavedState::None) => return (topics, detectors),
+    let (saved, from, replay) = match data.load_state(seq) {
+        Ok(SavedState::None) => return (topics, detectors, None),
         Ok(SavedState::Ahead { saved }) => {
             eprintln!(
                 "emerging topics, narratives and coordination start empty: their saved state is of commit {saved}, \
                  later than the store's {seq} (the store was replaced or rolled back)"
             );
-            return (topics, detectors);
+            return (topics, detectors, None);
         }
-        Ok(SavedState::Current(saved)) => (*saved, "where the last run stopped".to_string()),
-        Ok(SavedState::Behind { saved, state }) => (
-            *state,
-            format!(
-                "from the checkpoint of commit {saved}, blind to the posts of commits {}..={seq} \
-                 (the last run did not stop cleanly)",
-                saved + 1
-            ),
-        ),
+        Ok(SavedState::Current(saved)) => (*saved, "where the last run stopped".to_string(), None),
+        Ok(SavedState::Behind { saved, state }) => {
+            let replay = Replay::between(&state.inputs, resume, files);
+            let from = if replay.blind.is_empty() {
+                format!(
+                    "from the checkpoint of commit {saved}, reading again what commits {}..={seq} stored \
+                     (the last run did not stop cleanly)",
+                    saved + 1
+                )
+            } else {
+                format!(
+                    "from the checkpoint of commit {saved}, blind to what {} delivered in commits {}..={seq} \
+                     (the last run did not stop cleanly; live sources, and files not given to this run, \
+                     cannot be read again)",
+                    replay.blind.join(", "),
+                    saved + 1
+                )
+            };
+            (*state, from, Some(replay))
+        }
         Err(e) => {
             eprintln!("emerging topics, narratives and coordination start empty: {e}");
-            return (topics, detectors);
+            return (topics, detectors, None);
         }
     };
     let mut resumed = Vec::new();
@@ -728,7 +743,137 @@ fn resume_detectors(
             other.join(", ")
         );
     }
-    (topics, detectors)
+    (topics, detectors, replay)
+}
+
+/// What a run that goes on from a checkpoint reads again for its
+/// detectors: each file input from where it stood at the checkpoint to
+/// where the store has it.
+struct Replay {
+    from: HashMap<String, Resume>,
+    until: HashMap<String, u64>,
+    /// Inputs that delivered posts after the checkpoint and cannot be
+    /// read again: live sources, and files not given to this run.
+    blind: Vec<String>,
+}
+
+impl Replay {
+    fn between(checkpoint: &InputEvents, store: &HashMap<String, Resume>, files: &[Option<String>]) -> Replay {
+        let mut replay = Replay {
+            from: HashMap::new(),
+            until: HashMap::new(),
+            blind: Vec::new(),
+        };
+        for (name, stored) in store {
+            let events = checkpoint.get(name).copied().unwrap_or(0);
+            if stored.events <= events {
+                continue;
+            }
+            if files.iter().flatten().any(|f| f == name) {
+                let at = Resume {
+                    events,
+                    done: false,
+                    offset: None,
+                };
+                replay.from.insert(name.clone(), at);
+                replay.until.insert(name.clone(), stored.events);
+            } else {
+                replay.blind.push(name.clone());
+            }
+        }
+        replay.blind.sort();
+        replay
+    }
+
+    /// Reads the files again from the checkpoint to the store's commit,
+    /// through the whole pipeline but into the detectors only (the store,
+    /// series and alerts have these posts already), so that they stand
+    /// where an uninterrupted run's would.
+    fn run(
+        self,
+        paths: &[PathBuf],
+        cfg: &RunConfig,
+        live: &LiveFeeds,
+        topics: &mut TopicWatch,
+        detectors: &mut Option<PostDetectors>,
+    ) -> anyhow::Result<()> {
+        if self.until.is_empty() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let mut cfg = cfg.clone();
+        cfg.decode.resume = self.from;
+        cfg.decode.until = Some(self.until);
+        cfg.decode.pace = None;
+        let mut sink = ReplaySink {
+            topics,
+            detectors: detectors.take(),
+            posts: 0,
+        };
+        let done = run::run_inputs(Inputs::Files(paths), &cfg, live, &mut sink, &mut |_| {});
+        *detectors = sink.detectors;
+        done.map_err(|e| anyhow::anyhow!("{e}"))
+            .context("reading again what was committed after the checkpoint")?;
+        // Their rows are in the store already.
+        drop(sink.topics.take_pending());
+        if let Some(d) = detectors {
+            drop(d.take_rows());
+            drop(d.narratives.take_grown());
+        }
+        eprintln!(
+            "read again the {} posts committed after the checkpoint, for the detectors ({:.2} s)",
+            thousands(sink.posts),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+}
+
+/// The sink of a [`Replay`]: every post goes to the detectors as in
+/// [`TerminalSink`], and nowhere else.
+struct ReplaySink<'a> {
+    topics: &'a mut TopicWatch,
+    detectors: Option<PostDetectors>,
+    posts: u64,
+}
+
+impl ReplaySink<'_> {
+    fn found(&mut self, post: &MatchedPost, found: Option<&Detected>) {
+        self.posts += 1;
+        self.topics.post(post);
+        for n in found.map_or(&[][..], |f| &f.grown) {
+            self.topics.narrative(n);
+        }
+    }
+}
+
+impl RunSink for ReplaySink<'_> {
+    fn post(&mut self, post: &MatchedPost) {
+        self.post_sketched(post, None);
+    }
+
+    fn narrative_sketches(&self) -> Option<NarrativeConfig> {
+        self.detectors.as_ref().map(|d| d.sketch_config().clone())
+    }
+
+    fn take_detectors(&mut self) -> Option<PostDetectors> {
+        self.detectors.take()
+    }
+
+    fn return_detectors(&mut self, detectors: PostDetectors) {
+        self.detectors = Some(detectors);
+    }
+
+    fn post_sketched(&mut self, post: &MatchedPost, sketch: Option<&NarrativeSketch>) {
+        let found = self.detectors.as_mut().map(|d| d.post(post, sketch));
+        self.found(post, found.as_ref());
+    }
+
+    fn post_detected(&mut self, post: &MatchedPost, found: &Detected) {
+        self.found(post, Some(found));
+    }
+
+    fn window(&mut self, _window: &WindowView<'_>) {}
 }
 
 /// Sets `flag` on Ctrl-C or SIGTERM ([`tidewatch_server::signals`]); a
@@ -1023,7 +1168,16 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
         narratives,
         coordination,
     });
-    let (topics, detectors) = resume_detectors(&data, persist.store().seq(), topics, detectors);
+    let (mut topics, mut detectors, replay) = resume_detectors(
+        &data,
+        (persist.store().seq(), &cfg.decode.resume),
+        &file_inputs(&paths),
+        topics,
+        detectors,
+    );
+    if let Some(replay) = replay {
+        replay.run(&paths, &cfg, &live, &mut topics, &mut detectors)?;
+    }
     let mut sink = TerminalSink {
         series,
         alerts,
@@ -1095,7 +1249,10 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
         let started = std::time::Instant::now();
         let saved = DetectorsSnapshot::of(sink.detectors.as_ref())
             .map_err(anyhow::Error::from)
-            .and_then(|s| Ok(data.save_state(committed.seq, &sink.topics, &s)?));
+            .and_then(|s| {
+                let inputs = sink.persist.input_events()?;
+                Ok(data.save_state(committed.seq, &inputs, &sink.topics, &s)?)
+            });
         match saved {
             Ok(bytes) => eprintln!(
                 "detectors' state saved for the next run ({:.1} MB in {:.2} s)",
@@ -1287,4 +1444,38 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn a_replay_reads_this_runs_files_from_the_checkpoint_to_the_store() {
+        let at = |events| Resume {
+            events,
+            done: false,
+            offset: None,
+        };
+        let checkpoint = InputEvents::from([
+            ("a.jsonl".to_string(), 5),
+            ("d.jsonl".to_string(), 2),
+            ("source:bsky".to_string(), 10),
+        ]);
+        let store = HashMap::from([
+            ("a.jsonl".to_string(), at(9)),
+            ("b.jsonl".to_string(), at(3)),
+            ("c.jsonl".to_string(), at(4)),
+            ("d.jsonl".to_string(), at(2)),
+            ("source:bsky".to_string(), at(12)),
+        ]);
+        let files = file_inputs(&["a.jsonl", "b.jsonl", "d.jsonl", "-"].map(PathBuf::from));
+        let replay = Replay::between(&checkpoint, &store, &files);
+        let from: BTreeMap<&str, u64> = replay.from.iter().map(|(k, r)| (k.as_str(), r.events)).collect();
+        let until: BTreeMap<&str, u64> = replay.until.iter().map(|(k, &e)| (k.as_str(), e)).collect();
+        assert_eq!(from, BTreeMap::from([("a.jsonl", 5), ("b.jsonl", 0)]));
+        assert_eq!(until, BTreeMap::from([("a.jsonl", 9), ("b.jsonl", 3)]));
+        assert_eq!(replay.blind, ["c.jsonl", "source:bsky"]);
+    }
 }
