@@ -30,9 +30,10 @@
 //!
 //! The format: 8 magic bytes, the format number and the commit (little
 //! endian), then two zstd frames, with checksums: the emerging topics and
-//! the inputs' positions in postcard (serde), and the narratives and coordination network in
-//! postcard ([`DetectorsSnapshot`]), which the detectors' own thread makes
-//! so that a checkpoint does not wait for them. Scratch buffers and what a
+//! the inputs' positions in postcard (serde), and the narratives and
+//! coordination network in postcard ([`DetectorsSnapshot`]), which the
+//! detectors' own thread makes so that a checkpoint does not wait for
+//! them. Scratch buffers and what a
 //! run takes before it saves (pending rows) are not in it.
 
 use crate::coordination::CoordinationWatch;

@@ -64,8 +64,8 @@ const SHARD_TIMEOUT: Duration = Duration::from_secs(5);
 const WEBHOOK_DRAIN: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Seconds between checkpoints of the detectors' state (`--checkpoint-secs`):
-/// a checkpoint pauses the detectors for about a second per 100 MB of
-/// state, and a run killed later loses at most this much of what they saw.
+/// a checkpoint pauses the pipeline for about 2.5 s at 60 MB of state
+/// (README, Restarts), 0.4% of a run at this interval.
 const DEFAULT_CHECKPOINT_SECS: u64 = 600;
 
 #[derive(clap::Args)]
@@ -454,13 +454,7 @@ impl RunSink for TerminalSink {
             None => DetectorsSnapshot::of(self.detectors.as_ref()),
         };
         let committed = self.persist.commit().map_err(Box::new)?;
-        let inputs = self.persist.input_events().map_err(Box::new)?;
-        let saved = snapshot.map_err(Into::into).and_then(|s| {
-            c.data
-                .save_state(committed.seq, &inputs, &self.topics, &s)
-                .map_err(anyhow::Error::from)
-        });
-        let line = match saved {
+        let line = match save_detectors(&c.data, &self.persist, committed.seq, &self.topics, snapshot) {
             Ok(bytes) => format!(
                 "detectors' state checkpointed with commit {} ({:.1} MB in {:.2} s)",
                 committed.seq,
@@ -746,6 +740,20 @@ fn resume_detectors(
     (topics, detectors, replay)
 }
 
+/// Saves the detectors' state with commit `seq` and where the inputs stood
+/// at it: the topics, held here, and the `snapshot` of the rest (see
+/// [`tidewatch_engine::state`]). Returns the file's size.
+fn save_detectors(
+    data: &DataDir,
+    persist: &Persister,
+    seq: u64,
+    topics: &TopicWatch,
+    snapshot: Result<DetectorsSnapshot, StateError>,
+) -> anyhow::Result<u64> {
+    let inputs = persist.input_events()?;
+    Ok(data.save_state(seq, &inputs, topics, &snapshot?)?)
+}
+
 /// What a run that goes on from a checkpoint reads again for its
 /// detectors: each file input from where it stood at the checkpoint to
 /// where the store has it.
@@ -795,7 +803,7 @@ impl Replay {
         cfg: &RunConfig,
         live: &LiveFeeds,
         topics: &mut TopicWatch,
-        detectors: &mut Option<PostDetectors>,
+        detectors: Option<&mut PostDetectors>,
     ) -> anyhow::Result<()> {
         if self.until.is_empty() {
             return Ok(());
@@ -807,18 +815,16 @@ impl Replay {
         cfg.decode.pace = None;
         let mut sink = ReplaySink {
             topics,
-            detectors: detectors.take(),
+            detectors,
             posts: 0,
         };
-        let done = run::run_inputs(Inputs::Files(paths), &cfg, live, &mut sink, &mut |_| {});
-        *detectors = sink.detectors;
-        done.map_err(|e| anyhow::anyhow!("{e}"))
+        run::run_inputs(Inputs::Files(paths), &cfg, live, &mut sink, &mut |_| {})
+            .map_err(|e| anyhow::anyhow!("{e}"))
             .context("reading again what was committed after the checkpoint")?;
         // Their rows are in the store already.
         drop(sink.topics.take_pending());
-        if let Some(d) = detectors {
+        if let Some(d) = sink.detectors {
             drop(d.take_rows());
-            drop(d.narratives.take_grown());
         }
         eprintln!(
             "read again the {} posts committed after the checkpoint, for the detectors ({:.2} s)",
@@ -830,21 +836,12 @@ impl Replay {
 }
 
 /// The sink of a [`Replay`]: every post goes to the detectors as in
-/// [`TerminalSink`], and nowhere else.
+/// [`TerminalSink`], and nowhere else. It keeps them on its own thread (a
+/// replay is minutes of posts; lent or kept, they find the same).
 struct ReplaySink<'a> {
     topics: &'a mut TopicWatch,
-    detectors: Option<PostDetectors>,
+    detectors: Option<&'a mut PostDetectors>,
     posts: u64,
-}
-
-impl ReplaySink<'_> {
-    fn found(&mut self, post: &MatchedPost, found: Option<&Detected>) {
-        self.posts += 1;
-        self.topics.post(post);
-        for n in found.map_or(&[][..], |f| &f.grown) {
-            self.topics.narrative(n);
-        }
-    }
 }
 
 impl RunSink for ReplaySink<'_> {
@@ -856,21 +853,13 @@ impl RunSink for ReplaySink<'_> {
         self.detectors.as_ref().map(|d| d.sketch_config().clone())
     }
 
-    fn take_detectors(&mut self) -> Option<PostDetectors> {
-        self.detectors.take()
-    }
-
-    fn return_detectors(&mut self, detectors: PostDetectors) {
-        self.detectors = Some(detectors);
-    }
-
     fn post_sketched(&mut self, post: &MatchedPost, sketch: Option<&NarrativeSketch>) {
+        self.posts += 1;
         let found = self.detectors.as_mut().map(|d| d.post(post, sketch));
-        self.found(post, found.as_ref());
-    }
-
-    fn post_detected(&mut self, post: &MatchedPost, found: &Detected) {
-        self.found(post, Some(found));
+        self.topics.post(post);
+        for n in found.iter().flat_map(|f| &f.grown) {
+            self.topics.narrative(n);
+        }
     }
 
     fn window(&mut self, _window: &WindowView<'_>) {}
@@ -1176,7 +1165,7 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
         detectors,
     );
     if let Some(replay) = replay {
-        replay.run(&paths, &cfg, &live, &mut topics, &mut detectors)?;
+        replay.run(&paths, &cfg, &live, &mut topics, detectors.as_mut())?;
     }
     let mut sink = TerminalSink {
         series,
@@ -1247,13 +1236,8 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     // costs only that).
     if !discard_state {
         let started = std::time::Instant::now();
-        let saved = DetectorsSnapshot::of(sink.detectors.as_ref())
-            .map_err(anyhow::Error::from)
-            .and_then(|s| {
-                let inputs = sink.persist.input_events()?;
-                Ok(data.save_state(committed.seq, &inputs, &sink.topics, &s)?)
-            });
-        match saved {
+        let snapshot = DetectorsSnapshot::of(sink.detectors.as_ref());
+        match save_detectors(&data, &sink.persist, committed.seq, &sink.topics, snapshot) {
             Ok(bytes) => eprintln!(
                 "detectors' state saved for the next run ({:.1} MB in {:.2} s)",
                 bytes as f64 / 1e6,
