@@ -28,8 +28,11 @@
 //!   explanation would be made before its windows arrived. They are still
 //!   best effort: windows open in a worker that crashed are never sent,
 //!   and a partition whose watermark stands still for
-//!   [`MergerOptions::partials_grace`] is not waited for; that leaves an
-//!   explanation a little poorer, never a count wrong.
+//!   [`MergerOptions::partials_grace`] while the merger can read the
+//!   stream is not waited for; that leaves an explanation a little poorer,
+//!   never a count wrong. While the stream cannot be read (a NATS node
+//!   down, a leader being elected), the workers cannot send either, and
+//!   the merger waits.
 //!
 //! Each closed minute then goes, feed by feed in feed-id order, through
 //! the same [`SpikeAlerts`] a single run uses, and the alerts it raises
@@ -103,7 +106,8 @@ pub struct MergerOptions {
     pub timeout: Duration,
     /// How long a minute whose counts are final waits for partitions'
     /// partial windows whose watermark has stopped short of it (a worker
-    /// that died with windows open never sends them).
+    /// that died with windows open never sends them), counted only while
+    /// the partial windows stream can be read.
     pub partials_grace: Duration,
 }
 
@@ -125,6 +129,10 @@ struct Partials {
     sketches: HashMap<(i64, String), WindowStats>,
     /// Each partition's newest watermark (ms).
     watermarks: HashMap<u32, i64>,
+    /// Since when the listener has been reading the stream without a
+    /// failure (`None` while it cannot): windows that could not be read
+    /// are not given up on.
+    reading_since: Option<std::time::Instant>,
 }
 
 impl Partials {
@@ -158,9 +166,8 @@ pub struct Merger {
     /// The first minute not yet fed to the detector.
     next_minute: Option<i64>,
     partials: SharedPartials,
-    /// Since when closing has waited for partial windows, and up to which
-    /// minute they were complete then.
-    held: Option<(std::time::Instant, Option<i64>)>,
+    /// How long closing has waited for partial windows.
+    held: PartialsWait,
     listener: tokio::task::JoinHandle<()>,
     opts: MergerOptions,
 }
@@ -191,7 +198,7 @@ impl Merger {
             alerts,
             next_minute: None,
             partials,
-            held: None,
+            held: PartialsWait::default(),
             listener,
             opts,
         })
@@ -306,26 +313,19 @@ impl Merger {
 
     /// The first minute not to close yet: `final_end` (counts final before
     /// it), or earlier where a partition holding posts (`stored`) has not
-    /// sent its partial windows that far (`None`: one has sent none). A
-    /// partition whose watermark has not moved for
-    /// [`MergerOptions::partials_grace`] is not waited for: its worker may
-    /// have died with those windows.
+    /// sent its partial windows that far (`None`: one has sent none); see
+    /// [`PartialsWait`].
     fn explained_until(&mut self, final_end: i64, stored: &[u64]) -> Option<i64> {
-        let complete = partials_complete(final_end, stored, &lock(&self.partials).watermarks);
-        if complete.is_some_and(|c| c >= final_end) {
-            self.held = None;
-            return Some(final_end);
-        }
+        let (complete, reading_since) = {
+            let partials = lock(&self.partials);
+            (
+                partials_complete(final_end, stored, &partials.watermarks),
+                partials.reading_since,
+            )
+        };
         let now = std::time::Instant::now();
-        match self.held {
-            Some((since, at)) if at == complete => {
-                if now.duration_since(since) >= self.opts.partials_grace {
-                    return Some(final_end);
-                }
-            }
-            _ => self.held = Some((now, complete)),
-        }
-        complete
+        self.held
+            .until(final_end, complete, reading_since, now, self.opts.partials_grace)
     }
 
     /// Takes the cluster's newest feed set (ids of known names kept).
@@ -386,6 +386,51 @@ fn partials_complete(final_end: i64, stored: &[u64], watermarks: &HashMap<u32, i
         .map(|c| c.min(final_end))
 }
 
+/// How long closing has waited for partial windows, and whether it may
+/// stop waiting.
+///
+/// A partition whose watermark has stood still for the grace while the
+/// merger could read the stream is not waited for: its worker may have
+/// died with those windows. Time during which the merger could not read
+/// the stream does not count: a NATS node down or a stream leader being
+/// elected stops the workers' partial windows as well as the merger's
+/// reading, and both resume together; giving up then would close minutes
+/// without the explanations the workers are still sending.
+#[derive(Clone, Copy, Debug, Default)]
+struct PartialsWait {
+    /// Since when, and at which complete minute, closing has waited.
+    held: Option<(std::time::Instant, Option<i64>)>,
+}
+
+impl PartialsWait {
+    /// The first minute not to close yet, given the minute the partial
+    /// windows are `complete` up to and since when the stream has been
+    /// read without a failure (`None`: it cannot be read now).
+    fn until(
+        &mut self,
+        final_end: i64,
+        complete: Option<i64>,
+        reading_since: Option<std::time::Instant>,
+        now: std::time::Instant,
+        grace: Duration,
+    ) -> Option<i64> {
+        if complete.is_some_and(|c| c >= final_end) {
+            self.held = None;
+            return Some(final_end);
+        }
+        match self.held {
+            Some((since, at)) if at == complete => {
+                let waited_while_reading = reading_since.map(|r| now.saturating_duration_since(since.max(r)));
+                if waited_while_reading.is_some_and(|w| w >= grace) {
+                    return Some(final_end);
+                }
+            }
+            _ => self.held = Some((now, complete)),
+        }
+        complete
+    }
+}
+
 /// Reads the partial windows stream from its start into `into` for as
 /// long as the merger runs. A consumer that fails (its NATS node died, a
 /// heartbeat was missed) is created again from the message after the last
@@ -397,6 +442,7 @@ async fn listen(cluster: Cluster, into: SharedPartials) {
         match read_partials(&cluster, &mut next_sequence, &into).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
+                lock(&into).reading_since = None;
                 eprintln!("cluster alerts: reading partial windows again from message {next_sequence}: {e}");
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
@@ -425,6 +471,10 @@ async fn read_partials(cluster: &Cluster, next_sequence: &mut u64, into: &Shared
         .await
         .map_err(nats("reading the partial windows"))?;
     let mut messages = consumer.messages().await.map_err(nats("reading the partial windows"))?;
+    {
+        let mut partials = lock(into);
+        partials.reading_since = partials.reading_since.or_else(|| Some(std::time::Instant::now()));
+    }
     while let Some(msg) = messages.next().await {
         let msg = msg.map_err(nats("reading the partial windows"))?;
         if let Ok(info) = msg.info() {
@@ -466,5 +516,30 @@ mod tests {
         // Partition 2 now holds posts but has sent nothing.
         assert_eq!(partials_complete(20, &[5, 5, 1], &marks), None);
         assert_eq!(partials_complete(20, &[0, 0, 0], &marks), Some(20));
+    }
+
+    #[test]
+    fn partial_windows_are_waited_for_while_the_stream_cannot_be_read() {
+        let grace = Duration::from_secs(10);
+        let t0 = std::time::Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut wait = PartialsWait::default();
+        // Read without a failure since t0; windows complete up to 10, counts final to 20.
+        assert_eq!(wait.until(20, Some(10), Some(t0), at(0), grace), Some(10));
+        assert_eq!(wait.until(20, Some(10), Some(t0), at(9), grace), Some(10));
+        // The stream cannot be read from 9 s on: no grace runs out, however long.
+        assert_eq!(wait.until(20, Some(10), None, at(10), grace), Some(10));
+        assert_eq!(wait.until(20, Some(10), None, at(60), grace), Some(10));
+        // Read again from 60 s: the grace counts from there.
+        assert_eq!(wait.until(20, Some(10), Some(at(60)), at(65), grace), Some(10));
+        assert_eq!(wait.until(20, Some(10), Some(at(60)), at(70), grace), Some(20));
+        // Windows that arrive end the wait at once, and a new wait starts afresh.
+        let mut wait = PartialsWait::default();
+        assert_eq!(wait.until(20, Some(12), Some(t0), at(0), grace), Some(12));
+        assert_eq!(wait.until(20, Some(15), Some(t0), at(9), grace), Some(15));
+        assert_eq!(wait.until(20, Some(15), Some(t0), at(18), grace), Some(15));
+        assert_eq!(wait.until(20, Some(15), Some(t0), at(19), grace), Some(20));
+        assert_eq!(wait.until(30, Some(30), Some(t0), at(20), grace), Some(30));
+        assert_eq!(wait.held.map(|(_, c)| c), None);
     }
 }
