@@ -8,7 +8,7 @@
 //! epoch key is gone from the keyring as soon as [`DataDir::save_keyring`]
 //! returns. The saved state holds pseudonyms, never handles.
 
-use crate::state::{DetectorsSnapshot, InputEvents, RunState, StateError};
+use crate::state::{DetectorsSnapshot, InputPositions, RunState, StateError};
 use crate::topics::TopicWatch;
 use std::fs;
 use std::io::{self, BufReader, BufWriter, Write};
@@ -116,7 +116,7 @@ impl DataDir {
     pub fn save_state(
         &self,
         commit: u64,
-        inputs: &InputEvents,
+        inputs: &InputPositions,
         topics: &TopicWatch,
         detectors: &DetectorsSnapshot,
     ) -> Result<u64, DataDirError> {
@@ -234,7 +234,7 @@ mod tests {
         let none = DetectorsSnapshot::of(None).unwrap();
         assert!(matches!(dd.load_state(3), Ok(SavedState::None)));
 
-        let bytes = dd.save_state(3, &InputEvents::new(), &topics, &none).unwrap();
+        let bytes = dd.save_state(3, &InputPositions::new(), &topics, &none).unwrap();
         assert_eq!(std::fs::metadata(&file).unwrap().len(), bytes);
         #[cfg(unix)]
         {
@@ -246,10 +246,10 @@ mod tests {
         assert!(matches!(dd.load_state(4), Ok(SavedState::Behind { saved: 3, .. })));
         assert!(matches!(dd.load_state(2), Ok(SavedState::Ahead { saved: 3 })));
 
-        dd.save_state(5, &InputEvents::new(), &topics, &none).unwrap();
+        dd.save_state(5, &InputPositions::new(), &topics, &none).unwrap();
         assert!(matches!(dd.load_state(5), Ok(SavedState::Current(_))));
 
-        std::fs::write(&file, b"twdetect\x02\0\0\0\x03\0\0\0\0\0\0\0garbage").unwrap();
+        std::fs::write(&file, b"twdetect\x03\0\0\0\x03\0\0\0\0\0\0\0garbage").unwrap();
         let err = dd.load_state(3).err().expect("damaged");
         assert!(err.to_string().contains("detectors.state"), "{err}");
     }

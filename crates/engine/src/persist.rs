@@ -337,14 +337,20 @@ impl Persister {
         Ok(())
     }
 
-    /// The events each input had given at the last commit, by checkpoint
-    /// name (saved with the detectors' state, see [`crate::state`]).
-    pub fn input_events(&self) -> Result<crate::state::InputEvents, StoreError> {
+    /// Where each input stood at the last commit, by checkpoint name
+    /// (saved with the detectors' state, see [`crate::state`]).
+    pub fn input_positions(&self) -> Result<crate::state::InputPositions, StoreError> {
         Ok(self
             .store
             .checkpoints()?
             .into_iter()
-            .map(|(name, c)| (name, c.events))
+            .map(|(name, c)| {
+                let at = crate::state::InputAt {
+                    events: c.events,
+                    offset: c.offset,
+                };
+                (name, at)
+            })
             .collect())
     }
 

@@ -20,11 +20,13 @@
 //!   go on as if never stopped;
 //! - state of an earlier commit is a checkpoint of a run that was killed
 //!   (or failed to save) later. It records where each input stood
-//!   ([`RunState::inputs`]), so the next run reads the files again from
-//!   there to where the store stands, into the detectors only, and they
-//!   stand where an uninterrupted run's would. Posts of live sources
-//!   cannot be read again: the detectors are blind to those committed
-//!   after the checkpoint, which is still far better than starting empty;
+//!   ([`RunState::inputs`]: events, and the input's own cursor), so the
+//!   next run reads the files, and a cluster's posts stream (by stream
+//!   sequence), again from there to where the store stands, into the
+//!   detectors only, and they stand where an uninterrupted run's would.
+//!   Posts of other live sources cannot be read again: the detectors are
+//!   blind to those committed after the checkpoint, which is still far
+//!   better than starting empty;
 //! - state of a later commit than the store's, or of another format, is
 //!   refused.
 //!
@@ -47,7 +49,7 @@ use std::io::{Read, Write};
 const MAGIC: &[u8; 8] = b"twdetect";
 /// Bumped whenever a saved type changes: older state is refused, not
 /// misread.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// Why saved state could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -67,13 +69,23 @@ pub struct RunState {
     pub topics: TopicWatch,
     /// Narratives and coordination, when the run had them.
     pub detectors: Option<PostDetectors>,
-    /// The events each input (by checkpoint name) had given at the saved
-    /// commit: where a run reads again what was committed after it.
-    pub inputs: InputEvents,
+    /// Where each input (by checkpoint name) stood at the saved commit:
+    /// where a run reads again what was committed after it.
+    pub inputs: InputPositions,
 }
 
-/// Events consumed per input, by the input's checkpoint name.
-pub type InputEvents = std::collections::BTreeMap<String, u64>;
+/// Where each input stood, by the input's checkpoint name.
+pub type InputPositions = std::collections::BTreeMap<String, InputAt>;
+
+/// Where one input stood at a commit, as its checkpoint in the store says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputAt {
+    /// Events (posts and deletions) consumed.
+    pub events: u64,
+    /// The input's own cursor: a byte offset for files, the stream
+    /// sequence for a NATS source (see [`crate::sources`]).
+    pub offset: Option<u64>,
+}
 
 /// What is written of narratives and coordination, borrowed when written
 /// and owned when read.
@@ -121,7 +133,7 @@ fn frame<T: Serialize>(value: &T) -> Result<Vec<u8>, StateError> {
 /// `inputs`.
 pub fn save(
     commit: u64,
-    inputs: &InputEvents,
+    inputs: &InputPositions,
     topics: &TopicWatch,
     detectors: &DetectorsSnapshot,
     out: &mut impl Write,
@@ -158,7 +170,7 @@ pub fn saved_commit(input: &mut impl Read) -> Result<u64, StateError> {
 pub fn load(input: impl Read) -> Result<RunState, StateError> {
     // The two frames decode as one stream.
     let bytes = zstd::decode_all(input)?;
-    let ((topics, inputs), rest): ((TopicWatch, InputEvents), _) = postcard::take_from_bytes(&bytes)?;
+    let ((topics, inputs), rest): ((TopicWatch, InputPositions), _) = postcard::take_from_bytes(&bytes)?;
     let saved: Option<SavedDetectors<NarrativeWatch, Option<CoordinationWatch>>> = postcard::from_bytes(rest)?;
     Ok(RunState {
         topics,
@@ -261,7 +273,7 @@ mod tests {
         let mut saved = Vec::new();
         save(
             42,
-            &InputEvents::new(),
+            &InputPositions::new(),
             &topics,
             &DetectorsSnapshot::of(Some(&stopped)).unwrap(),
             &mut saved,
@@ -308,7 +320,13 @@ mod tests {
         let mut saved = Vec::new();
         save(
             1,
-            &InputEvents::from([("a.jsonl".to_string(), 5)]),
+            &InputPositions::from([(
+                "a.jsonl".to_string(),
+                InputAt {
+                    events: 5,
+                    offset: Some(120),
+                },
+            )]),
             &topics,
             &DetectorsSnapshot::of(None).unwrap(),
             &mut saved,
@@ -318,7 +336,16 @@ mod tests {
         saved_commit(&mut input).unwrap();
         let state = load(input).unwrap();
         assert!(state.detectors.is_none());
-        assert_eq!(state.inputs, InputEvents::from([("a.jsonl".to_string(), 5)]));
+        assert_eq!(
+            state.inputs,
+            InputPositions::from([(
+                "a.jsonl".to_string(),
+                InputAt {
+                    events: 5,
+                    offset: Some(120)
+                }
+            )])
+        );
         assert_eq!(state.topics.detector().tracked(), topics.detector().tracked());
     }
 
@@ -329,7 +356,7 @@ mod tests {
         let mut saved = Vec::new();
         save(
             7,
-            &InputEvents::new(),
+            &InputPositions::new(),
             &topics,
             &DetectorsSnapshot::of(Some(&d)).unwrap(),
             &mut saved,

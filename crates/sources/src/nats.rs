@@ -115,6 +115,10 @@ pub struct NatsPartitionConfig {
     pub fetch_batch: usize,
     /// Redelivery delay of an unacknowledged message.
     pub ack_wait: Duration,
+    /// Read only up to this stream sequence, then end (a bounded read:
+    /// what a run reads again for its detectors after a checkpoint); the
+    /// consumer is deleted at the end. `None`: read until stopped.
+    pub until: Option<u64>,
 }
 
 impl NatsPartitionConfig {
@@ -134,6 +138,7 @@ impl NatsPartitionConfig {
             consumer: consumer.into(),
             fetch_batch: DEFAULT_FETCH_BATCH,
             ack_wait: DEFAULT_ACK_WAIT,
+            until: None,
         }
     }
 }
@@ -350,7 +355,7 @@ impl Reader {
     async fn run(&mut self, consumer: PullConsumer, stop: watch::Receiver<bool>) {
         let mut next = Next::Read(consumer);
         let mut backoff = Backoff::default();
-        while !*stop.borrow() {
+        while !*stop.borrow() && !self.read_through() {
             next = match next {
                 Next::Read(consumer) => match self.read(&consumer, &stop, &mut backoff).await {
                     After::Stop => break,
@@ -391,7 +396,21 @@ impl Reader {
             }
         }
         self.acknowledge(true).await;
+        if self.config.until.is_some() {
+            // A bounded read's consumer is of no use to anyone after it.
+            if let Err(e) = self.stream.delete_consumer(&self.config.consumer).await {
+                if !is_not_found(&e) {
+                    self.health
+                        .error(format!("deleting consumer {}: {e}", self.config.consumer));
+                }
+            }
+        }
         self.health.set_connected(false);
+    }
+
+    /// Whether a bounded read has sent everything up to its end.
+    fn read_through(&self) -> bool {
+        self.config.until.is_some_and(|until| self.position >= until)
     }
 
     /// Pulls from `consumer` and sends what comes, acknowledging on time,
@@ -520,6 +539,9 @@ impl Reader {
         self.unacked.push_back((sequence, reply));
         if self.committed.is_none() && self.unacked.len() >= self.config.fetch_batch {
             self.acknowledge(false).await;
+        }
+        if self.read_through() {
+            return Flow::Stop;
         }
         Flow::Go
     }

@@ -49,11 +49,12 @@ use tidewatch_engine::series::SeriesWriter;
 use tidewatch_engine::sources::{
     checkpoint_name, LiveOptions, LiveSources, RunStatus, SourceSpec, SourceStats, StatusWriter, STATUS_FILE,
 };
-use tidewatch_engine::state::{DetectorsSnapshot, InputEvents, StateError};
+use tidewatch_engine::state::{DetectorsSnapshot, InputPositions, StateError};
 use tidewatch_engine::topics::TopicWatch;
 use tidewatch_server::hub::EventHub;
 use tidewatch_server::state::IngestHandler;
 use tidewatch_server::{AppState, ClusterTarget, ServerConfig};
+use tidewatch_sources::nats::NatsPartitionConfig;
 use tidewatch_store::{Store, StoreConfig};
 
 /// With `--nats --serve`: how long each partition has to answer a search.
@@ -636,12 +637,13 @@ fn write_status(
 /// stopped, or at its last checkpoint), when the store is at or after that
 /// commit (`seq`) and the settings are the same; else the fresh ones. Says
 /// which on stderr. State of a checkpoint comes with what to read again
-/// for it ([`Replay`]): the posts of `files` committed since; those of
-/// live sources cannot be read again.
+/// for it ([`Replay`]): the posts of `files` and of the cluster's posts
+/// stream (`stream`) committed since; those of other live sources cannot
+/// be read again.
 fn resume_detectors(
     data: &DataDir,
     (seq, resume): (u64, &HashMap<String, Resume>),
-    files: &[Option<String>],
+    (files, stream): (&[Option<String>], Option<&NatsPartitionConfig>),
     topics: TopicWatch,
     detectors: Option<PostDetectors>,
 ) -> (TopicWatch, Option<PostDetectors>, Option<Replay>) {
@@ -657,7 +659,7 @@ fn resume_detectors(
         }
         Ok(SavedState::Current(saved)) => (*saved, "where the last run stopped".to_string(), None),
         Ok(SavedState::Behind { saved, state }) => {
-            let replay = Replay::between(&state.inputs, resume, files);
+            let replay = Replay::between(&state.inputs, resume, files, stream);
             let from = if replay.blind.is_empty() {
                 format!(
                     "from the checkpoint of commit {saved}, reading again what commits {}..={seq} stored \
@@ -667,8 +669,8 @@ fn resume_detectors(
             } else {
                 format!(
                     "from the checkpoint of commit {saved}, blind to what {} delivered in commits {}..={seq} \
-                     (the last run did not stop cleanly; live sources, and files not given to this run, \
-                     cannot be read again)",
+                     (the last run did not stop cleanly; live sources other than a cluster's posts stream, \
+                     and files not given to this run, cannot be read again)",
                     replay.blind.join(", "),
                     saved + 1
                 )
@@ -750,41 +752,66 @@ fn save_detectors(
     topics: &TopicWatch,
     snapshot: Result<DetectorsSnapshot, StateError>,
 ) -> anyhow::Result<u64> {
-    let inputs = persist.input_events()?;
+    let inputs = persist.input_positions()?;
     Ok(data.save_state(seq, &inputs, topics, &snapshot?)?)
 }
 
 /// What a run that goes on from a checkpoint reads again for its
-/// detectors: each file input from where it stood at the checkpoint to
-/// where the store has it.
+/// detectors: each file input, and the cluster's posts stream, from where
+/// it stood at the checkpoint to where the store has it.
 struct Replay {
     from: HashMap<String, Resume>,
     until: HashMap<String, u64>,
+    /// The posts stream between two stream sequences: a bounded read
+    /// through a consumer of its own, from the checkpoint's position.
+    stream: Option<(NatsPartitionConfig, Resume)>,
     /// Inputs that delivered posts after the checkpoint and cannot be
     /// read again: live sources, and files not given to this run.
     blind: Vec<String>,
 }
 
+/// How long a bounded read of the posts stream waits for its next message
+/// before it gives up (the stream lost them, or NATS is gone).
+const REPLAY_IDLE: Duration = Duration::from_secs(30);
+
 impl Replay {
-    fn between(checkpoint: &InputEvents, store: &HashMap<String, Resume>, files: &[Option<String>]) -> Replay {
+    fn between(
+        checkpoint: &InputPositions,
+        store: &HashMap<String, Resume>,
+        files: &[Option<String>],
+        stream: Option<&NatsPartitionConfig>,
+    ) -> Replay {
         let mut replay = Replay {
             from: HashMap::new(),
             until: HashMap::new(),
+            stream: None,
             blind: Vec::new(),
         };
         for (name, stored) in store {
-            let events = checkpoint.get(name).copied().unwrap_or(0);
-            if stored.events <= events {
+            let then = checkpoint.get(name).copied().unwrap_or_default();
+            if stored.events <= then.events {
                 continue;
             }
+            let at = Resume {
+                events: then.events,
+                done: false,
+                offset: None,
+            };
+            let posts_stream = stream.filter(|s| checkpoint_name(&s.name) == *name);
             if files.iter().flatten().any(|f| f == name) {
-                let at = Resume {
-                    events,
-                    done: false,
-                    offset: None,
-                };
                 replay.from.insert(name.clone(), at);
                 replay.until.insert(name.clone(), stored.events);
+            } else if let (Some(source), Some(until)) = (posts_stream, stored.offset) {
+                // The source's cursor is the stream sequence: read again
+                // after the checkpoint's, up to the store's.
+                let mut bounded = source.clone();
+                bounded.consumer = format!("{}-replay", source.consumer);
+                bounded.until = Some(until);
+                let at = Resume {
+                    offset: then.offset,
+                    ..at
+                };
+                replay.stream = Some((bounded, at));
             } else {
                 replay.blind.push(name.clone());
             }
@@ -793,10 +820,10 @@ impl Replay {
         replay
     }
 
-    /// Reads the files again from the checkpoint to the store's commit,
-    /// through the whole pipeline but into the detectors only (the store,
-    /// series and alerts have these posts already), so that they stand
-    /// where an uninterrupted run's would.
+    /// Reads the files and the posts stream again from the checkpoint to
+    /// the store's commit, through the whole pipeline but into the
+    /// detectors only (the store, series and alerts have these posts
+    /// already), so that they stand where an uninterrupted run's would.
     fn run(
         self,
         paths: &[PathBuf],
@@ -805,7 +832,7 @@ impl Replay {
         topics: &mut TopicWatch,
         detectors: Option<&mut PostDetectors>,
     ) -> anyhow::Result<()> {
-        if self.until.is_empty() {
+        if self.until.is_empty() && self.stream.is_none() {
             return Ok(());
         }
         let started = std::time::Instant::now();
@@ -818,7 +845,26 @@ impl Replay {
             detectors,
             posts: 0,
         };
-        run::run_inputs(Inputs::Files(paths), &cfg, live, &mut sink, &mut |_| {})
+        let mut sources = match self.stream {
+            None => None,
+            Some((source, at)) => {
+                let resume = HashMap::from([(checkpoint_name(&source.name), at)]);
+                let opts = LiveOptions {
+                    until_idle: Some(REPLAY_IDLE),
+                    ..LiveOptions::default()
+                };
+                let stop = Arc::new(AtomicBool::new(false));
+                let sources =
+                    LiveSources::start(vec![SourceSpec::Nats(source)], paths.len(), &resume, opts, stop, None)
+                        .context("reading the posts stream again from the checkpoint")?;
+                Some(sources)
+            }
+        };
+        let inputs = match sources.as_mut() {
+            Some(sources) => Inputs::Live { files: paths, sources },
+            None => Inputs::Files(paths),
+        };
+        run::run_inputs(inputs, &cfg, live, &mut sink, &mut |_| {})
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("reading again what was committed after the checkpoint")?;
         // Their rows are in the store already.
@@ -1160,7 +1206,7 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     let (mut topics, mut detectors, replay) = resume_detectors(
         &data,
         (persist.store().seq(), &cfg.decode.resume),
-        &file_inputs(&paths),
+        (&file_inputs(&paths), detect.as_ref().map(|d| &d.source)),
         topics,
         detectors,
     );
@@ -1434,32 +1480,48 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use tidewatch_engine::state::InputAt;
 
     #[test]
-    fn a_replay_reads_this_runs_files_from_the_checkpoint_to_the_store() {
-        let at = |events| Resume {
+    fn a_replay_reads_this_runs_files_and_the_posts_stream_from_the_checkpoint_to_the_store() {
+        let at = |events, offset| Resume {
             events,
             done: false,
-            offset: None,
+            offset,
         };
-        let checkpoint = InputEvents::from([
-            ("a.jsonl".to_string(), 5),
-            ("d.jsonl".to_string(), 2),
-            ("source:bsky".to_string(), 10),
+        let then = |events, offset| InputAt { events, offset };
+        let checkpoint = InputPositions::from([
+            ("a.jsonl".to_string(), then(5, Some(500))),
+            ("d.jsonl".to_string(), then(2, Some(200))),
+            ("source:bsky".to_string(), then(10, Some(77))),
+            ("source:detect".to_string(), then(40, Some(52))),
         ]);
         let store = HashMap::from([
-            ("a.jsonl".to_string(), at(9)),
-            ("b.jsonl".to_string(), at(3)),
-            ("c.jsonl".to_string(), at(4)),
-            ("d.jsonl".to_string(), at(2)),
-            ("source:bsky".to_string(), at(12)),
+            ("a.jsonl".to_string(), at(9, Some(900))),
+            ("b.jsonl".to_string(), at(3, Some(300))),
+            ("c.jsonl".to_string(), at(4, Some(400))),
+            ("d.jsonl".to_string(), at(2, Some(200))),
+            ("source:bsky".to_string(), at(12, Some(99))),
+            ("source:detect".to_string(), at(45, Some(61))),
         ]);
         let files = file_inputs(&["a.jsonl", "b.jsonl", "d.jsonl", "-"].map(PathBuf::from));
-        let replay = Replay::between(&checkpoint, &store, &files);
+        let stream = NatsPartitionConfig::new("detect", "nats://x", "TIDEWATCH", "tidewatch.posts.*", "tw-detect");
+        let replay = Replay::between(&checkpoint, &store, &files, Some(&stream));
         let from: BTreeMap<&str, u64> = replay.from.iter().map(|(k, r)| (k.as_str(), r.events)).collect();
         let until: BTreeMap<&str, u64> = replay.until.iter().map(|(k, &e)| (k.as_str(), e)).collect();
+        // Files are read again by events, from the start.
         assert_eq!(from, BTreeMap::from([("a.jsonl", 5), ("b.jsonl", 0)]));
+        assert!(replay.from.values().all(|r| r.offset.is_none()));
         assert_eq!(until, BTreeMap::from([("a.jsonl", 9), ("b.jsonl", 3)]));
+        // The posts stream by stream sequence, after the checkpoint's up to
+        // the store's, through a consumer of its own.
+        let (bounded, at) = replay.stream.as_ref().expect("the posts stream is read again");
+        assert_eq!((at.events, at.offset, bounded.until), (40, Some(52), Some(61)));
+        assert_eq!(bounded.consumer, "tw-detect-replay");
         assert_eq!(replay.blind, ["c.jsonl", "source:bsky"]);
+        // Without the stream's source in this run, it is blind too.
+        let replay = Replay::between(&checkpoint, &store, &files, None);
+        assert!(replay.stream.is_none());
+        assert_eq!(replay.blind, ["c.jsonl", "source:bsky", "source:detect"]);
     }
 }

@@ -189,6 +189,52 @@ fn other_partitions_never_arrive_and_without_a_commit_watch_what_is_sent_is_ackn
 }
 
 #[test]
+fn a_bounded_read_sends_what_lies_between_its_start_and_end_then_ends() {
+    if !nats_server_available("a_bounded_read_sends_what_lies_between_its_start_and_end_then_ends") {
+        return;
+    }
+    let server = NatsServer::start().expect("nats-server");
+    let rt = runtime();
+    let js = rt.block_on(async {
+        let js = stream(&server.url(), "T6", -1).await;
+        for i in 1..=6 {
+            publish(&js, "t.posts.0", post(i)).await;
+            publish(&js, "t.posts.1", post(100 + i)).await;
+        }
+        js
+    });
+    // After sequence 3, up to sequence 9: partition 0's sequences 5, 7, 9.
+    let mut cfg = config(&server.url(), "T6");
+    cfg.consumer = "tw-p0-again".to_string();
+    cfg.until = Some(9);
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let handle = start(cfg, Some(3), tx, Arc::default(), None).expect("start");
+    let got = records(receive(&rx, 3));
+    assert_eq!(got, vec![(5, post(3)), (7, post(4)), (9, post(5))]);
+    // It ends by itself: the channel is closed once its thread is done.
+    match rx.recv_timeout(WAIT) {
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {}
+        other => panic!("expected the end of the read, got {other:?}"),
+    }
+    handle.stop();
+    // Its consumer is gone.
+    let consumers = rt.block_on(async {
+        let mut s = js.get_stream("T6").await.expect("stream");
+        s.info().await.expect("info").state.consumer_count
+    });
+    assert_eq!(consumers, 0);
+    // A bounded read with nothing left to read ends at once.
+    let mut cfg = config(&server.url(), "T6");
+    cfg.until = Some(9);
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let _handle = start(cfg, Some(9), tx, Arc::default(), None).expect("start");
+    assert!(matches!(
+        rx.recv_timeout(WAIT),
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+    ));
+}
+
+#[test]
 fn messages_the_stream_dropped_before_they_were_read_are_a_gap() {
     if !nats_server_available("messages_the_stream_dropped_before_they_were_read_are_a_gap") {
         return;
