@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tidewatch_core::pseudonym::{Keyring, PseudonymConfig};
 use tidewatch_engine::datadir::DataDir;
-use tidewatch_sources::replay::jetstream::{generate, Faults, JetstreamReplay};
+use tidewatch_sources::replay::jetstream::{generate, generate_copies, Faults, JetstreamReplay};
 use tidewatch_sources::replay::mastodon::MastodonReplay;
 use tidewatch_sources::replay::rss::{Failure, RssReplay};
 use tidewatch_store::db::Db;
@@ -183,6 +183,132 @@ fn jetstream_with_drops_a_server_restart_and_a_killed_run_stores_every_post_once
     assert_eq!(source["name"], "bsky");
     assert_eq!(source["gaps"].as_array().unwrap().len(), 0);
     assert_eq!(status["running"], false);
+}
+
+/// The narratives of a data directory, one JSON line each, sorted.
+fn narratives(data: &Path) -> Vec<String> {
+    let out = check(
+        bin()
+            .args(["narratives", "--format", "json", "--limit", "100000", "--data"])
+            .arg(data)
+            .output()
+            .unwrap(),
+        "narratives",
+    );
+    let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// A run with narratives killed with SIGKILL between two checkpoints goes
+/// on from the first: it reads the Jetstream server again from the
+/// checkpoint's `time_us` to its store's, and ends with the narratives of
+/// a plain run over the same events.
+///
+/// The server's stalls place the kill: the checkpoint (every 10 s) comes
+/// while the server holds the stream after event 1,500; events up to
+/// 3,000 are committed after it; the kill comes while the server holds
+/// the stream there, before the next checkpoint.
+#[test]
+fn jetstream_killed_after_a_checkpoint_is_read_again_for_the_narratives() {
+    use std::sync::mpsc;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Copies of 40 messages: narratives that grow across the kill.
+    let events = generate_copies(4_000, T0, 1_000, 40);
+    let lines: Vec<String> = events.iter().map(|e| e.json.clone()).collect();
+    std::fs::write(dir.join("reference.jsonl"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(dir.join("feeds.toml"), FEEDS).unwrap();
+    let reference = data_dir(&dir.join("reference"));
+    check(
+        bin()
+            .args([
+                "run",
+                "--narratives",
+                "--feeds",
+                "feeds.toml",
+                "--retention-days",
+                "0",
+                "--data",
+            ])
+            .arg(&reference)
+            .arg("reference.jsonl")
+            .current_dir(dir)
+            .output()
+            .unwrap(),
+        "reference run",
+    );
+    let want = narratives(&reference);
+    assert_eq!(want.len(), 40, "{want:?}");
+
+    let faults = Faults {
+        stall_after: vec![(1_500, Duration::from_secs(15)), (3_000, Duration::from_secs(30))],
+        ..Faults::default()
+    };
+    let server = JetstreamReplay::start(events.clone(), faults).unwrap();
+    let data = data_dir(&dir.join("live"));
+    let cfg = config(
+        dir,
+        "jetstream",
+        &data,
+        &format!(
+            "[[source]]\nkind = \"jetstream\"\nname = \"bsky\"\nendpoints = [{:?}]\nbackoff_initial = \"20ms\"\n",
+            server.url()
+        ),
+    );
+    let mut first = run(&cfg, "120")
+        .args(["--narratives", "--checkpoint-secs", "10"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, stderr_lines) = mpsc::channel();
+    let stderr = first.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let checkpointed = |line: &str| -> Option<u64> {
+        let rest = line.split("checkpointed with commit ").nth(1)?;
+        rest.split(' ').next()?.parse().ok()
+    };
+    let mut seen = Vec::new();
+    let checkpoint = loop {
+        let line = stderr_lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no checkpoint within 60 s: {seen:?}"));
+        seen.push(line.clone());
+        if let Some(commit) = checkpointed(&line) {
+            break commit;
+        }
+    };
+    let at = |i: usize| events[i].time_us;
+    assert!(
+        committed(&data, "bsky").is_some_and(|c| c <= at(1_500)),
+        "checkpointed in the first stall"
+    );
+    wait_until("event 3000 committed", Duration::from_secs(30), || {
+        committed(&data, "bsky").is_some_and(|c| c >= at(3_000))
+    });
+    kill(first);
+    reader.join().unwrap();
+    seen.extend(stderr_lines.try_iter());
+    let last = seen.iter().filter_map(|l| checkpointed(l)).max().unwrap();
+    assert_eq!(last, checkpoint, "no second checkpoint before the kill: {seen:?}");
+
+    let out = run(&cfg, "2").arg("--narratives").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    check(out, "run after the kill");
+    assert!(
+        err.contains(&format!(
+            "resumed from the checkpoint of commit {checkpoint}, reading again"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("read again the "), "{err}");
+    assert!(!err.contains("blind to"), "{err}");
+    assert_eq!(narratives(&data), want);
 }
 
 #[test]

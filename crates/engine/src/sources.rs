@@ -81,6 +81,27 @@ impl SourceSpec {
             SourceSpec::Nats(_) => "nats",
         }
     }
+
+    /// The same source reading again from its checkpoint's cursor up to
+    /// cursor `until` and then ending, when the source can: a Jetstream
+    /// server replays by `time_us` (within the history it keeps), a NATS
+    /// stream by stream sequence (through a consumer of its own, deleted
+    /// after). Mastodon's streaming API, feeds and pushed posts cannot be
+    /// read again.
+    pub fn read_again_until(&self, until: u64) -> Option<SourceSpec> {
+        match self {
+            SourceSpec::Jetstream(c) => Some(SourceSpec::Jetstream(JetstreamConfig {
+                until_us: Some(until),
+                ..c.clone()
+            })),
+            SourceSpec::Nats(c) => Some(SourceSpec::Nats(NatsPartitionConfig {
+                consumer: format!("{}-replay", c.consumer),
+                until: Some(until),
+                ..c.clone()
+            })),
+            SourceSpec::Mastodon(_) | SourceSpec::Rss(_) | SourceSpec::Push(_) => None,
+        }
+    }
 }
 
 /// The checkpoint name of a live source: `source:NAME` (file inputs are

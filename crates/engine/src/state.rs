@@ -21,12 +21,13 @@
 //! - state of an earlier commit is a checkpoint of a run that was killed
 //!   (or failed to save) later. It records where each input stood
 //!   ([`RunState::inputs`]: events, and the input's own cursor), so the
-//!   next run reads the files, and a cluster's posts stream (by stream
-//!   sequence), again from there to where the store stands, into the
-//!   detectors only, and they stand where an uninterrupted run's would.
-//!   Posts of other live sources cannot be read again: the detectors are
-//!   blind to those committed after the checkpoint, which is still far
-//!   better than starting empty;
+//!   next run reads the files, and the live sources that can replay
+//!   (Jetstream, a cluster's posts stream: see
+//!   [`crate::sources::SourceSpec::read_again_until`]), again from there
+//!   to where the store stands, into the detectors only, and they stand
+//!   where an uninterrupted run's would. Posts of other live sources
+//!   cannot be read again: the detectors are blind to those committed
+//!   after the checkpoint, which is still far better than starting empty;
 //! - state of a later commit than the store's, or of another format, is
 //!   refused.
 //!

@@ -28,6 +28,9 @@
 //!   `C + gap_tolerance`, the events in between are gone (a healthy
 //!   server answers a rewound cursor with events at or before `C`); the
 //!   client reports a [`Gap`] rather than pretending nothing was missed.
+//! - **Bounded reads** (`until_us`): from the resume cursor up to a given
+//!   `time_us`, then the source ends. A run that goes on from a checkpoint
+//!   reads again this way what its store committed after it.
 //! - Frames that are not a JSON object with a numeric `time_us` are
 //!   counted as malformed, logged without their content and skipped; the
 //!   connection goes on.
@@ -90,6 +93,10 @@ pub struct JetstreamConfig {
     pub connect_timeout: Duration,
     /// Reconnect when no frame arrived for this long (a stalled server).
     pub idle_timeout: Duration,
+    /// Read only up to this `time_us`, then end (a bounded read: what a
+    /// run reads again for its detectors after a checkpoint, from the
+    /// resume cursor). `None`: read until stopped.
+    pub until_us: Option<u64>,
 }
 
 impl JetstreamConfig {
@@ -105,6 +112,7 @@ impl JetstreamConfig {
             backoff_max: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            until_us: None,
         }
     }
 }
@@ -308,7 +316,7 @@ impl Client {
         let mut failures = 0u32;
         let mut connected_before = false;
         loop {
-            if *self.stop.borrow() {
+            if *self.stop.borrow() || self.read_through() {
                 return;
             }
             let asked = self.high_water;
@@ -459,6 +467,10 @@ impl Client {
         if self.high_water.is_some_and(|seen| time_us <= seen) {
             return Outcome::Skipped;
         }
+        if self.config.until_us.is_some_and(|until| time_us > until) {
+            // A bounded read is through: this event is past its end.
+            return Outcome::Halt;
+        }
         self.high_water = Some(time_us);
         self.health.event(Some((time_us / 1000) as i64));
         let record = Received {
@@ -467,11 +479,18 @@ impl Client {
             bytes: frame,
             cursor: Some(time_us),
         };
-        if self.send(SourceMessage::Record(record)) {
-            Outcome::Sent
-        } else {
-            Outcome::Halt
+        if !self.send(SourceMessage::Record(record)) {
+            return Outcome::Halt;
         }
+        if self.read_through() {
+            return Outcome::Halt;
+        }
+        Outcome::Sent
+    }
+
+    /// Whether a bounded read has handed on everything up to its end.
+    fn read_through(&self) -> bool {
+        matches!((self.config.until_us, self.high_water), (Some(until), Some(seen)) if seen >= until)
     }
 
     /// Sends into the pipeline, waiting while the channel is full but

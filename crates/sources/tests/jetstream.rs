@@ -78,6 +78,44 @@ fn assert_same_events(records: &[Received], expected: &[&ReplayEvent]) {
 }
 
 #[test]
+fn a_bounded_read_sends_what_lies_between_its_cursors_then_ends() {
+    let events = generate(600, T0, STEP);
+    // A drop midway: the bounded read reconnects and still ends where asked.
+    let faults = Faults {
+        drop_after: vec![300],
+        ..Faults::default()
+    };
+    let server = JetstreamReplay::start(events.clone(), faults).expect("server");
+    let expected = wanted(&events);
+    let (from, until) = (expected[100].time_us, expected[400].time_us);
+    let mut cfg = config(vec![server.url()]);
+    cfg.until_us = Some(until);
+    let (handle, rx, _health) = start(cfg, Some(from));
+    let mut records = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(SourceMessage::Record(r)) => records.push(r),
+            Ok(SourceMessage::Gap(g)) => panic!("unexpected gap {g:?}"),
+            // The source ended by itself.
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => panic!("the bounded read did not end; {} records", records.len()),
+        }
+    }
+    handle.stop();
+    assert_same_events(&records, &expected[101..=400]);
+
+    // Nothing left between the cursors: it ends without a record.
+    let mut cfg = config(vec![server.url()]);
+    cfg.until_us = Some(until);
+    let (handle, rx, _health) = start(cfg, Some(until));
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_secs(10)),
+        Err(RecvTimeoutError::Disconnected)
+    ));
+    handle.stop();
+}
+
+#[test]
 fn disconnects_and_a_restart_lose_and_repeat_nothing() {
     let events = generate(3000, T0, STEP);
     let faults = Faults {

@@ -54,7 +54,6 @@ use tidewatch_engine::topics::TopicWatch;
 use tidewatch_server::hub::EventHub;
 use tidewatch_server::state::IngestHandler;
 use tidewatch_server::{AppState, ClusterTarget, ServerConfig};
-use tidewatch_sources::nats::NatsPartitionConfig;
 use tidewatch_store::{Store, StoreConfig};
 
 /// With `--nats --serve`: how long each partition has to answer a search.
@@ -637,13 +636,12 @@ fn write_status(
 /// stopped, or at its last checkpoint), when the store is at or after that
 /// commit (`seq`) and the settings are the same; else the fresh ones. Says
 /// which on stderr. State of a checkpoint comes with what to read again
-/// for it ([`Replay`]): the posts of `files` and of the cluster's posts
-/// stream (`stream`) committed since; those of other live sources cannot
-/// be read again.
+/// for it ([`Replay`]): the posts of `files` and of the live sources
+/// (`specs`) that can replay, committed since.
 fn resume_detectors(
     data: &DataDir,
     (seq, resume): (u64, &HashMap<String, Resume>),
-    (files, stream): (&[Option<String>], Option<&NatsPartitionConfig>),
+    (files, specs): (&[Option<String>], &[SourceSpec]),
     topics: TopicWatch,
     detectors: Option<PostDetectors>,
 ) -> (TopicWatch, Option<PostDetectors>, Option<Replay>) {
@@ -659,7 +657,7 @@ fn resume_detectors(
         }
         Ok(SavedState::Current(saved)) => (*saved, "where the last run stopped".to_string(), None),
         Ok(SavedState::Behind { saved, state }) => {
-            let replay = Replay::between(&state.inputs, resume, files, stream);
+            let replay = Replay::between(&state.inputs, resume, files, specs);
             let from = if replay.blind.is_empty() {
                 format!(
                     "from the checkpoint of commit {saved}, reading again what commits {}..={seq} stored \
@@ -669,8 +667,8 @@ fn resume_detectors(
             } else {
                 format!(
                     "from the checkpoint of commit {saved}, blind to what {} delivered in commits {}..={seq} \
-                     (the last run did not stop cleanly; live sources other than a cluster's posts stream, \
-                     and files not given to this run, cannot be read again)",
+                     (the last run did not stop cleanly; Mastodon, feeds, pushed posts, and inputs not \
+                     given to this run, cannot be read again)",
                     replay.blind.join(", "),
                     saved + 1
                 )
@@ -757,21 +755,22 @@ fn save_detectors(
 }
 
 /// What a run that goes on from a checkpoint reads again for its
-/// detectors: each file input, and the cluster's posts stream, from where
-/// it stood at the checkpoint to where the store has it.
+/// detectors: each file input, and each live source that can replay
+/// (Jetstream, a cluster's posts stream), from where it stood at the
+/// checkpoint to where the store has it.
 struct Replay {
     from: HashMap<String, Resume>,
     until: HashMap<String, u64>,
-    /// The posts stream between two stream sequences: a bounded read
-    /// through a consumer of its own, from the checkpoint's position.
-    stream: Option<(NatsPartitionConfig, Resume)>,
+    /// Live sources bounded to the store's cursor
+    /// ([`SourceSpec::read_again_until`]), with where each starts.
+    live: Vec<(SourceSpec, Resume)>,
     /// Inputs that delivered posts after the checkpoint and cannot be
-    /// read again: live sources, and files not given to this run.
+    /// read again: other live sources, and inputs not given to this run.
     blind: Vec<String>,
 }
 
-/// How long a bounded read of the posts stream waits for its next message
-/// before it gives up (the stream lost them, or NATS is gone).
+/// How long a live source read again waits for its next record before
+/// the replay gives up on it (its history is gone, or its server).
 const REPLAY_IDLE: Duration = Duration::from_secs(30);
 
 impl Replay {
@@ -779,12 +778,12 @@ impl Replay {
         checkpoint: &InputPositions,
         store: &HashMap<String, Resume>,
         files: &[Option<String>],
-        stream: Option<&NatsPartitionConfig>,
+        specs: &[SourceSpec],
     ) -> Replay {
         let mut replay = Replay {
             from: HashMap::new(),
             until: HashMap::new(),
-            stream: None,
+            live: Vec::new(),
             blind: Vec::new(),
         };
         for (name, stored) in store {
@@ -797,33 +796,34 @@ impl Replay {
                 done: false,
                 offset: None,
             };
-            let posts_stream = stream.filter(|s| checkpoint_name(&s.name) == *name);
+            // A live source replays between its cursors (the stream
+            // sequence, Jetstream's time_us) as checkpointed.
+            let bounded = specs
+                .iter()
+                .filter(|s| checkpoint_name(s.name()) == *name)
+                .find_map(|s| s.read_again_until(stored.offset?));
             if files.iter().flatten().any(|f| f == name) {
                 replay.from.insert(name.clone(), at);
                 replay.until.insert(name.clone(), stored.events);
-            } else if let (Some(source), Some(until)) = (posts_stream, stored.offset) {
-                // The source's cursor is the stream sequence: read again
-                // after the checkpoint's, up to the store's.
-                let mut bounded = source.clone();
-                bounded.consumer = format!("{}-replay", source.consumer);
-                bounded.until = Some(until);
+            } else if let (Some(spec), Some(_)) = (bounded, then.offset) {
                 let at = Resume {
                     offset: then.offset,
                     ..at
                 };
-                replay.stream = Some((bounded, at));
+                replay.live.push((spec, at));
             } else {
                 replay.blind.push(name.clone());
             }
         }
+        replay.live.sort_by(|a, b| a.0.name().cmp(b.0.name()));
         replay.blind.sort();
         replay
     }
 
-    /// Reads the files and the posts stream again from the checkpoint to
-    /// the store's commit, through the whole pipeline but into the
-    /// detectors only (the store, series and alerts have these posts
-    /// already), so that they stand where an uninterrupted run's would.
+    /// Reads the files and live sources again from the checkpoint to the
+    /// store's commit, through the whole pipeline but into the detectors
+    /// only (the store, series and alerts have these posts already), so
+    /// that they stand where an uninterrupted run's would.
     fn run(
         self,
         paths: &[PathBuf],
@@ -832,7 +832,7 @@ impl Replay {
         topics: &mut TopicWatch,
         detectors: Option<&mut PostDetectors>,
     ) -> anyhow::Result<()> {
-        if self.until.is_empty() && self.stream.is_none() {
+        if self.until.is_empty() && self.live.is_empty() {
             return Ok(());
         }
         let started = std::time::Instant::now();
@@ -845,20 +845,23 @@ impl Replay {
             detectors,
             posts: 0,
         };
-        let mut sources = match self.stream {
-            None => None,
-            Some((source, at)) => {
-                let resume = HashMap::from([(checkpoint_name(&source.name), at)]);
-                let opts = LiveOptions {
-                    until_idle: Some(REPLAY_IDLE),
-                    ..LiveOptions::default()
-                };
-                let stop = Arc::new(AtomicBool::new(false));
-                let sources =
-                    LiveSources::start(vec![SourceSpec::Nats(source)], paths.len(), &resume, opts, stop, None)
-                        .context("reading the posts stream again from the checkpoint")?;
-                Some(sources)
-            }
+        let mut sources = if self.live.is_empty() {
+            None
+        } else {
+            let resume: HashMap<String, Resume> = self
+                .live
+                .iter()
+                .map(|(spec, at)| (checkpoint_name(spec.name()), *at))
+                .collect();
+            let specs = self.live.into_iter().map(|(spec, _)| spec).collect();
+            let opts = LiveOptions {
+                until_idle: Some(REPLAY_IDLE),
+                ..LiveOptions::default()
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            let sources = LiveSources::start(specs, paths.len(), &resume, opts, stop, None)
+                .context("reading the live sources again from the checkpoint")?;
+            Some(sources)
         };
         let inputs = match sources.as_mut() {
             Some(sources) => Inputs::Live { files: paths, sources },
@@ -1024,6 +1027,8 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     if let Some(clock) = &pace {
         clock.stop_on(interrupted.clone());
     }
+    // What a run going on from a checkpoint may read again (see `Replay`).
+    let replayable = specs.clone();
     let mut sources = if specs.is_empty() {
         None
     } else {
@@ -1206,7 +1211,7 @@ pub fn run_with(args: Args, after: &mut dyn FnMut(&Persister) -> Result<()>) -> 
     let (mut topics, mut detectors, replay) = resume_detectors(
         &data,
         (persist.store().seq(), &cfg.decode.resume),
-        (&file_inputs(&paths), detect.as_ref().map(|d| &d.source)),
+        (&file_inputs(&paths), &replayable),
         topics,
         detectors,
     );
@@ -1483,7 +1488,10 @@ mod tests {
     use tidewatch_engine::state::InputAt;
 
     #[test]
-    fn a_replay_reads_this_runs_files_and_the_posts_stream_from_the_checkpoint_to_the_store() {
+    fn a_replay_reads_this_runs_files_and_replaying_sources_from_the_checkpoint_to_the_store() {
+        use tidewatch_sources::jetstream::JetstreamConfig;
+        use tidewatch_sources::mastodon::{MastodonConfig, Timeline};
+        use tidewatch_sources::nats::NatsPartitionConfig;
         let at = |events, offset| Resume {
             events,
             done: false,
@@ -1493,35 +1501,65 @@ mod tests {
         let checkpoint = InputPositions::from([
             ("a.jsonl".to_string(), then(5, Some(500))),
             ("d.jsonl".to_string(), then(2, Some(200))),
-            ("source:bsky".to_string(), then(10, Some(77))),
+            ("source:bsky".to_string(), then(10, Some(1_700_000_000_000_000))),
             ("source:detect".to_string(), then(40, Some(52))),
+            ("source:masto".to_string(), then(3, Some(900))),
         ]);
         let store = HashMap::from([
             ("a.jsonl".to_string(), at(9, Some(900))),
             ("b.jsonl".to_string(), at(3, Some(300))),
             ("c.jsonl".to_string(), at(4, Some(400))),
             ("d.jsonl".to_string(), at(2, Some(200))),
-            ("source:bsky".to_string(), at(12, Some(99))),
+            ("source:bsky".to_string(), at(12, Some(1_700_000_000_500_000))),
             ("source:detect".to_string(), at(45, Some(61))),
+            ("source:masto".to_string(), at(7, Some(950))),
+            ("source:gone".to_string(), at(7, Some(950))),
         ]);
         let files = file_inputs(&["a.jsonl", "b.jsonl", "d.jsonl", "-"].map(PathBuf::from));
-        let stream = NatsPartitionConfig::new("detect", "nats://x", "TIDEWATCH", "tidewatch.posts.*", "tw-detect");
-        let replay = Replay::between(&checkpoint, &store, &files, Some(&stream));
+        let specs = [
+            SourceSpec::Jetstream(JetstreamConfig::new("bsky", vec!["ws://x/subscribe".to_string()])),
+            SourceSpec::Nats(NatsPartitionConfig::new(
+                "detect",
+                "nats://x",
+                "TIDEWATCH",
+                "tidewatch.posts.*",
+                "tw-detect",
+            )),
+            SourceSpec::Mastodon(MastodonConfig::new(
+                "masto",
+                "https://m.example",
+                Timeline::Public { local: false },
+            )),
+        ];
+        let replay = Replay::between(&checkpoint, &store, &files, &specs);
         let from: BTreeMap<&str, u64> = replay.from.iter().map(|(k, r)| (k.as_str(), r.events)).collect();
         let until: BTreeMap<&str, u64> = replay.until.iter().map(|(k, &e)| (k.as_str(), e)).collect();
         // Files are read again by events, from the start.
         assert_eq!(from, BTreeMap::from([("a.jsonl", 5), ("b.jsonl", 0)]));
         assert!(replay.from.values().all(|r| r.offset.is_none()));
         assert_eq!(until, BTreeMap::from([("a.jsonl", 9), ("b.jsonl", 3)]));
-        // The posts stream by stream sequence, after the checkpoint's up to
-        // the store's, through a consumer of its own.
-        let (bounded, at) = replay.stream.as_ref().expect("the posts stream is read again");
-        assert_eq!((at.events, at.offset, bounded.until), (40, Some(52), Some(61)));
-        assert_eq!(bounded.consumer, "tw-detect-replay");
-        assert_eq!(replay.blind, ["c.jsonl", "source:bsky"]);
-        // Without the stream's source in this run, it is blind too.
-        let replay = Replay::between(&checkpoint, &store, &files, None);
-        assert!(replay.stream.is_none());
-        assert_eq!(replay.blind, ["c.jsonl", "source:bsky", "source:detect"]);
+        // Jetstream by time_us and the posts stream by stream sequence,
+        // after the checkpoint's cursor up to the store's.
+        let live: Vec<String> = replay
+            .live
+            .iter()
+            .map(|(spec, at)| match spec {
+                SourceSpec::Jetstream(c) => format!("{} {:?} {:?} {:?}", c.name, at.events, at.offset, c.until_us),
+                SourceSpec::Nats(c) => format!(
+                    "{} {} {:?} {:?} {:?}",
+                    c.name, c.consumer, at.events, at.offset, c.until
+                ),
+                other => panic!("{} cannot be read again", other.name()),
+            })
+            .collect();
+        assert_eq!(
+            live,
+            [
+                "bsky 10 Some(1700000000000000) Some(1700000000500000)",
+                "detect tw-detect-replay 40 Some(52) Some(61)",
+            ]
+        );
+        // Mastodon cannot replay; `gone` and `c.jsonl` are not in this run.
+        assert_eq!(replay.blind, ["c.jsonl", "source:gone", "source:masto"]);
     }
 }

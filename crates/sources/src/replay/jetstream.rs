@@ -606,6 +606,40 @@ pub fn generate(count: usize, first_time_us: u64, step_us: u64) -> Vec<ReplayEve
     events
 }
 
+/// `count` Jetstream post events, one every `step_us` from
+/// `first_time_us`, by invented accounts, each copying one of `texts`
+/// invented messages word for word: what copy-paste campaigns look like
+/// on the firehose, for tests of narratives over a live source.
+pub fn generate_copies(count: usize, first_time_us: u64, step_us: u64, texts: u64) -> Vec<ReplayEvent> {
+    (0..count as u64)
+        .map(|i| {
+            let time_us = first_time_us + i * step_us;
+            let message = mix(i ^ 0x7e47) % texts.max(1);
+            // Words of the message's own, so messages are far apart.
+            let words: Vec<&str> = (0..7).map(|k| WORDS[(mix(message * 7 + k) % 24) as usize]).collect();
+            let text = format!("message {message}: {} at the harbour", words.join(" "));
+            let record = serde_json::json!({
+                "$type": "app.bsky.feed.post",
+                "createdAt": Timestamp((time_us / 1000) as i64).to_rfc3339(),
+                "langs": ["en"],
+                "text": text,
+            });
+            let commit = serde_json::json!({
+                "rev": tid(time_us, i + 1), "operation": "create", "collection": "app.bsky.feed.post",
+                "rkey": tid(time_us, i), "record": record, "cid": cid(i),
+            });
+            let event = serde_json::json!({
+                "did": did(mix(i) % ACCOUNTS), "time_us": time_us, "kind": "commit", "commit": commit,
+            });
+            ReplayEvent {
+                time_us,
+                collection: Some("app.bsky.feed.post".to_string()),
+                json: event.to_string(),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
