@@ -41,6 +41,10 @@
 //!   after a (re)start skips sequences and the stream's first sequence is
 //!   past the position, the missing sequences are gone. (Some of them may
 //!   have belonged to other partitions: the stream cannot say any more.)
+//! - **Bounded reads** (`until`): from the start position up to a given
+//!   stream sequence, through a consumer of their own that is deleted at
+//!   the end, then the source ends. A detection run that goes on from a
+//!   checkpoint reads again this way what its store committed after it.
 //! - Connection loss is async-nats's business (it reconnects forever);
 //!   disconnects and reconnects are counted in [`SourceHealth`].
 //!
