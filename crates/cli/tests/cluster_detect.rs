@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{ok, tidewatch};
+use common::{ok, tidewatch, Watched};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -383,7 +383,6 @@ fn started_mid_stream(dir: &Path, args: &[String]) -> std::process::Child {
 /// is read by the run started again.
 #[test]
 fn a_killed_detection_run_goes_on_from_its_checkpoint_without_doubling() {
-    use std::io::BufRead;
     let test = "a_killed_detection_run_goes_on_from_its_checkpoint_without_doubling";
     if !nats_server_available(test) {
         return;
@@ -410,34 +409,12 @@ fn a_killed_detection_run_goes_on_from_its_checkpoint_without_doubling() {
     let idle = args.iter().position(|a| a == "--until-idle").unwrap();
     args[idle + 1] = "600".to_string();
     args.extend(["--checkpoint-secs", "10"].map(String::from));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
-        .args(&args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines_tx, stderr_lines) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let checkpointed = |line: &str| -> Option<u64> {
-        let rest = line.split("checkpointed with commit ").nth(1)?;
-        rest.split(' ').next()?.parse().ok()
-    };
-    let mut seen = Vec::new();
-    let first = loop {
-        let line = stderr_lines
-            .recv_timeout(Duration::from_secs(120))
-            .unwrap_or_else(|_| panic!("no checkpoint within 120 s: {seen:?}"));
-        seen.push(line.clone());
-        if let Some(commit) = checkpointed(&line) {
-            break commit;
-        }
-    };
+    let mut run = Watched::spawn(
+        Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+            .args(&args)
+            .current_dir(dir),
+    );
+    let first = run.next_checkpoint(Duration::from_secs(120));
     assert_eq!(counted(dir), 20_000, "part one is in by the first checkpoint");
     publish_part(1);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -445,12 +422,13 @@ fn a_killed_detection_run_goes_on_from_its_checkpoint_without_doubling() {
         assert!(Instant::now() < deadline, "part two not committed within 60 s");
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    reader.join().unwrap();
-    seen.extend(stderr_lines.try_iter());
-    let checkpoint = seen.iter().filter_map(|l| checkpointed(l)).max().unwrap();
-    assert_eq!(checkpoint, first, "no second checkpoint before the kill: {seen:?}");
+    let (checkpoint, seen) = run.kill();
+    assert_eq!(
+        checkpoint,
+        Some(first),
+        "no second checkpoint before the kill: {seen:?}"
+    );
+    let checkpoint = first;
     let store_commit = Db::open(&Store::db_path(&dir.join("view")))
         .unwrap()
         .commit_seq()

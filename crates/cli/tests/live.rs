@@ -18,7 +18,7 @@ use tidewatch_store::db::Db;
 use tidewatch_store::Store;
 
 mod common;
-use common::index_dump;
+use common::{index_dump, Watched};
 
 const FEEDS: &str = r#"
 [[feed]]
@@ -211,7 +211,6 @@ fn narratives(data: &Path) -> Vec<String> {
 /// the stream there, before the next checkpoint.
 #[test]
 fn jetstream_killed_after_a_checkpoint_is_read_again_for_the_narratives() {
-    use std::sync::mpsc;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     // Copies of 40 messages: narratives that grow across the kill.
@@ -256,33 +255,8 @@ fn jetstream_killed_after_a_checkpoint_is_read_again_for_the_narratives() {
             server.url()
         ),
     );
-    let mut first = run(&cfg, "120")
-        .args(["--narratives", "--checkpoint-secs", "10"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, stderr_lines) = mpsc::channel();
-    let stderr = first.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let checkpointed = |line: &str| -> Option<u64> {
-        let rest = line.split("checkpointed with commit ").nth(1)?;
-        rest.split(' ').next()?.parse().ok()
-    };
-    let mut seen = Vec::new();
-    let checkpoint = loop {
-        let line = stderr_lines
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no checkpoint within 60 s: {seen:?}"));
-        seen.push(line.clone());
-        if let Some(commit) = checkpointed(&line) {
-            break commit;
-        }
-    };
+    let mut first = Watched::spawn(run(&cfg, "120").args(["--narratives", "--checkpoint-secs", "10"]));
+    let checkpoint = first.next_checkpoint(Duration::from_secs(60));
     let at = |i: usize| events[i].time_us;
     assert!(
         committed(&data, "bsky").is_some_and(|c| c <= at(1_500)),
@@ -291,11 +265,8 @@ fn jetstream_killed_after_a_checkpoint_is_read_again_for_the_narratives() {
     wait_until("event 3000 committed", Duration::from_secs(30), || {
         committed(&data, "bsky").is_some_and(|c| c >= at(3_000))
     });
-    kill(first);
-    reader.join().unwrap();
-    seen.extend(stderr_lines.try_iter());
-    let last = seen.iter().filter_map(|l| checkpointed(l)).max().unwrap();
-    assert_eq!(last, checkpoint, "no second checkpoint before the kill: {seen:?}");
+    let (last, seen) = first.kill();
+    assert_eq!(last, Some(checkpoint), "no second checkpoint before the kill: {seen:?}");
 
     let out = run(&cfg, "2").arg("--narratives").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();

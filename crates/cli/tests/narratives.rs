@@ -5,7 +5,7 @@
 use std::path::Path;
 
 mod common;
-use common::{ok, tidewatch};
+use common::{ok, tidewatch, Watched};
 
 /// Whether `s` holds an epoch pseudonym: `u`, digits, `-`.
 fn has_pseudonym(s: &str) -> bool {
@@ -358,8 +358,7 @@ fn a_stopped_run_goes_on_with_its_narratives_and_groups() {
 /// one uninterrupted run stores.
 #[test]
 fn a_killed_run_goes_on_from_its_checkpoint_with_nothing_missed() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     use std::time::Duration;
     let tmp = with_posts_and_feeds();
     let dir = tmp.path();
@@ -381,37 +380,25 @@ fn a_killed_run_goes_on_from_its_checkpoint_with_nothing_missed() {
 
     // Paced at 200x the day takes 7 minutes: commits every 200 ms, a
     // checkpoint every 2 s, killed a second after the second one.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
-        .args(["run", "--coordination", "--feeds", "feeds.toml", "--data", "killed"])
-        .args([
-            "--commit-ms",
-            "200",
-            "--checkpoint-secs",
-            "2",
-            "--speed",
-            "200",
-            "posts.jsonl",
-        ])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut checkpoints = 0;
-    let mut seen = Vec::new();
-    for line in stderr.lines().map_while(Result::ok) {
-        assert!(!line.contains("warning"), "{line}");
-        checkpoints += line.contains("checkpointed with commit") as usize;
-        seen.push(line);
-        if checkpoints == 2 {
-            break;
-        }
-    }
-    assert_eq!(checkpoints, 2, "{seen:?}");
+    let mut run = Watched::spawn(
+        Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+            .args(["run", "--coordination", "--feeds", "feeds.toml", "--data", "killed"])
+            .args([
+                "--commit-ms",
+                "200",
+                "--checkpoint-secs",
+                "2",
+                "--speed",
+                "200",
+                "posts.jsonl",
+            ])
+            .current_dir(dir),
+    );
+    run.next_checkpoint(Duration::from_secs(60));
+    run.next_checkpoint(Duration::from_secs(60));
+    assert!(!run.seen.iter().any(|l| l.contains("warning")), "{:?}", run.seen);
     std::thread::sleep(Duration::from_secs(1));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    run.kill();
 
     let again = tidewatch(
         &[

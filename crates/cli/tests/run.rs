@@ -11,6 +11,9 @@ use tidewatch_core::query::{eval, Query};
 use tidewatch_core::redact::PublicAccounts;
 use tidewatch_core::{Post, Timestamp};
 
+mod common;
+use common::Watched;
+
 const FEEDS: &[(&str, &str)] = &[
     ("quakes", "earthquake OR aftershock OR #earthquake OR 地震"),
     (
@@ -374,56 +377,30 @@ fn sigterm_stops_a_run_cleanly_and_a_hangup_under_nohup_does_not() {
 /// instead of starting empty.
 #[test]
 fn a_run_killed_after_a_checkpoint_goes_on_from_it() {
-    use std::io::BufRead;
-    use std::process::Stdio;
     use std::time::Duration;
     let tmp = paced_day();
     let dir = tmp.path();
     // Paced at 200x, the generated day takes 7 minutes; commits every
     // 200 ms and a checkpoint every 3 s.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
-        .args(["run", "--feeds", "feeds.toml", "--data", "data", "--narratives"])
-        .args([
-            "--commit-ms",
-            "200",
-            "--checkpoint-secs",
-            "3",
-            "--speed",
-            "200",
-            "in.jsonl",
-        ])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let checkpointed = |line: &str| -> Option<u64> {
-        let rest = line.split("checkpointed with commit ").nth(1)?;
-        rest.split(' ').next()?.parse().ok()
-    };
-    let mut seen = Vec::new();
-    let first = loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no checkpoint within 60 s: {seen:?}"));
-        assert!(!line.contains("warning"), "{line}");
-        seen.push(line.clone());
-        if let Some(commit) = checkpointed(&line) {
-            break commit;
-        }
-    };
+    let mut run = Watched::spawn(
+        Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+            .args(["run", "--feeds", "feeds.toml", "--data", "data", "--narratives"])
+            .args([
+                "--commit-ms",
+                "200",
+                "--checkpoint-secs",
+                "3",
+                "--speed",
+                "200",
+                "in.jsonl",
+            ])
+            .current_dir(dir),
+    );
+    let first = run.next_checkpoint(Duration::from_secs(60));
+    assert!(!run.seen.iter().any(|l| l.contains("warning")), "{:?}", run.seen);
     // Commits go on after the checkpoint; the next one is 3 s away.
     std::thread::sleep(Duration::from_secs(1));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    reader.join().unwrap();
+    run.kill();
 
     let again = tidewatch(
         &[
