@@ -62,6 +62,14 @@ fn config(dir: &Path, name: &str, data: &Path, sources: &str) -> PathBuf {
     path
 }
 
+/// A Jetstream source `bsky` reading `url`, reconnecting quickly, with
+/// `extra` settings (TOML lines).
+fn jetstream_source(url: &str, extra: &str) -> String {
+    format!(
+        "[[source]]\nkind = \"jetstream\"\nname = \"bsky\"\nendpoints = [{url:?}]\nbackoff_initial = \"20ms\"\n{extra}"
+    )
+}
+
 fn run(config: &Path, until_idle: &str) -> Command {
     let mut c = bin();
     c.arg("run")
@@ -149,10 +157,7 @@ fn jetstream_with_drops_a_server_restart_and_a_killed_run_stores_every_post_once
         dir,
         "jetstream",
         &data,
-        &format!(
-            "[[source]]\nkind = \"jetstream\"\nname = \"bsky\"\nendpoints = [{:?}]\nbackoff_initial = \"20ms\"\nbackoff_max = \"200ms\"\n",
-            server.url()
-        ),
+        &jetstream_source(&server.url(), "backoff_max = \"200ms\"\n"),
     );
     let first = run(&cfg, "60")
         .stdout(Stdio::null())
@@ -246,15 +251,7 @@ fn jetstream_killed_after_a_checkpoint_is_read_again_for_the_narratives() {
     };
     let server = JetstreamReplay::start(events.clone(), faults).unwrap();
     let data = data_dir(&dir.join("live"));
-    let cfg = config(
-        dir,
-        "jetstream",
-        &data,
-        &format!(
-            "[[source]]\nkind = \"jetstream\"\nname = \"bsky\"\nendpoints = [{:?}]\nbackoff_initial = \"20ms\"\n",
-            server.url()
-        ),
-    );
+    let cfg = config(dir, "jetstream", &data, &jetstream_source(&server.url(), ""));
     let mut first = Watched::spawn(run(&cfg, "120").args(["--narratives", "--checkpoint-secs", "10"]));
     let checkpoint = first.next_checkpoint(Duration::from_secs(60));
     let at = |i: usize| events[i].time_us;
@@ -299,10 +296,7 @@ fn events_lost_upstream_are_reported_as_a_gap() {
         dir,
         "gap",
         &data,
-        &format!(
-            "[[source]]\nkind = \"jetstream\"\nname = \"bsky\"\nendpoints = [{:?}]\nbackoff_initial = \"20ms\"\ngap_tolerance = \"1s\"\n",
-            server.url()
-        ),
+        &jetstream_source(&server.url(), "gap_tolerance = \"1s\"\n"),
     );
     let out = check(run(&cfg, "1.5").output().unwrap(), "run");
     assert!(
