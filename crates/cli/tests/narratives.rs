@@ -271,7 +271,7 @@ fn findings(dir: &Path, data: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
         dir,
     )
     .lines()
-    .map(|l| without(l, &["recent_10m", "previous_60m", "growth"]))
+    .map(str::to_owned)
     .collect();
     narratives.sort();
     let mut groups: Vec<String> = ok(&["coordination", "--data", data, "--format", "json"], dir)

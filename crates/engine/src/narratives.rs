@@ -120,7 +120,9 @@ pub struct NarrativeRecord {
     /// A member's redacted text.
     pub representative: String,
     /// Posts in the last 10 minutes, in the hour before, and the growth
-    /// score from them (1 is steady).
+    /// score from them (1 is steady). Stored rows count them up to the
+    /// narrative's last post; reports made as posts arrive, up to the
+    /// newest post seen.
     pub recent_10m: u64,
     pub previous_60m: u64,
     pub growth: f64,
@@ -391,13 +393,15 @@ impl NarrativeWatch {
     }
 
     /// The narratives changed since the last call that hold at least
-    /// `store_min_posts` posts, as rows for the store.
+    /// `store_min_posts` posts, as rows for the store. A row's activity is
+    /// as of the narrative's last post: taken after any batch, by any run
+    /// (one stopped and resumed too), the row is the same.
     pub fn take_pending(&mut self) -> Vec<NarrativeRow> {
         let dirty = std::mem::take(&mut self.dirty);
         dirty
             .into_iter()
             .filter_map(|id| {
-                let n = self.narratives.get(NarrativeId(id))?;
+                let n = self.narratives.get_at_last_post(NarrativeId(id))?;
                 Some(NarrativeRecord::new(&n, self.feeds_of(id)).to_row())
             })
             .collect()
@@ -713,7 +717,17 @@ mod tests {
             db.commit(seq as u64 + 1, &delta).unwrap();
         }
         let stored = current_narratives(&db, None, 10).unwrap();
-        assert_eq!(stored, watch.top(1));
+        // The row's activity is as of the narrative's last post (all 9
+        // posts within 10 minutes of it), the live report's as of the
+        // newest post seen; the rest is the same.
+        let mut live = watch.top(1);
+        assert_eq!((live[0].recent_10m, live[0].previous_60m), (4, 5));
+        assert_eq!(
+            (stored[0].recent_10m, stored[0].previous_60m, stored[0].growth),
+            (9, 0, 10.0)
+        );
+        (live[0].recent_10m, live[0].previous_60m, live[0].growth) = (9, 0, 10.0);
+        assert_eq!(stored, live);
         assert_eq!(stored[0].posts, 9);
         assert!(current_narratives(&db, Some(Timestamp(T0 + 9 * MIN)), 10)
             .unwrap()

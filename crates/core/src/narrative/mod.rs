@@ -613,6 +613,15 @@ impl Narratives {
         self.clusters.map.get(&id.0).map(|c| c.summary(id, now, &self.langs))
     }
 
+    /// The summary of a live narrative with its activity (`recent_10m`,
+    /// `previous_60m`, `growth`) as of its last post rather than the
+    /// newest post seen: a record that depends only on the narrative's own
+    /// posts, whenever it is taken.
+    pub fn get_at_last_post(&self, id: NarrativeId) -> Option<Narrative> {
+        let c = self.clusters.map.get(&id.0)?;
+        Some(c.summary(id, c.last, &self.langs))
+    }
+
     /// The `k` largest or fastest-growing narratives of at least two posts,
     /// best first (ties by id). Scans every narrative: meant for periodic
     /// reports, not for every post.

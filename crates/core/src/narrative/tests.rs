@@ -123,6 +123,40 @@ fn a_repost_joins_its_original_and_unknown_originals_gather_their_reposts() {
 }
 
 #[test]
+fn activity_at_the_last_post_does_not_move_with_later_posts() {
+    let mut n = narratives();
+    // Three copies a minute apart, then an unrelated post two hours on.
+    for i in 0..3 {
+        obs(&mut n, &post(&format!("c{i}"), &format!("a{i}"), T0 + i * MIN, MESSAGE));
+    }
+    let id = NarrativeId(
+        obs(&mut n, &post("c3", "a3", T0 + 3 * MIN, MESSAGE))
+            .unwrap()
+            .narrative
+            .0,
+    );
+    let before = n.get(id).unwrap();
+    assert_eq!((before.recent_10m, before.previous_60m), (4, 0));
+    obs(
+        &mut n,
+        &post(
+            "x",
+            "b",
+            T0 + 120 * MIN,
+            "Ferry timetable changes for the island routes start next week",
+        ),
+    );
+    // As of the newest post, the narrative has gone quiet; as of its own
+    // last post it has not, whenever it is asked.
+    let now = n.get(id).unwrap();
+    assert_eq!((now.recent_10m, now.previous_60m), (0, 0));
+    let at_last = n.get_at_last_post(id).unwrap();
+    assert_eq!((at_last.recent_10m, at_last.previous_60m), (4, 0));
+    assert_eq!(at_last.growth, before.growth);
+    assert_eq!(at_last.last_seen, before.last_seen);
+}
+
+#[test]
 fn short_texts_are_not_clustered_by_text() {
     let mut n = narratives();
     assert_eq!(obs(&mut n, &post("s1", "alice_example", T0, "good morning all")), None);
