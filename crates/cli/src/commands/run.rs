@@ -844,7 +844,16 @@ impl Replay {
             topics,
             detectors,
             posts: 0,
+            reached: HashMap::new(),
         };
+        // Where each live source must get to: its input index, name and
+        // the store's cursor.
+        let ends: Vec<(usize, String, Option<u64>)> = self
+            .live
+            .iter()
+            .enumerate()
+            .map(|(i, (spec, _))| (paths.len() + i, spec.name().to_string(), spec.read_until()))
+            .collect();
         let mut sources = if self.live.is_empty() {
             None
         } else {
@@ -880,6 +889,17 @@ impl Replay {
             thousands(sink.posts),
             started.elapsed().as_secs_f64()
         );
+        for (input, name, until) in ends {
+            let reached = sink.reached.get(&input).copied();
+            if let Some(until) = until.filter(|&u| reached.is_none_or(|r| r < u)) {
+                eprintln!(
+                    "{name} was read again only up to cursor {}, short of the store's {until} (its history \
+                     is gone, or it sent nothing for {} s): the detectors are blind to the rest",
+                    reached.map_or("none".to_string(), |r| r.to_string()),
+                    REPLAY_IDLE.as_secs()
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -891,6 +911,8 @@ struct ReplaySink<'a> {
     topics: &'a mut TopicWatch,
     detectors: Option<&'a mut PostDetectors>,
     posts: u64,
+    /// The cursor each input had reached, by input index.
+    reached: HashMap<usize, u64>,
 }
 
 impl RunSink for ReplaySink<'_> {
@@ -912,6 +934,13 @@ impl RunSink for ReplaySink<'_> {
     }
 
     fn window(&mut self, _window: &WindowView<'_>) {}
+
+    fn batch_end(&mut self, at: &Position, _finished: &[Position]) -> Result<(), SinkError> {
+        if let Some(offset) = at.offset {
+            self.reached.insert(at.input, offset);
+        }
+        Ok(())
+    }
 }
 
 /// Sets `flag` on Ctrl-C or SIGTERM ([`tidewatch_server::signals`]); a
