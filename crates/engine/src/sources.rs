@@ -102,15 +102,6 @@ impl SourceSpec {
             SourceSpec::Mastodon(_) | SourceSpec::Rss(_) | SourceSpec::Push(_) => None,
         }
     }
-
-    /// The cursor a bounded read ends at ([`SourceSpec::read_again_until`]).
-    pub fn read_until(&self) -> Option<u64> {
-        match self {
-            SourceSpec::Jetstream(c) => c.until_us,
-            SourceSpec::Nats(c) => c.until,
-            SourceSpec::Mastodon(_) | SourceSpec::Rss(_) | SourceSpec::Push(_) => None,
-        }
-    }
 }
 
 /// The checkpoint name of a live source: `source:NAME` (file inputs are

@@ -762,8 +762,9 @@ struct Replay {
     from: HashMap<String, Resume>,
     until: HashMap<String, u64>,
     /// Live sources bounded to the store's cursor
-    /// ([`SourceSpec::read_again_until`]), with where each starts.
-    live: Vec<(SourceSpec, Resume)>,
+    /// ([`SourceSpec::read_again_until`]), with where each starts and that
+    /// cursor.
+    live: Vec<(SourceSpec, Resume, u64)>,
     /// Inputs that delivered posts after the checkpoint and cannot be
     /// read again: other live sources, and inputs not given to this run.
     blind: Vec<String>,
@@ -798,19 +799,19 @@ impl Replay {
             };
             // A live source replays between its cursors (the stream
             // sequence, Jetstream's time_us) as checkpointed.
-            let bounded = specs
-                .iter()
-                .filter(|s| checkpoint_name(s.name()) == *name)
-                .find_map(|s| s.read_again_until(stored.offset?));
+            let bounded = |until: u64| {
+                let spec = specs.iter().find(|s| checkpoint_name(s.name()) == *name)?;
+                Some((spec.read_again_until(until)?, until))
+            };
             if files.iter().flatten().any(|f| f == name) {
                 replay.from.insert(name.clone(), at);
                 replay.until.insert(name.clone(), stored.events);
-            } else if let (Some(spec), Some(_)) = (bounded, then.offset) {
+            } else if let Some((spec, until)) = then.offset.and(stored.offset).and_then(bounded) {
                 let at = Resume {
                     offset: then.offset,
                     ..at
                 };
-                replay.live.push((spec, at));
+                replay.live.push((spec, at, until));
             } else {
                 replay.blind.push(name.clone());
             }
@@ -848,11 +849,11 @@ impl Replay {
         };
         // Where each live source must get to: its input index, name and
         // the store's cursor.
-        let ends: Vec<(usize, String, Option<u64>)> = self
+        let ends: Vec<(usize, String, u64)> = self
             .live
             .iter()
             .enumerate()
-            .map(|(i, (spec, _))| (paths.len() + i, spec.name().to_string(), spec.read_until()))
+            .map(|(i, (spec, _, until))| (paths.len() + i, spec.name().to_string(), *until))
             .collect();
         let mut sources = if self.live.is_empty() {
             None
@@ -860,9 +861,9 @@ impl Replay {
             let resume: HashMap<String, Resume> = self
                 .live
                 .iter()
-                .map(|(spec, at)| (checkpoint_name(spec.name()), *at))
+                .map(|(spec, at, _)| (checkpoint_name(spec.name()), *at))
                 .collect();
-            let specs = self.live.into_iter().map(|(spec, _)| spec).collect();
+            let specs = self.live.into_iter().map(|(spec, _, _)| spec).collect();
             let opts = LiveOptions {
                 until_idle: Some(REPLAY_IDLE),
                 ..LiveOptions::default()
@@ -891,7 +892,7 @@ impl Replay {
         );
         for (input, name, until) in ends {
             let reached = sink.reached.get(&input).copied();
-            if let Some(until) = until.filter(|&u| reached.is_none_or(|r| r < u)) {
+            if reached.is_none_or(|r| r < until) {
                 eprintln!(
                     "{name} was read again only up to cursor {}, short of the store's {until} (its history \
                      is gone, or it sent nothing for {} s): the detectors are blind to the rest",
@@ -1572,7 +1573,7 @@ mod tests {
         let live: Vec<String> = replay
             .live
             .iter()
-            .map(|(spec, at)| match spec {
+            .map(|(spec, at, _)| match spec {
                 SourceSpec::Jetstream(c) => format!("{} {:?} {:?} {:?}", c.name, at.events, at.offset, c.until_us),
                 SourceSpec::Nats(c) => format!(
                     "{} {} {:?} {:?} {:?}",
