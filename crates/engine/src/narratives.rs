@@ -48,14 +48,9 @@ use tidewatch_core::Timestamp;
 use tidewatch_store::db::{Db, NarrativeRow};
 use tidewatch_store::StoreError;
 
-/// Feeds tallied per narrative (the most frequent are kept).
-const MAX_FEEDS: usize = 16;
-/// Narratives whose feed tallies are kept at once; beyond it new ones are
-/// not tallied until old ones expire.
-const MAX_TALLIES: usize = 200_000;
 /// Narratives examined by [`NarrativeWatch::finish`].
 const FINISH_TOP: usize = 1_000;
-/// Event-time minutes between two sweeps of expired tallies.
+/// Event-time minutes between two sweeps of expired reported narratives.
 const SWEEP_MINUTES: i64 = 10;
 
 /// Characters of the representative text in a one-line summary.
@@ -131,7 +126,7 @@ pub struct NarrativeRecord {
 }
 
 impl NarrativeRecord {
-    fn new(n: &Narrative, feeds: Vec<(u32, u64)>) -> NarrativeRecord {
+    fn new(n: &Narrative) -> NarrativeRecord {
         NarrativeRecord {
             id: n.id.to_string(),
             posts: n.size,
@@ -146,7 +141,7 @@ impl NarrativeRecord {
             recent_10m: n.recent_10m,
             previous_60m: n.previous_60m,
             growth: n.growth,
-            feeds,
+            feeds: n.feeds.clone(),
         }
     }
 
@@ -185,15 +180,6 @@ impl NarrativeRecord {
     }
 }
 
-/// The feeds one narrative's posts matched.
-#[derive(Serialize, Deserialize)]
-struct FeedTally {
-    last: i64,
-    /// (feed, posts), by feed id; at most [`MAX_FEEDS`] feeds, the first
-    /// ones seen.
-    counts: Vec<(u32, u64)>,
-}
-
 /// The narrative clusterer of a run, and what it reported; see the module
 /// docs. It serialises to its state (see [`crate::state`]).
 #[derive(Serialize, Deserialize)]
@@ -202,8 +188,7 @@ pub struct NarrativeWatch {
     narratives: Narratives,
     #[serde(skip)]
     tokens: TokenizedText,
-    tallies: HashMap<u64, FeedTally>,
-    /// The minute (unix minutes) of the last feed-tally sweep.
+    /// The minute (unix minutes) of the last sweep.
     swept: Option<i64>,
     /// Every narrative id reported (by this run or, from the store, an
     /// earlier one), with the event time it was last known active;
@@ -231,7 +216,6 @@ impl NarrativeWatch {
             narratives: Narratives::new(cfg.narratives.clone())?,
             cfg,
             tokens: TokenizedText::new(),
-            tallies: HashMap::new(),
             swept: None,
             reported: HashMap::new(),
             dirty: BTreeSet::new(),
@@ -303,10 +287,13 @@ impl NarrativeWatch {
     pub fn post_sketched(&mut self, m: &MatchedPost, sketch: Option<&NarrativeSketch>) -> Vec<NarrativeRecord> {
         let text = &m.post.text;
         let update = match sketch {
-            Some(sketch) => self.narratives.observe_sketched(&m.post, sketch, || text.clone()),
+            Some(sketch) => self
+                .narratives
+                .observe_sketched(&m.post, sketch, &m.feeds, || text.clone()),
             None => {
                 tokenize(text, &mut self.tokens);
-                self.narratives.observe(&m.post, &self.tokens, || text.clone())
+                self.narratives
+                    .observe(&m.post, &self.tokens, &m.feeds, || text.clone())
             }
         };
         self.last = update;
@@ -314,9 +301,6 @@ impl NarrativeWatch {
             return Vec::new();
         };
         let t = m.post.created_at.map_or(0, |t| t.0);
-        if !m.feeds.is_empty() {
-            self.tally(u.narrative.0, t, &m.feeds);
-        }
         self.sweep(t);
         if u.size >= self.cfg.store_min_posts {
             self.dirty.insert(u.narrative.0);
@@ -338,12 +322,11 @@ impl NarrativeWatch {
         let mut new = Vec::new();
         if growth_due && self.grows_fast(&n) {
             self.grown.insert(u.narrative.0, t);
-            self.grown_pending
-                .push(NarrativeRecord::new(&n, self.feeds_of(u.narrative.0)));
+            self.grown_pending.push(NarrativeRecord::new(&n));
         }
         if due && self.qualifies(&n) {
             self.reported.insert(u.narrative.0, t);
-            new.push(NarrativeRecord::new(&n, self.feeds_of(u.narrative.0)));
+            new.push(NarrativeRecord::new(&n));
         }
         new
     }
@@ -365,8 +348,7 @@ impl NarrativeWatch {
     /// The narrative's record if it qualifies to be reported.
     fn reportable(&self, id: NarrativeId) -> Option<NarrativeRecord> {
         let n = self.narratives.get(id)?;
-        self.qualifies(&n)
-            .then(|| NarrativeRecord::new(&n, self.feeds_of(id.0)))
+        self.qualifies(&n).then(|| NarrativeRecord::new(&n))
     }
 
     /// Whether a narrative qualifies to be reported.
@@ -402,7 +384,7 @@ impl NarrativeWatch {
             .into_iter()
             .filter_map(|id| {
                 let n = self.narratives.get_at_last_post(NarrativeId(id))?;
-                Some(NarrativeRecord::new(&n, self.feeds_of(id)).to_row())
+                Some(NarrativeRecord::new(&n).to_row())
             })
             .collect()
     }
@@ -412,70 +394,28 @@ impl NarrativeWatch {
         self.narratives
             .top(k, Rank::Size)
             .iter()
-            .map(|n| NarrativeRecord::new(n, self.feeds_of(n.id.0)))
+            .map(NarrativeRecord::new)
             .collect()
     }
 
-    fn tally(&mut self, id: u64, t: i64, feeds: &[u32]) {
-        if self.tallies.len() >= MAX_TALLIES && !self.tallies.contains_key(&id) {
-            return;
-        }
-        let tally = self.tallies.entry(id).or_insert(FeedTally {
-            last: t,
-            counts: Vec::new(),
-        });
-        tally.last = tally.last.max(t);
-        // `counts` is kept sorted by feed id, as `feeds` is: one merge finds
-        // the feeds already tallied (a post matches dozens of feeds, and a
-        // search of the list for each was a good part of the detectors'
-        // time), and the first new ones take the free places.
-        let counts = &mut tally.counts;
-        let old = counts.len();
-        let mut i = 0;
-        for &f in feeds {
-            while i < old && counts[i].0 < f {
-                i += 1;
-            }
-            if i < old && counts[i].0 == f {
-                counts[i].1 += 1;
-            } else if counts.len() < MAX_FEEDS {
-                counts.push((f, 1));
-            }
-        }
-        if counts.len() > old {
-            counts.sort_unstable_by_key(|c| c.0);
-        }
-    }
-
-    /// Once per minute of event time, drops the feed tallies of narratives
-    /// quiet for longer than the clusterer's window (they have expired
-    /// there too), and forgets reported narratives that expired, so
-    /// memory stays flat over any stream.
+    /// Once per few minutes of event time, forgets reported narratives
+    /// that expired, so memory stays flat over any stream.
     fn sweep(&mut self, t: i64) {
         let minute = t.div_euclid(Timestamp::MINUTE);
-        // Each sweep scans every tally: once per few minutes of event time
-        // keeps memory bounded at a small share of the cost (a replay runs
-        // through many minutes a second).
+        // Each sweep scans every reported narrative: once per few minutes
+        // of event time keeps memory bounded at a small share of the cost
+        // (a replay runs through many minutes a second).
         if self.swept.is_some_and(|m| minute < m + SWEEP_MINUTES) {
             return;
         }
         self.swept = Some(minute);
         let cutoff = t.saturating_sub(self.cfg.narratives.window_ms);
-        let dirty = &self.dirty;
-        self.tallies
-            .retain(|id, tally| tally.last >= cutoff || dirty.contains(id));
         // A live narrative is kept whatever its recorded time.
         let narratives = &self.narratives;
         self.reported
             .retain(|id, last| *last >= cutoff || narratives.contains(NarrativeId(*id)));
         self.grown
             .retain(|id, last| *last >= cutoff || narratives.contains(NarrativeId(*id)));
-    }
-
-    fn feeds_of(&self, id: u64) -> Vec<(u32, u64)> {
-        let mut v = self.tallies.get(&id).map_or_else(Vec::new, |t| t.counts.clone());
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        v
     }
 }
 
@@ -648,18 +588,32 @@ mod tests {
     }
 
     #[test]
-    fn a_narrative_tallies_the_first_sixteen_feeds_it_meets() {
-        let mut watch = NarrativeWatch::new(config()).unwrap();
-        watch.tally(1, T0, &[2, 9]);
-        // 20 feeds: 2 and 9 again, then the first 14 new ones fill the list.
-        let many: Vec<u32> = (0..20).collect();
-        watch.tally(1, T0, &many);
-        // 16 and up never got a place; 40 neither, the list being full.
-        watch.tally(1, T0, &[3, 15, 16, 40]);
-        let mut want: Vec<(u32, u64)> = vec![(2, 2), (3, 2), (9, 2), (15, 2)];
-        want.extend([0, 1, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14].map(|f| (f, 1)));
-        assert_eq!(watch.feeds_of(1), want);
-        assert_eq!(watch.feeds_of(2), vec![]);
+    fn feed_tallies_live_and_die_with_their_narratives() {
+        // Room for 50 narratives: hundreds of one-off posts come and go
+        // before the campaign, which still tallies its feeds (a separate
+        // table of tallies once filled with dead narratives' and stopped
+        // tallying new ones).
+        let mut cfg = config();
+        cfg.narratives.max_narratives = 50;
+        let mut watch = NarrativeWatch::new(cfg).unwrap();
+        for i in 0..300 {
+            let text = format!("w{i}a w{i}b w{i}c w{i}d w{i}e w{i}f");
+            watch.post(&matched(
+                &format!("x{i}"),
+                "acct_x_example",
+                T0 - 10 * MIN,
+                &text,
+                None,
+                &[1, 2],
+            ));
+        }
+        assert!(watch.narratives().stats().evicted_narratives >= 250);
+        let mut reported = Vec::new();
+        for m in campaign() {
+            reported.extend(watch.post(&m));
+        }
+        assert_eq!(reported.len(), 1);
+        assert_eq!(reported[0].feeds, vec![(7, 6), (9, 3)]);
     }
 
     #[test]
@@ -673,7 +627,7 @@ mod tests {
         }
         assert_eq!((reported.len(), watch.reported.len()), (1, 1));
         // Stored; two hours on, the narrative has expired: its id is
-        // forgotten, and its feed tally with it.
+        // forgotten.
         assert_eq!(watch.take_pending().len(), 1);
         watch.post(&matched("later", "acct_9_example", T0 + 130 * MIN, MESSAGE, None, &[3]));
         assert!(watch
@@ -681,7 +635,6 @@ mod tests {
             .get(NarrativeId(u64::from_str_radix(&reported[0].id, 16).unwrap()))
             .is_none());
         assert!(watch.reported.is_empty());
-        assert_eq!(watch.tallies.len(), 1, "only the new post's narrative");
     }
 
     #[test]

@@ -50,7 +50,7 @@ use std::io::{Read, Write};
 const MAGIC: &[u8; 8] = b"twdetect";
 /// Bumped whenever a saved type changes: older state is refused, not
 /// misread.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// Why saved state could not be written or read.
 #[derive(Debug, thiserror::Error)]

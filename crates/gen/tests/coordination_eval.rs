@@ -71,7 +71,7 @@ fn evaluate(posts: u64, seed: u64) -> CoordinationScore {
         entities::scan_into(&post.text, &mut spans);
         post.entities = Some(entities::extract(&post.text, &spans));
         tokenize(&post.text, &mut tokens);
-        let update = narratives.observe(&post, &tokens, String::new);
+        let update = narratives.observe(&post, &tokens, &[], String::new);
         if let (Some(event), Some(author)) = (post.labels.get_str("event"), &post.author) {
             active.entry(event).or_default().insert(author.clone());
         }

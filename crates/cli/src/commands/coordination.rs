@@ -347,7 +347,8 @@ impl Detectors {
     /// Observes one post; returns what the narratives did with it.
     pub fn post(&mut self, m: &MatchedPost) -> Option<NarrativeUpdate> {
         tokenize(&m.post.text, &mut self.tokens);
-        let update = self.narratives.observe(&m.post, &self.tokens, String::new);
+        // Only the narrative id is used here: its feed tally is not.
+        let update = self.narratives.observe(&m.post, &self.tokens, &[], String::new);
         let narrative = update.filter(|u| !u.by_repost).map(|u| u.narrative);
         self.watch.post(m, narrative);
         update

@@ -82,7 +82,7 @@ impl AgreementMeter {
     pub fn observe(&mut self, post: &Post) -> Option<NarrativeUpdate> {
         self.posts += 1;
         tokenize(&post.text, &mut self.tokens);
-        let update = self.clusterer.observe(post, &self.tokens, String::new);
+        let update = self.clusterer.observe(post, &self.tokens, &[], String::new);
         if let Some(u) = update.as_ref().filter(|u| !u.by_repost) {
             self.placed.push(Placed {
                 t: post.created_at.map_or(0, |t| t.0),

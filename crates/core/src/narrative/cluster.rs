@@ -2,9 +2,9 @@
 //!
 //! The idea: most posts found a narrative that never grows, so a
 //! narrative of one post is only its signature, times and founder's
-//! account and language; the rest ([`Details`]: distinct-account sketch,
-//! language and domain tallies, representative text, activity ring) is
-//! allocated when a second post joins.
+//! account, language and feeds; the rest ([`Details`]: distinct-account
+//! sketch, language, domain and feed tallies, representative text,
+//! activity ring) is allocated when a second post joins.
 
 use super::minhash::sketch_jaccard;
 use crate::time::Timestamp;
@@ -19,6 +19,9 @@ const HLL_REGISTERS: usize = 256;
 const TALLY_CAP: usize = 8;
 /// Languages and domains listed in a summary.
 const TALLY_SHOWN: usize = 3;
+/// Feeds tallied per narrative: the first this many seen, with their
+/// post counts.
+pub const MAX_FEEDS: usize = 16;
 /// Width of one activity slot, and the number of slots kept (70 minutes).
 pub const SLOT_MS: i64 = 5 * 60 * 1000;
 const SLOTS: usize = 14;
@@ -78,6 +81,9 @@ pub struct Narrative {
     /// The text of the post that made it a narrative of two, as given by
     /// the caller (redacted); empty while it has one post.
     pub representative: String,
+    /// The feeds its posts matched, with their post counts, most posts
+    /// first (ties by feed id): the first [`MAX_FEEDS`] feeds seen.
+    pub feeds: Vec<(u32, u64)>,
     /// Posts in the last 10 minutes before the clusterer's newest time.
     pub recent_10m: u64,
     /// Posts in the 60 minutes before those.
@@ -104,6 +110,10 @@ pub(crate) struct Cluster {
     pub founder_lang: Option<u16>,
     /// The founding post's first link domain, if any.
     pub founder_domain: Option<Box<str>>,
+    /// The feeds the founding post matched (at most [`MAX_FEEDS`]), until
+    /// a second post moves them into the details' tally. An empty box
+    /// holds no allocation.
+    pub founder_feeds: Box<[u32]>,
     /// Members that joined by text, the founder included when it had one.
     pub text_members: u64,
     pub details: Option<Box<Details>>,
@@ -114,6 +124,8 @@ pub(crate) struct Details {
     accounts: Accounts,
     langs: Tally<u16>,
     domains: Tally<Box<str>>,
+    /// (feed, posts), by feed id; the first [`MAX_FEEDS`] feeds seen.
+    feeds: Vec<(u32, u64)>,
     representative: Box<str>,
     activity: Activity,
     /// Distinct member texts other than the founder's (their sketches) with
@@ -131,6 +143,7 @@ impl Cluster {
         account: Option<u64>,
         lang: Option<u16>,
         domain: Option<&str>,
+        feeds: &[u32],
     ) -> Cluster {
         Cluster {
             text_members: u64::from(founder.is_some()),
@@ -142,12 +155,13 @@ impl Cluster {
             founder_account: account,
             founder_lang: lang,
             founder_domain: domain.map(Box::from),
+            founder_feeds: feeds[..feeds.len().min(MAX_FEEDS)].into(),
             details: None,
         }
     }
 
-    /// Counts one more post. `representative` is called when the narrative
-    /// reaches two posts.
+    /// Counts one more post, which matched `feeds` (ascending).
+    /// `representative` is called when the narrative reaches two posts.
     #[allow(clippy::too_many_arguments)]
     pub fn add(
         &mut self,
@@ -156,6 +170,7 @@ impl Cluster {
         account: Option<u64>,
         lang: Option<u16>,
         domains: &[String],
+        feeds: &[u32],
         representative: impl FnOnce() -> String,
     ) {
         if self.details.is_none() {
@@ -169,6 +184,10 @@ impl Cluster {
             if let Some(dom) = self.founder_domain.take() {
                 d.domains.add(dom);
             }
+            d.feeds = std::mem::take(&mut self.founder_feeds)
+                .iter()
+                .map(|&f| (f, 1))
+                .collect();
             d.activity.add(self.first);
             d.representative = truncate_chars(&representative(), REPRESENTATIVE_CHARS).into();
             self.details = Some(Box::new(d));
@@ -187,6 +206,7 @@ impl Cluster {
             for dom in domains.iter().take(4) {
                 d.domains.add_str(dom);
             }
+            tally_feeds(&mut d.feeds, feeds);
             d.activity.add(t);
         }
     }
@@ -264,12 +284,13 @@ impl Cluster {
                 .get(usize::from(l))
                 .map_or_else(String::new, |s| s.to_string())
         };
-        let (distinct, exact, languages, domains, representative, (recent, previous)) = match &self.details {
+        let (distinct, exact, languages, domains, mut feeds, representative, (recent, previous)) = match &self.details {
             Some(d) => (
                 d.accounts.count(),
                 d.accounts.is_exact(),
                 d.langs.top().into_iter().map(|(l, n)| (lang_name(*l), n)).collect(),
                 d.domains.top().into_iter().map(|(s, n)| (s.to_string(), n)).collect(),
+                d.feeds.clone(),
                 d.representative.to_string(),
                 d.activity.counts(now),
             ),
@@ -278,10 +299,12 @@ impl Cluster {
                 true,
                 self.founder_lang.map(|l| (lang_name(l), 1)).into_iter().collect(),
                 self.founder_domain.iter().map(|d| (d.to_string(), 1)).collect(),
+                self.founder_feeds.iter().map(|&f| (f, 1)).collect(),
                 String::new(),
                 Activity::single(self.first, now),
             ),
         };
+        feeds.sort_by(|a: &(u32, u64), b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         Narrative {
             id,
             size: self.size,
@@ -293,6 +316,7 @@ impl Cluster {
             languages,
             domains,
             representative,
+            feeds,
             recent_10m: recent,
             previous_60m: previous,
             growth: growth(recent, previous),
@@ -311,17 +335,40 @@ impl Cluster {
 
     /// Approximate heap bytes owned by this narrative.
     pub fn heap_bytes(&self) -> usize {
-        let sig =
-            self.founder.as_ref().map_or(0, |f| f.len() * 4) + self.founder_domain.as_ref().map_or(0, |d| d.len());
+        let sig = self.founder.as_ref().map_or(0, |f| f.len() * 4)
+            + self.founder_domain.as_ref().map_or(0, |d| d.len())
+            + self.founder_feeds.len() * 4;
         let details = self.details.as_ref().map_or(0, |d| {
             std::mem::size_of::<Details>()
                 + d.representative.len()
                 + d.accounts.heap_bytes()
                 + d.langs.items.capacity() * std::mem::size_of::<(u16, u64)>()
                 + d.domains.items.iter().map(|(s, _)| s.len() + 24).sum::<usize>()
+                + d.feeds.capacity() * std::mem::size_of::<(u32, u64)>()
                 + d.variants.iter().map(|(v, _)| v.len() * 4 + 24).sum::<usize>()
         });
         sig + details
+    }
+}
+
+/// Adds one post's `feeds` (ascending) to `counts` (by feed id): one merge
+/// finds the feeds already tallied (a post matches dozens of feeds), and
+/// the first new ones take the free places.
+fn tally_feeds(counts: &mut Vec<(u32, u64)>, feeds: &[u32]) {
+    let old = counts.len();
+    let mut i = 0;
+    for &f in feeds {
+        while i < old && counts[i].0 < f {
+            i += 1;
+        }
+        if i < old && counts[i].0 == f {
+            counts[i].1 += 1;
+        } else if counts.len() < MAX_FEEDS {
+            counts.push((f, 1));
+        }
+    }
+    if counts.len() > old {
+        counts.sort_unstable_by_key(|c| c.0);
     }
 }
 
@@ -583,6 +630,35 @@ mod tests {
             t.add(99);
         }
         assert_eq!(t.top().first().map(|(v, _)| **v), Some(99));
+    }
+
+    #[test]
+    fn feeds_are_tallied_from_the_founder_on_and_listed_by_posts() {
+        let mut c = Cluster::new(None, 0, Some(1), None, None, &[2, 5, 9]);
+        assert_eq!(c.summary(NarrativeId(1), 0, &[]).feeds, vec![(2, 1), (5, 1), (9, 1)]);
+        c.add(1, false, Some(2), None, &[], &[1, 5], String::new);
+        c.add(2, false, Some(3), None, &[], &[5, 9], String::new);
+        let feeds = c.summary(NarrativeId(1), 2, &[]).feeds;
+        assert_eq!(feeds, vec![(5, 3), (9, 2), (1, 1), (2, 1)]);
+    }
+
+    #[test]
+    fn only_the_first_sixteen_feeds_seen_are_tallied() {
+        let many: Vec<u32> = (0..40).collect();
+        assert_eq!(
+            Cluster::new(None, 0, None, None, None, &many).founder_feeds.len(),
+            MAX_FEEDS
+        );
+
+        let mut c = Cluster::new(None, 0, None, None, None, &[2, 9]);
+        // 20 feeds: 2 and 9 again, then the first 14 new ones fill the list.
+        let twenty: Vec<u32> = (0..20).collect();
+        c.add(1, false, None, None, &[], &twenty, String::new);
+        // 16 and up never got a place; 40 neither, the list being full.
+        c.add(2, false, None, None, &[], &[3, 15, 16, 40], String::new);
+        let mut want: Vec<(u32, u64)> = vec![(2, 2), (3, 2), (9, 2), (15, 2)];
+        want.extend([0, 1, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14].map(|f| (f, 1)));
+        assert_eq!(c.summary(NarrativeId(1), 2, &[]).feeds, want);
     }
 
     #[test]

@@ -145,7 +145,7 @@ fn organic_background_alone_forms_no_large_text_narrative() {
         p.write_json(&mut buf);
         let p = Post::from_json(&buf).expect("round-trips");
         tokenize(&p.text, &mut tokens);
-        if let Some(u) = n.observe(&p, &tokens, String::new).filter(|u| !u.by_repost) {
+        if let Some(u) = n.observe(&p, &tokens, &[], String::new).filter(|u| !u.by_repost) {
             let s = sizes.entry(u.narrative.0).or_default();
             *s += 1;
             largest_text = largest_text.max(*s);

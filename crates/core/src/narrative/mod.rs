@@ -78,7 +78,7 @@ mod eval_tests;
 #[cfg(test)]
 mod tests;
 
-pub use cluster::{Narrative, NarrativeId, EXACT_ACCOUNTS};
+pub use cluster::{Narrative, NarrativeId, EXACT_ACCOUNTS, MAX_FEEDS};
 pub use minhash::{Signature, HASHES};
 pub use shingle::Shingler;
 
@@ -88,6 +88,7 @@ use bands::BandTable;
 use cluster::Cluster;
 use minhash::{band_keys, hash_bytes, signature, sketch, sketch_jaccard};
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -386,7 +387,9 @@ impl Narratives {
     }
 
     /// Counts `post` into a narrative. `tokens` must be `post.text`
-    /// tokenised by [`crate::text::tokenize`]. `representative` gives the
+    /// tokenised by [`crate::text::tokenize`]; `feeds` are the ids of the
+    /// feeds it matched (ascending), tallied per narrative
+    /// ([`Narrative::feeds`]). `representative` gives the
     /// text to show for the narrative (the caller's redacted text of this
     /// post); it is called only when the post makes a narrative of two.
     /// A post without a time is placed at the newest time seen.
@@ -397,11 +400,12 @@ impl Narratives {
         &mut self,
         post: &Post,
         tokens: &TokenizedText,
+        feeds: &[u32],
         representative: impl FnOnce() -> String,
     ) -> Option<NarrativeUpdate> {
         let mut current = std::mem::take(&mut self.current);
         self.sketcher.sketch_into(&post.text, tokens, &mut current);
-        let update = self.observe_sketched(post, &current, representative);
+        let update = self.observe_sketched(post, &current, feeds, representative);
         self.current = current;
         update
     }
@@ -414,12 +418,13 @@ impl Narratives {
         &mut self,
         post: &Post,
         sketch: &NarrativeSketch,
+        feeds: &[u32],
         representative: impl FnOnce() -> String,
     ) -> Option<NarrativeUpdate> {
         if sketch.shape != self.sketcher.shape {
             let mut tokens = std::mem::take(&mut self.tokens);
             tokenize(&post.text, &mut tokens);
-            let update = self.observe(post, &tokens, representative);
+            let update = self.observe(post, &tokens, feeds, representative);
             self.tokens = tokens;
             return update;
         }
@@ -445,12 +450,12 @@ impl Narratives {
                 .map(|p| p.cluster);
             let (id, is_new) = match known {
                 Some(id) => (id, false),
-                None => (key, !self.clusters.map.contains_key(&key)),
+                None => {
+                    let founder = text.then_some(sketch.sketch.as_slice());
+                    let domain = domains.first().map(String::as_str);
+                    (key, self.found(key, founder, t, account, lang, domain, feeds))
+                }
             };
-            if is_new {
-                let founder = text.then_some(sketch.sketch.as_slice());
-                self.found(id, founder, t, account, lang, domains.first().map(String::as_str));
-            }
             self.originals.upsert(key, Pointer { cluster: id, last: t });
             (id, is_new, true)
         } else {
@@ -461,18 +466,14 @@ impl Narratives {
             let own = hash_bytes(post.id.as_bytes(), SEED_POST);
             let (id, is_new) = match self.best_candidate(sketch, cutoff) {
                 Some(id) => (id, false),
-                None => (own, !self.clusters.map.contains_key(&own)),
+                None => {
+                    let domain = domains.first().map(String::as_str);
+                    (
+                        own,
+                        self.found(own, Some(&sketch.sketch), t, account, lang, domain, feeds),
+                    )
+                }
             };
-            if is_new {
-                self.found(
-                    id,
-                    Some(&sketch.sketch),
-                    t,
-                    account,
-                    lang,
-                    domains.first().map(String::as_str),
-                );
-            }
             self.originals.upsert(own, Pointer { cluster: id, last: t });
             (id, is_new, false)
         };
@@ -480,7 +481,7 @@ impl Narratives {
         let mut size = 1;
         if !is_new {
             if let Some(c) = self.clusters.map.get_mut(&id) {
-                c.add(t, by_repost, account, lang, domains, representative);
+                c.add(t, by_repost, account, lang, domains, feeds, representative);
                 if !by_repost {
                     c.add_text(&sketch.sketch);
                 }
@@ -553,7 +554,10 @@ impl Narratives {
     }
 
     /// Founds narrative `id`, with the founding post's sketch when it was
-    /// founded by text.
+    /// founded by text, unless it is live already (a post seen twice, or
+    /// one more repost of an original whose narrative was founded by an
+    /// earlier one): returns whether it was founded.
+    #[allow(clippy::too_many_arguments)]
     fn found(
         &mut self,
         id: u64,
@@ -562,11 +566,13 @@ impl Narratives {
         account: Option<u64>,
         lang: Option<u16>,
         domain: Option<&str>,
-    ) {
-        self.stats.founded += 1;
-        let founder = founder.map(Box::from);
-        let cluster = Cluster::new(founder, t, account, lang, domain);
-        self.clusters.upsert(id, cluster);
+        feeds: &[u32],
+    ) -> bool {
+        let founded = self.clusters.insert_new(id, || {
+            Cluster::new(founder.map(Box::from), t, account, lang, domain, feeds)
+        });
+        self.stats.founded += u64::from(founded);
+        founded
     }
 
     fn intern_lang(&mut self, tag: &str) -> Option<u16> {
@@ -748,12 +754,27 @@ impl<V: Timed> TimedMap<V> {
         }
     }
 
+    // Both look the key up once: most keys are new, and on a large map
+    // each lookup is a cache miss.
     fn upsert(&mut self, key: u64, value: V) {
-        match self.map.get_mut(&key) {
-            Some(v) => v.refresh(value),
-            None => {
+        match self.map.entry(key) {
+            Entry::Occupied(mut e) => e.get_mut().refresh(value),
+            Entry::Vacant(e) => {
                 self.queue.push_back((value.last(), key));
-                self.map.insert(key, value);
+                e.insert(value);
+            }
+        }
+    }
+
+    /// Inserts `make()` under `key` unless the key is present; returns
+    /// whether it inserted.
+    fn insert_new(&mut self, key: u64, make: impl FnOnce() -> V) -> bool {
+        match self.map.entry(key) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(e) => {
+                let value = e.insert(make());
+                self.queue.push_back((value.last(), key));
+                true
             }
         }
     }

@@ -31,7 +31,7 @@ fn repost(id: &str, author: &str, t: i64, of: &str, text: &str) -> Post {
 fn obs(n: &mut Narratives, p: &Post) -> Option<NarrativeUpdate> {
     let mut tokens = TokenizedText::new();
     tokenize(&p.text, &mut tokens);
-    n.observe(p, &tokens, || p.text.clone())
+    n.observe(p, &tokens, &[], || p.text.clone())
 }
 
 fn narratives() -> Narratives {
@@ -387,7 +387,7 @@ proptest! {
                 ..Default::default()
             };
             tokenize(&p.text, &mut tokens);
-            if let Some(u) = n.observe(&p, &tokens, || p.text.clone()) {
+            if let Some(u) = n.observe(&p, &tokens, &[], || p.text.clone()) {
                 prop_assert!(u.size >= 1);
             }
             if i % 50 == 0 {
@@ -467,7 +467,7 @@ fn memory_stays_flat_over_a_long_stream() {
         };
         let p = post(&format!("p{k}"), &format!("a{}", rng % 5000), T0 + k * 100, &text);
         tokenize(&p.text, &mut tokens);
-        n.observe(&p, &tokens, String::new);
+        n.observe(&p, &tokens, &[], String::new);
         if k == 100_000 {
             peak_at_half = n.stats().approx_bytes;
         }
@@ -514,8 +514,8 @@ fn sketches_made_elsewhere_cluster_exactly_as_observe_does() {
             "{}",
             p.text
         );
-        let want = direct.observe(p, &tokens, || p.text.clone());
-        let got = handed.observe_sketched(p, &sketch, || p.text.clone());
+        let want = direct.observe(p, &tokens, &[], || p.text.clone());
+        let got = handed.observe_sketched(p, &sketch, &[], || p.text.clone());
         assert_eq!(want, got, "{}", p.id);
     }
     assert_eq!(direct.stats(), handed.stats());
@@ -534,8 +534,8 @@ fn sketches_made_elsewhere_cluster_exactly_as_observe_does() {
     for p in &stream {
         tokenize(&p.text, &mut tokens);
         let foreign = other.sketch(&p.text, &tokens);
-        let want = fresh.observe(p, &tokens, || p.text.clone());
-        let got = again.observe_sketched(p, &foreign, || p.text.clone());
+        let want = fresh.observe(p, &tokens, &[], || p.text.clone());
+        let got = again.observe_sketched(p, &foreign, &[], || p.text.clone());
         assert_eq!(want, got, "{}", p.id);
     }
 }
