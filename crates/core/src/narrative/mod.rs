@@ -98,7 +98,8 @@ const SEED_ACCOUNT: u64 = 0x4143_4354;
 const MAX_LANGS: usize = 256;
 
 /// About what the default caps hold at most, in MiB: the band table 32,
-/// narratives about 60, reposted originals about 25, and the maps' spare
+/// narratives about 60 (plus up to 13 for their founders' feed ids, when
+/// posts match 16 feeds or more), reposted originals about 25, and the maps' spare
 /// capacity (see [`NarrativeConfig::with_memory_mib`]).
 pub const DEFAULT_MEMORY_MIB: usize = 128;
 
@@ -120,7 +121,8 @@ pub struct NarrativeConfig {
     pub pair_tolerance: f64,
     /// LSH bands: 8, 16 (default), 32 or 64; rows per band = 64 / bands.
     pub bands: usize,
-    /// Most narratives kept (default 200 000, ≈ 60 MB at most).
+    /// Most narratives kept (default 200 000, ≈ 60 MB at most, plus up to
+    /// 64 bytes each for the feeds their founding post matched).
     pub max_narratives: usize,
     /// Most LSH bucket entries kept (default 1 000 000, 32 MB once full).
     pub max_buckets: usize,
