@@ -4,8 +4,9 @@
 //! A [`NarrativeWatch`] holds the streaming near-duplicate clusterer of
 //! `tidewatch_core::narrative`. A run's sink hands it every matched post in
 //! input order; the post joins (or founds) a narrative by its text, or, for
-//! a repost, the narrative of the post it reposts. The watch adds what the
-//! core does not know: which feeds the narrative's posts matched.
+//! a repost, the narrative of the post it reposts, and the narrative
+//! tallies the feeds the post matched. The watch decides what is reported,
+//! stored and announced as growing.
 //!
 //! A narrative is *reported* once, the first time it holds at least
 //! `min_accounts` distinct accounts and either `min_posts` posts or a

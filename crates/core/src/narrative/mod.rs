@@ -78,7 +78,7 @@ mod eval_tests;
 #[cfg(test)]
 mod tests;
 
-pub use cluster::{Narrative, NarrativeId, EXACT_ACCOUNTS, MAX_FEEDS};
+pub use cluster::{Narrative, NarrativeId, EXACT_ACCOUNTS};
 pub use minhash::{Signature, HASHES};
 pub use shingle::Shingler;
 
